@@ -1,0 +1,24 @@
+"""SQLAlchemy models of tablebeat's tables, and engine setup."""
+
+from models.base import Base, UTCDateTime
+from models.engine import database_url, make_engine, make_sessionmaker
+from models.execution import FINAL_STATUSES, ExecuteTask, RunStatus
+from models.schedule import CONFIG_COLUMNS, Task, TaskChange, TaskStatus, TriggerKind
+from models.workers import WorkerHeartbeat
+
+__all__ = [
+    "Base",
+    "CONFIG_COLUMNS",
+    "ExecuteTask",
+    "FINAL_STATUSES",
+    "RunStatus",
+    "Task",
+    "TaskChange",
+    "TaskStatus",
+    "TriggerKind",
+    "UTCDateTime",
+    "WorkerHeartbeat",
+    "database_url",
+    "make_engine",
+    "make_sessionmaker",
+]

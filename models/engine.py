@@ -1,0 +1,69 @@
+"""Engine and session factory for the tablebeat database."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+#: The embedded default: a SQLite file in the working directory.
+DEFAULT_DATABASE_URL = f"sqlite:///{Path.cwd() / 'tablebeat.db'}"
+
+
+def database_url() -> str:
+    """The configured database URL (``TABLEBEAT_DATABASE_URL``) or the embedded SQLite default."""
+    return os.environ.get("TABLEBEAT_DATABASE_URL") or DEFAULT_DATABASE_URL
+
+
+def parse_database_url(url: str | URL) -> URL:
+    """Parse ``url``, raising ``ValueError`` that names the setting when it is malformed."""
+    try:
+        parsed = make_url(url)
+    except Exception as exc:  # make_url raises ArgumentError with a terse message
+        raise ValueError(f"TABLEBEAT_DATABASE_URL: cannot parse {str(url)!r}: {exc}") from exc
+    if parsed.get_backend_name() not in ("sqlite", "mysql", "mariadb", "postgresql"):
+        raise ValueError(
+            f"TABLEBEAT_DATABASE_URL: unsupported backend {parsed.get_backend_name()!r}; "
+            "use sqlite, mysql+pymysql or postgresql+psycopg"
+        )
+    return parsed
+
+
+def make_engine(url: str | URL | None = None, **kwargs: Any) -> Engine:
+    """Create an engine tuned for tablebeat on SQLite, MySQL/MariaDB or PostgreSQL."""
+    parsed = parse_database_url(url or database_url())
+    backend = parsed.get_backend_name()
+    options: dict[str, Any] = {"pool_pre_ping": True}
+    if backend == "sqlite":
+        # Beat and worker are separate processes on one file: wait for locks instead of failing.
+        options["connect_args"] = {"timeout": 30, "check_same_thread": False}
+    elif backend in ("mysql", "mariadb"):
+        options["pool_recycle"] = 3600
+        # Naive DATETIMEs are UTC; make CURRENT_TIMESTAMP agree whatever the server zone is.
+        options["connect_args"] = {"init_command": "SET time_zone = '+00:00'"}
+        # REPEATABLE READ would hide other processes' edits inside a long-lived transaction.
+        options["isolation_level"] = "READ COMMITTED"
+    elif backend == "postgresql":
+        options["connect_args"] = {"options": "-c timezone=UTC"}
+    options.update(kwargs)
+    engine = create_engine(parsed, **options)
+    if backend == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL lets the worker read while beat writes; NORMAL sync is safe with WAL.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
+    """A session factory that keeps loaded values usable after commit."""
+    return sessionmaker(engine, expire_on_commit=False)
