@@ -1,0 +1,534 @@
+"""``SqlScheduler``: the Celery beat scheduler that reads the ``task`` table.
+
+Each tick runs four named steps: sync changes, claim due fires (in bulk, ahead of their
+instant), publish the claimed fires whose instant has come, and housekeeping.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import os
+import socket
+import time
+import uuid
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from celery import beat, schedules
+from sqlalchemy import Connection
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+
+from models import TaskStatus, TriggerKind, make_engine
+from scheduler import store
+from scheduler.dispatch import BrokerUnavailable, Dispatch, Publisher
+from scheduler.errors import RowError
+from scheduler.planning import PlannedFire, first_pending_instant, plan_due
+from scheduler.rows import ScheduledJob, compile_row
+from scheduler.settings import SchedulerSettings
+from scheduler.triggers import Trigger
+
+logger = logging.getLogger("tablebeat.beat")
+
+#: Housekeeping that need not run every refresh.
+PRUNE_EVERY_S = 600.0
+CHANGE_LOG_KEEP = timedelta(hours=1)
+ROW_STATE_WRITES_PER_TICK = 2000
+#: Bursts larger than this log one summary line instead of a line per fire.
+LOG_EACH_FIRE_UP_TO = 20
+
+
+def utcnow() -> datetime:
+    """The current instant, UTC-aware."""
+    return datetime.now(timezone.utc)
+
+
+class TableSchedule(schedules.BaseSchedule):  # type: ignore[misc]
+    """A Celery schedule view of a tablebeat trigger (for ``scheduler.schedule`` readers)."""
+
+    def __init__(self, trigger: Trigger, app: Any = None) -> None:
+        super().__init__(app=app)
+        self.trigger = trigger
+
+    def remaining_estimate(self, last_run_at: datetime) -> timedelta:
+        nxt = self.trigger.next_after(last_run_at)
+        return timedelta(days=36500) if nxt is None else max(nxt - utcnow(), timedelta(0))
+
+    def is_due(self, last_run_at: datetime) -> schedules.schedstate:
+        remaining = self.remaining_estimate(last_run_at).total_seconds()
+        return schedules.schedstate(remaining <= 0, max(remaining, 0.0))
+
+    def __repr__(self) -> str:
+        return f"<TableSchedule: {self.trigger.describe()}>"
+
+
+class TableEntry(beat.ScheduleEntry):  # type: ignore[misc]
+    """A read-only ``ScheduleEntry`` for one task row; dispatch does not go through it."""
+
+    def __init__(self, *args: Any, task_id: int | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.task_id = task_id
+
+    def __iter__(self) -> Any:
+        yield from super().__iter__()
+        yield "task_id", self.task_id
+
+
+class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
+    """Celery beat scheduler whose schedule is the ``task`` table.
+
+    Every beat process may run at once: a fire is claimed by inserting its unique
+    ``execute_task`` row, so each fire is dispatched once whatever the number of beats.
+    """
+
+    Entry = TableEntry
+
+    def __init__(self, app: Any, *args: Any, **kwargs: Any) -> None:
+        # Celery's __init__ calls setup_schedule(); everything it needs must exist first.
+        self.settings = SchedulerSettings.from_conf(app.conf)
+        self.token = f"{socket.gethostname()[:30]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._jobs: dict[int, ScheduledJob] = {}
+        self._revisions: dict[int, int] = {}
+        self._errors: dict[int, int] = {}
+        self._heap: list[tuple[float, int, int]] = []
+        self._seq = 0
+        self._ready: list[tuple[float, int, Dispatch]] = []
+        self._ready_claimed_at = 0.0
+        self._row_state_backlog: dict[int, store.RowState] = {}
+        self._change_cursor = 0
+        self._fingerprint: tuple[Any, ...] | None = None
+        self._next_poll = 0.0
+        self._next_refresh = 0.0
+        self._next_prune = 0.0
+        self._next_housekeep = 0.0
+        self._next_broker_probe = 0.0
+        self._db_down_since: float | None = None
+        self._broker_down_since: float | None = None
+        self._engine: Any = None
+        self._registered: frozenset[str] = frozenset()
+        self.publisher = Publisher(app, self.settings.publish_batch_size)
+        kwargs.pop("schedule_filename", None)
+        super().__init__(app, *args, **kwargs)
+
+    # --- celery.beat.Scheduler API ---------------------------------------------------
+
+    def setup_schedule(self) -> None:
+        from workers.registry import registered_names
+
+        self._engine = make_engine(self.settings.database_url or None)
+        self._registered = registered_names()
+        started = time.monotonic()
+        self._full_sync()
+        logger.info(
+            "tablebeat: %d tasks scheduled, %d in error, loaded in %.2fs (beat %s)",
+            len(self._jobs),
+            len(self._errors),
+            time.monotonic() - started,
+            self.token,
+        )
+
+    def tick(self, *args: Any, **kwargs: Any) -> float:
+        """One pass of the loop; returns seconds to sleep before the next."""
+        now_m = time.monotonic()
+        self._sync_changes(now_m)
+        self._claim_due()
+        self._publish_ready()
+        self._housekeep(now_m)
+        return self._sleep_seconds()
+
+    @property
+    def schedule(self) -> dict[str, TableEntry]:
+        """A ``ScheduleEntry`` per scheduled task, built on request (not used to dispatch)."""
+        return {
+            job.task_key: TableEntry(
+                name=job.task_key,
+                task=job.job_name,
+                schedule=TableSchedule(job.trigger, app=self.app),
+                args=(job.task_key, *job.args),
+                kwargs=dict(job.kwargs),
+                options={"queue": job.queue} if job.queue else {},
+                last_run_at=job.last_run_at,
+                app=self.app,
+                task_id=job.task_id,
+            )
+            for job in self._jobs.values()
+        }
+
+    def should_sync(self) -> bool:
+        # Fires are persisted when claimed; there is nothing to flush periodically.
+        return False
+
+    def sync(self) -> None:
+        self._flush_row_states(limit=None)
+
+    def close(self) -> None:
+        try:
+            self.sync()
+        except SQLAlchemyError as exc:
+            logger.warning("tablebeat: could not write row states on close: %s", exc)
+        if self._engine is not None:
+            self._engine.dispose()
+
+    @property
+    def info(self) -> str:
+        return f"tablebeat {self.settings.database_url or 'default database'} (refresh {self.settings.refresh_seconds}s)"
+
+    # --- sync -----------------------------------------------------------------------
+
+    def _sync_changes(self, now_m: float) -> None:
+        if now_m < self._next_poll:
+            return
+        self._next_poll = now_m + self.settings.poll_seconds
+        full = now_m >= self._next_refresh
+        try:
+            with self._engine.begin() as conn:
+                cursor, changed = store.read_changes(conn, self._change_cursor)
+                if changed:
+                    self._apply_changed(conn, changed)
+                    self._change_cursor = cursor
+                if full:
+                    self._next_refresh = now_m + self.settings.refresh_seconds
+                    current = store.fingerprint(conn)
+                    if current != self._fingerprint:
+                        logger.info("tablebeat: table fingerprint moved; reloading every row")
+                        self._full_sync_in(conn)
+            self._db_recovered()
+        except SQLAlchemyError as exc:
+            self._db_failed("syncing the task table", exc)
+
+    def _full_sync(self) -> None:
+        with self._engine.begin() as conn:
+            self._full_sync_in(conn)
+
+    def _full_sync_in(self, conn: Connection) -> None:
+        self._change_cursor = store.change_cursor(conn)
+        rows = store.load_enabled_rows(conn)
+        now = utcnow()
+        seen: set[int] = set()
+        for row in rows:
+            seen.add(int(row.id))
+            self._apply_row(row, now)
+        for task_id in [tid for tid in self._jobs if tid not in seen]:
+            self._drop(task_id)
+        for task_id in [tid for tid in self._errors if tid not in seen]:
+            del self._errors[task_id]
+        store.mark_disabled_paused(conn)
+        self._fingerprint = store.fingerprint(conn)
+
+    def _apply_changed(self, conn: Connection, task_ids: set[int]) -> None:
+        now = utcnow()
+        found = {int(row.id): row for row in store.load_rows(conn, task_ids)}
+        for task_id in task_ids:
+            row = found.get(task_id)
+            if row is None:
+                if self._drop(task_id):
+                    logger.info("tablebeat: task %s deleted; unscheduled", task_id)
+                self._errors.pop(task_id, None)
+            elif row.is_valid != 1:
+                if self._drop(task_id):
+                    logger.info("tablebeat: task %s (%s) paused", row.task_key, task_id)
+                self._errors.pop(task_id, None)
+                if row.status != TaskStatus.PAUSED.value:
+                    self._row_state_backlog[task_id] = store.RowState(task_id, TaskStatus.PAUSED.value, None, None)
+            else:
+                self._apply_row(row, now, announce=True)
+        self._fingerprint = None  # the next refresh compares afresh
+
+    def _apply_row(self, row: Any, now: datetime, announce: bool = False) -> None:
+        task_id = int(row.id)
+        revision = hash(
+            (row.task_key, row.execute_func, row.trigger, row.spec, row.args, row.kwargs, row.timezone, row.queue,
+             row.max_instances, row.misfire_grace_seconds, row.expires_seconds, row.update_at)
+        )
+        if self._revisions.get(task_id) == revision or self._errors.get(task_id) == revision:
+            return
+        try:
+            job = compile_row(
+                row,
+                registered=self._registered,
+                default_timezone=self.settings.default_timezone,
+                default_grace_seconds=self.settings.misfire_grace_seconds,
+            )
+        except RowError as exc:
+            self._drop(task_id)
+            self._errors[task_id] = revision
+            logger.error("tablebeat: task %r (id %s) cannot be scheduled: %s", row.task_key, task_id, exc)
+            if row.status != TaskStatus.ERROR.value or row.last_error != str(exc):
+                self._row_state_backlog[task_id] = store.RowState(task_id, TaskStatus.ERROR.value, None, str(exc))
+            return
+        self._errors.pop(task_id, None)
+        self._revisions[task_id] = revision
+        self._jobs[task_id] = job
+        nxt = first_pending_instant(job)
+        self._schedule_next(job, nxt)
+        if announce:
+            logger.info("tablebeat: task %r scheduled, next fire %s", job.task_key, nxt)
+        status = TaskStatus.READY.value if nxt is not None else TaskStatus.COMPLETED.value
+        if job.trigger_kind == TriggerKind.DATE.value and nxt is None:
+            self._drop(task_id)
+            self._revisions[task_id] = revision
+        keep_status = row.status == TaskStatus.DOING.value and status == TaskStatus.READY.value
+        if (not keep_status and row.status != status) or row.next_run_at != nxt or row.last_error is not None:
+            self._row_state_backlog[task_id] = store.RowState(
+                task_id, row.status if keep_status else status, nxt, None
+            )
+
+    def _schedule_next(self, job: ScheduledJob, nxt: datetime | None) -> None:
+        job.next_at = nxt
+        self._seq += 1
+        job.heap_seq = self._seq
+        if nxt is not None:
+            heapq.heappush(self._heap, (nxt.timestamp(), self._seq, job.task_id))
+
+    def _drop(self, task_id: int) -> bool:
+        self._revisions.pop(task_id, None)
+        return self._jobs.pop(task_id, None) is not None
+
+    # --- claim ------------------------------------------------------------------------
+
+    def _pop_due(self, horizon: float) -> list[ScheduledJob]:
+        due: list[ScheduledJob] = []
+        heap = self._heap
+        while heap and heap[0][0] <= horizon:
+            _ts, seq, task_id = heapq.heappop(heap)
+            job = self._jobs.get(task_id)
+            if job is not None and job.heap_seq == seq:
+                due.append(job)
+        return due
+
+    def _claim_due(self) -> None:
+        if self._broker_down_since is not None and not self._broker_back():
+            return  # leave fires overdue; they are coalesced once the broker is back
+        horizon = time.time() + self.settings.lookahead_seconds
+        due = self._pop_due(horizon)
+        if not due:
+            return
+        now = utcnow()
+        planned: list[tuple[ScheduledJob, list[PlannedFire], datetime | None]] = []
+        claims: list[store.FireClaim] = []
+        for job in due:
+            fires, nxt = plan_due(job, now)
+            planned.append((job, fires, nxt))
+            status = TaskStatus.READY.value if nxt is not None else TaskStatus.COMPLETED.value
+            for fire in fires:
+                claims.append(
+                    store.FireClaim(
+                        task_id=job.task_id,
+                        scheduled_at=fire.scheduled_at,
+                        trace_id=uuid.uuid4().hex,
+                        celery_id=str(uuid.uuid4()),
+                        next_run_at=nxt,
+                        task_status=status,
+                        skip_reason=fire.skip_reason,
+                    )
+                )
+        try:
+            with self._engine.begin() as conn:
+                won = store.claim_fires(conn, claims, self.token, now)
+            self._db_recovered()
+        except SQLAlchemyError as exc:
+            self._db_failed("claiming due fires", exc)
+            for job in due:  # retry on a later tick; the misfire policy decides then
+                self._schedule_next(job, job.next_at)
+            return
+        self._accept_claims(planned, claims, won)
+
+    def _accept_claims(
+        self,
+        planned: list[tuple[ScheduledJob, list[PlannedFire], datetime | None]],
+        claims: list[store.FireClaim],
+        won: dict[str, int],
+    ) -> None:
+        by_key = {(c.task_id, c.scheduled_at): c for c in claims}
+        for job, fires, nxt in planned:
+            for fire in fires:
+                claim = by_key[(job.task_id, fire.scheduled_at)]
+                run_id = won.get(claim.trace_id)
+                job.last_run_at = max(job.last_run_at or fire.scheduled_at, fire.scheduled_at)
+                if run_id is None or fire.skip_reason:
+                    if fire.skip_reason and run_id is not None:
+                        logger.warning("tablebeat: task %r: %s", job.task_key, fire.skip_reason)
+                    continue
+                expires_at = (
+                    fire.scheduled_at + timedelta(seconds=job.expires_seconds) if job.expires_seconds else None
+                )
+                dispatch = Dispatch(
+                    run_id=run_id,
+                    task_key=job.task_key,
+                    job_name=job.job_name,
+                    args=job.args,
+                    kwargs=job.kwargs,
+                    queue=job.queue,
+                    trace_id=claim.trace_id,
+                    celery_id=claim.celery_id,
+                    scheduled_at=fire.scheduled_at,
+                    expires_at=expires_at,
+                )
+                heapq.heappush(self._ready, (fire.scheduled_at.timestamp(), run_id, dispatch))
+            if nxt is None:
+                self._drop(job.task_id)
+            else:
+                self._schedule_next(job, nxt)
+        self._ready_claimed_at = time.monotonic()
+
+    # --- publish ------------------------------------------------------------------------
+
+    def _publish_ready(self) -> None:
+        if not self._ready:
+            return
+        now_ts = time.time()
+        batch: list[Dispatch] = []
+        while self._ready and self._ready[0][0] <= now_ts:
+            batch.append(heapq.heappop(self._ready)[2])
+        if not batch:
+            return
+        if time.monotonic() - self._ready_claimed_at > self.settings.stale_claim_seconds:
+            batch = self._drop_stolen(batch)
+        try:
+            sent = self.publisher.publish(batch)
+        except BrokerUnavailable as exc:
+            self._broker_failed(exc)
+            return  # the claims stay unpublished; the outbox sweep republishes them
+        if len(batch) <= LOG_EACH_FIRE_UP_TO:
+            for item in batch:
+                logger.info(
+                    "tablebeat: fired %s run=%s scheduled_at=%s [task_key=%s trace_id=%s]",
+                    item.job_name, item.run_id, item.scheduled_at.isoformat(), item.task_key, item.trace_id,
+                )
+        else:
+            logger.info("tablebeat: fired %d runs in one batch", len(batch))
+        self._write_published(sent)
+
+    def _drop_stolen(self, batch: list[Dispatch]) -> list[Dispatch]:
+        """After a stall, publish only claims no other beat has republished meanwhile."""
+        try:
+            with self._engine.begin() as conn:
+                held = store.still_claimed(conn, [d.run_id for d in batch], self.token)
+        except SQLAlchemyError as exc:
+            self._db_failed("re-checking claims after a stall", exc)
+            return []
+        if len(held) < len(batch):
+            logger.warning("tablebeat: %d claims were taken over by another beat during a stall", len(batch) - len(held))
+        return [d for d in batch if d.run_id in held]
+
+    def _write_published(self, run_ids: list[int]) -> None:
+        try:
+            with self._engine.begin() as conn:
+                store.mark_published(conn, run_ids, utcnow())
+        except SQLAlchemyError as exc:
+            # Worst case the sweep republishes; the worker's pending->running guard drops the copy.
+            self._db_failed("marking runs published", exc)
+
+    # --- housekeeping ---------------------------------------------------------------------
+
+    def _housekeep(self, now_m: float) -> None:
+        self._flush_row_states(limit=ROW_STATE_WRITES_PER_TICK)
+        if now_m < self._next_housekeep or self._db_down_since is not None:
+            return
+        self._next_housekeep = now_m + self.settings.refresh_seconds
+        try:
+            self._republish_unpublished()
+            with self._engine.begin() as conn:
+                now = utcnow()
+                lost = store.mark_lost_runs(
+                    conn, store.heartbeat_cutoff(now, self.settings.worker_dead_seconds), now
+                )
+                if now_m >= self._next_prune:
+                    self._next_prune = now_m + PRUNE_EVERY_S
+                    store.prune_changes(conn, now - CHANGE_LOG_KEEP)
+            for run in lost:
+                logger.error(
+                    "tablebeat: run %s lost (worker %s stopped) [task_id=%s trace_id=%s]",
+                    run.id, run.worker, run.task_id, run.trace_id,
+                )
+        except SQLAlchemyError as exc:
+            self._db_failed("housekeeping", exc)
+
+    def _republish_unpublished(self) -> None:
+        now = utcnow()
+        with self._engine.begin() as conn:
+            runs = store.take_unpublished(
+                conn, now - timedelta(seconds=self.settings.stale_claim_seconds), self.token, now
+            )
+        if not runs:
+            return
+        dispatches: list[Dispatch] = []
+        for run in runs:
+            job = self._jobs.get(run.task_id)
+            if job is None:
+                continue
+            dispatches.append(
+                Dispatch(
+                    run_id=run.run_id, task_key=job.task_key, job_name=job.job_name, args=job.args,
+                    kwargs=job.kwargs, queue=job.queue, trace_id=run.trace_id, celery_id=run.celery_id,
+                    scheduled_at=run.scheduled_at,
+                    expires_at=(run.scheduled_at + timedelta(seconds=job.expires_seconds)) if job.expires_seconds else None,
+                )
+            )
+        if not dispatches:
+            return
+        logger.warning("tablebeat: republishing %d claimed runs that never reached the broker", len(dispatches))
+        try:
+            sent = self.publisher.publish(dispatches)
+        except BrokerUnavailable as exc:
+            self._broker_failed(exc)
+            return
+        self._write_published(sent)
+
+    def _flush_row_states(self, limit: int | None) -> None:
+        if not self._row_state_backlog:
+            return
+        items = list(self._row_state_backlog.values())
+        if limit is not None:
+            items = items[:limit]
+        try:
+            with self._engine.begin() as conn:
+                store.write_row_states(conn, items)
+        except SQLAlchemyError as exc:
+            self._db_failed("writing row states", exc)
+            return
+        for item in items:
+            self._row_state_backlog.pop(item.task_id, None)
+
+    def _sleep_seconds(self) -> float:
+        now_ts = time.time()
+        wake = now_ts + self.settings.poll_seconds
+        if self._ready:
+            wake = min(wake, self._ready[0][0])
+        if self._heap:
+            wake = min(wake, self._heap[0][0] - self.settings.lookahead_seconds)
+        if self._row_state_backlog:
+            wake = now_ts
+        return max(wake - now_ts, 0.001)
+
+    # --- outages ----------------------------------------------------------------------------
+
+    def _db_failed(self, doing: str, exc: SQLAlchemyError) -> None:
+        if self._db_down_since is None:
+            self._db_down_since = time.monotonic()
+            reason = exc.orig if isinstance(exc, DBAPIError) else exc
+            logger.error("tablebeat: database unavailable while %s: %s; retrying quietly", doing, reason)
+
+    def _db_recovered(self) -> None:
+        if self._db_down_since is not None:
+            logger.warning("tablebeat: database back after %.1fs", time.monotonic() - self._db_down_since)
+            self._db_down_since = None
+
+    def _broker_failed(self, exc: Exception) -> None:
+        if self._broker_down_since is None:
+            self._broker_down_since = time.monotonic()
+            logger.error("tablebeat: broker unavailable: %s; fires wait and follow the misfire policy", exc)
+        self._next_broker_probe = time.monotonic() + 1.0
+
+    def _broker_back(self) -> bool:
+        if time.monotonic() < self._next_broker_probe:
+            return False
+        try:
+            with self.app.connection_for_write() as conn:
+                conn.ensure_connection(max_retries=1)
+        except Exception:  # any failure means still down; probe again shortly
+            self._next_broker_probe = time.monotonic() + 1.0
+            return False
+        logger.warning("tablebeat: broker back after %.1fs", time.monotonic() - (self._broker_down_since or 0.0))
+        self._broker_down_since = None
+        return True

@@ -1,0 +1,346 @@
+"""Every SQL statement of the beat side, in bulk where it matters.
+
+Functions take an open ``Connection`` so the caller decides the transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection, Row, and_, case, delete, func, or_, select, update
+from sqlalchemy.dialects import mysql, postgresql, sqlite
+
+from models import ExecuteTask, RunStatus, Task, TaskChange, TaskStatus, WorkerHeartbeat
+
+#: Rows per statement for bulk writes: well inside every backend's parameter limit.
+CHUNK_ROWS = 500
+
+T = TypeVar("T")
+
+#: Columns the beat needs to schedule a row.
+ROW_COLUMNS = (
+    Task.id,
+    Task.task_key,
+    Task.execute_func,
+    Task.trigger,
+    Task.spec,
+    Task.args,
+    Task.kwargs,
+    Task.timezone,
+    Task.queue,
+    Task.max_instances,
+    Task.misfire_grace_seconds,
+    Task.expires_seconds,
+    Task.is_valid,
+    Task.status,
+    Task.create_at,
+    Task.update_at,
+    Task.last_run_at,
+    Task.next_run_at,
+    Task.last_error,
+)
+
+
+def chunks(items: Sequence[T], size: int = CHUNK_ROWS) -> Iterator[Sequence[T]]:
+    """Consecutive slices of at most ``size`` items."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+# --- reading the schedule -----------------------------------------------------------------
+
+
+def load_enabled_rows(conn: Connection) -> list[Row[Any]]:
+    """Every enabled row, with the columns of :data:`ROW_COLUMNS`."""
+    return list(conn.execute(select(*ROW_COLUMNS).where(Task.is_valid == 1)))
+
+
+def load_rows(conn: Connection, task_ids: Iterable[int]) -> list[Row[Any]]:
+    """The rows with these ids (enabled or not); missing ids were deleted."""
+    rows: list[Row[Any]] = []
+    for chunk in chunks(sorted(task_ids)):
+        rows.extend(conn.execute(select(*ROW_COLUMNS).where(Task.id.in_(chunk))))
+    return rows
+
+
+def change_cursor(conn: Connection) -> int:
+    """Id of the newest change-log row (0 when empty)."""
+    return int(conn.scalar(select(func.coalesce(func.max(TaskChange.id), 0))) or 0)
+
+
+def read_changes(conn: Connection, after_id: int) -> tuple[int, set[int]]:
+    """Task ids changed since change-log id ``after_id``, and the new cursor.
+
+    A primary-key range probe: costs the same for 100 or 100,000 tasks.
+    """
+    rows = conn.execute(
+        select(TaskChange.id, TaskChange.task_id).where(TaskChange.id > after_id).order_by(TaskChange.id)
+    ).all()
+    if not rows:
+        return after_id, set()
+    return int(rows[-1].id), {int(r.task_id) for r in rows}
+
+
+def fingerprint(conn: Connection) -> tuple[Any, ...]:
+    """A cheap summary of the table that moves with any insert, delete or config edit."""
+    row = conn.execute(
+        select(func.count(), func.max(Task.update_at), func.max(Task.id), func.sum(Task.is_valid))
+    ).one()
+    return tuple(row)
+
+
+def prune_changes(conn: Connection, before: datetime) -> int:
+    """Delete change-log rows older than ``before``; returns how many."""
+    return conn.execute(delete(TaskChange).where(TaskChange.changed_at < before)).rowcount or 0
+
+
+# --- writing row state ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RowState:
+    """System-written columns of one task row."""
+
+    task_id: int
+    status: str
+    next_run_at: datetime | None
+    last_error: str | None = None
+
+
+def write_row_states(conn: Connection, states: Sequence[RowState]) -> None:
+    """Write status / next_run_at / last_error of many rows with a few CASE updates."""
+    for chunk in chunks(states):
+        ids = [s.task_id for s in chunk]
+        conn.execute(
+            update(Task)
+            .where(Task.id.in_(ids))
+            .values(
+                status=case({s.task_id: s.status for s in chunk}, value=Task.id),
+                next_run_at=_case_or_null(Task.id, {s.task_id: s.next_run_at for s in chunk}),
+                last_error=_case_or_null(Task.id, {s.task_id: s.last_error for s in chunk}),
+                # Explicitly keeping update_at stops MySQL's ON UPDATE: system writes are not edits.
+                update_at=Task.update_at,
+            )
+            .execution_options(synchronize_session=False)
+        )
+
+
+def _case_or_null(column: Any, mapping: dict[int, Any]) -> Any:
+    """``CASE id WHEN .. THEN ..`` for the non-null values, NULL for the others."""
+    present = {k: v for k, v in mapping.items() if v is not None}
+    if not present:
+        return None
+    return case(present, value=column, else_=None)
+
+
+def mark_disabled_paused(conn: Connection) -> int:
+    """Set ``status='paused'`` on every disabled row that does not say so yet."""
+    return (
+        conn.execute(
+            update(Task)
+            .where(Task.is_valid != 1, Task.status != TaskStatus.PAUSED.value)
+            .values(status=TaskStatus.PAUSED.value, next_run_at=None, update_at=Task.update_at)
+        ).rowcount
+        or 0
+    )
+
+
+# --- claiming fires -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class FireClaim:
+    """One fire to claim: becomes one ``execute_task`` row if no other beat has it."""
+
+    task_id: int
+    scheduled_at: datetime
+    trace_id: str
+    celery_id: str
+    next_run_at: datetime | None
+    task_status: str
+    skip_reason: str | None = None
+
+
+def _insert_ignoring_duplicates(conn: Connection) -> Any:
+    dialect = conn.dialect.name
+    if dialect in ("mysql", "mariadb"):
+        stmt = mysql.insert(ExecuteTask)
+        # A no-op assignment: the duplicate row stays as the winning beat wrote it.
+        return stmt.on_duplicate_key_update(claimed_by=ExecuteTask.claimed_by)
+    if dialect == "postgresql":
+        return postgresql.insert(ExecuteTask).on_conflict_do_nothing(index_elements=["task_id", "scheduled_at"])
+    return sqlite.insert(ExecuteTask).on_conflict_do_nothing(index_elements=["task_id", "scheduled_at"])
+
+
+def claim_fires(conn: Connection, claims: Sequence[FireClaim], token: str, now: datetime) -> dict[str, int]:
+    """Insert the run rows of ``claims``; return ``trace_id -> run id`` for those this beat won.
+
+    The unique ``(task_id, scheduled_at)`` makes the insert the claim: a fire another beat
+    already inserted is silently kept as it is.  ``last_run_at``/``next_run_at`` of the
+    won tasks are written in the same transaction.
+    """
+    if not claims:
+        return {}
+    ordered = sorted(claims, key=lambda c: (c.task_id, c.scheduled_at))  # one lock order for every beat
+    insert_stmt = _insert_ignoring_duplicates(conn)
+    for chunk in chunks(ordered):
+        conn.execute(
+            insert_stmt.values(
+                [
+                    {
+                        "task_id": c.task_id,
+                        "scheduled_at": c.scheduled_at,
+                        "status": RunStatus.SKIPPED.value if c.skip_reason else RunStatus.PENDING.value,
+                        "result": c.skip_reason,
+                        "finished_at": now if c.skip_reason else None,
+                        "trace_id": c.trace_id,
+                        "celery_id": c.celery_id,
+                        "claimed_by": token,
+                        "extra": "{}",
+                        "attempt": 1,
+                        "create_at": now,
+                        "update_at": now,
+                    }
+                    for c in chunk
+                ]
+            )
+        )
+    won: dict[str, int] = {}
+    for chunk in chunks([c.trace_id for c in ordered]):
+        for row in conn.execute(
+            select(ExecuteTask.id, ExecuteTask.trace_id).where(ExecuteTask.trace_id.in_(chunk))
+        ):
+            won[row.trace_id] = int(row.id)
+    won_claims = [c for c in ordered if c.trace_id in won]
+    for chunk in chunks(won_claims):
+        conn.execute(
+            update(Task)
+            .where(Task.id.in_([c.task_id for c in chunk]))
+            .values(
+                last_run_at=case({c.task_id: c.scheduled_at for c in chunk}, value=Task.id),
+                next_run_at=_case_or_null(Task.id, {c.task_id: c.next_run_at for c in chunk}),
+                status=case({c.task_id: c.task_status for c in chunk}, value=Task.id),
+                last_status=case(
+                    {c.task_id: (RunStatus.SKIPPED.value if c.skip_reason else RunStatus.PENDING.value) for c in chunk},
+                    value=Task.id,
+                ),
+                update_at=Task.update_at,
+            )
+            .execution_options(synchronize_session=False)
+        )
+    return won
+
+
+def mark_published(conn: Connection, run_ids: Sequence[int], now: datetime) -> None:
+    """Record that these runs' messages reached the broker."""
+    for chunk in chunks(run_ids, 1000):
+        conn.execute(
+            update(ExecuteTask)
+            .where(ExecuteTask.id.in_(chunk), ExecuteTask.published_at.is_(None))
+            .values(published_at=now)
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class UnpublishedRun:
+    """A claimed fire whose message never reached the broker."""
+
+    run_id: int
+    task_id: int
+    scheduled_at: datetime
+    trace_id: str
+    celery_id: str
+
+
+def take_unpublished(
+    conn: Connection, older_than: datetime, token: str, now: datetime, limit: int = 5000
+) -> list[UnpublishedRun]:
+    """Re-claim ``pending`` runs left unpublished (beat crashed or broker down) for republishing.
+
+    Each row is taken with a compare-and-set on ``claimed_by`` so two beats sweeping at
+    the same time never both republish it.
+    """
+    candidates = conn.execute(
+        select(ExecuteTask.id, ExecuteTask.claimed_by)
+        .where(
+            ExecuteTask.status == RunStatus.PENDING.value,
+            ExecuteTask.published_at.is_(None),
+            ExecuteTask.update_at < older_than,
+        )
+        .limit(limit)
+    ).all()
+    taken: list[int] = []
+    for row in candidates:
+        owner_matches = (
+            ExecuteTask.claimed_by.is_(None) if row.claimed_by is None else ExecuteTask.claimed_by == row.claimed_by
+        )
+        moved = conn.execute(
+            update(ExecuteTask)
+            .where(ExecuteTask.id == row.id, ExecuteTask.published_at.is_(None), owner_matches)
+            .values(claimed_by=token, update_at=now)
+        ).rowcount
+        if moved:
+            taken.append(int(row.id))
+    if not taken:
+        return []
+    rows = conn.execute(
+        select(
+            ExecuteTask.id, ExecuteTask.task_id, ExecuteTask.scheduled_at, ExecuteTask.trace_id, ExecuteTask.celery_id
+        ).where(ExecuteTask.id.in_(taken))
+    )
+    return [UnpublishedRun(int(r.id), int(r.task_id), r.scheduled_at, r.trace_id, r.celery_id) for r in rows]
+
+
+def still_claimed(conn: Connection, run_ids: Sequence[int], token: str) -> set[int]:
+    """Which of ``run_ids`` are still this beat's and unpublished (after a stall, others may have taken them)."""
+    held: set[int] = set()
+    for chunk in chunks(run_ids, 1000):
+        held.update(
+            int(r.id)
+            for r in conn.execute(
+                select(ExecuteTask.id).where(
+                    ExecuteTask.id.in_(chunk), ExecuteTask.claimed_by == token, ExecuteTask.published_at.is_(None)
+                )
+            )
+        )
+    return held
+
+
+# --- lost runs --------------------------------------------------------------------------------------
+
+
+def mark_lost_runs(conn: Connection, dead_before: datetime, now: datetime) -> list[Row[Any]]:
+    """Runs ``running`` on a worker whose heartbeat stopped before ``dead_before`` become ``lost``."""
+    dead = select(WorkerHeartbeat.hostname).where(WorkerHeartbeat.seen_at < dead_before)
+    alive = select(WorkerHeartbeat.hostname)
+    stuck = conn.execute(
+        select(ExecuteTask.id, ExecuteTask.task_id, ExecuteTask.trace_id, ExecuteTask.worker).where(
+            ExecuteTask.status == RunStatus.RUNNING.value,
+            or_(
+                ExecuteTask.worker.in_(dead),
+                and_(
+                    ExecuteTask.worker.not_in(alive),
+                    ExecuteTask.started_at < dead_before,
+                ),
+            ),
+        )
+    ).all()
+    for chunk in chunks([r.id for r in stuck]):
+        conn.execute(
+            update(ExecuteTask)
+            .where(ExecuteTask.id.in_(chunk), ExecuteTask.status == RunStatus.RUNNING.value)
+            .values(
+                status=RunStatus.LOST.value,
+                finished_at=now,
+                error="worker stopped sending heartbeats while the run was in progress",
+            )
+        )
+    return list(stuck)
+
+
+def heartbeat_cutoff(now: datetime, dead_seconds: float) -> datetime:
+    """The instant before which a silent worker counts as dead."""
+    return now - timedelta(seconds=dead_seconds)

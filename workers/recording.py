@@ -1,0 +1,110 @@
+"""The base Celery task of every job: records each run in ``execute_task``.
+
+Bookkeeping lives here once; job functions hold business logic only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from celery import Task, signals
+from celery.exceptions import Ignore, Retry
+
+from models import RunStatus
+from workers.runs import RunStore, StartDecision
+from workers.tracing import TRACE_HEADER, current_task_key, current_trace_id, new_trace_id
+
+logger = logging.getLogger("tablebeat.run")
+
+SUB_TASK_ID = "sub_task_id"
+TRACE_KWARG = "__unique_trace_id__"
+
+#: One store per worker process; its engine is built lazily after the fork.
+run_store = RunStore()
+
+
+class RecordedTask(Task):  # type: ignore[misc]  # Celery is untyped
+    """Runs a registered job function and moves its run row through its states."""
+
+    abstract = True
+    job_function: Callable[..., Any]
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        request = self.request
+        task_key = str(args[0]) if args else self.name
+        trace_id = kwargs.get(TRACE_KWARG) or _header_trace_id(request) or new_trace_id()
+        run_id = kwargs.get(SUB_TASK_ID)
+        key_token = current_task_key.set(task_key)
+        trace_token = current_trace_id.set(trace_id)
+        try:
+            if run_id is None:
+                run_id = run_store.create_manual_run(task_key, trace_id, request.id or "")
+            kwargs = {**kwargs, SUB_TASK_ID: run_id, TRACE_KWARG: trace_id}
+            attempt = (request.retries or 0) + 1
+            start = run_store.start_run(int(run_id), request.id or "", request.hostname or "", attempt)
+            if start.decision is StartDecision.DUPLICATE:
+                logger.warning("run %s not started: %s", run_id, start.reason)
+                raise Ignore()
+            if start.decision is StartDecision.SKIPPED:
+                logger.warning("run %s skipped: %s", run_id, start.reason)
+                return None
+            logger.info("run %s started (attempt %s)", run_id, attempt)
+            return self._run_and_record(int(run_id), args, kwargs)
+        finally:
+            current_trace_id.reset(trace_token)
+            current_task_key.reset(key_token)
+
+    def _run_and_record(self, run_id: int, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        try:
+            result = self.job_function(*args, **kwargs)
+            if inspect.isawaitable(result):
+                result = asyncio.run(_await(result))
+        except Retry as exc:
+            run_store.finish_run(run_id, RunStatus.RETRYING, error=f"retrying: {exc}")
+            logger.info("run %s will be retried: %s", run_id, exc)
+            raise
+        except Exception as exc:
+            run_store.finish_run(run_id, RunStatus.FAILED, error=traceback.format_exc())
+            logger.error("run %s failed: %s: %s", run_id, type(exc).__name__, exc)
+            raise
+        run_store.finish_run(run_id, RunStatus.SUCCESS, result=repr(result))
+        logger.info("run %s succeeded", run_id)
+        return result
+
+
+async def _await(awaitable: Any) -> Any:
+    return await awaitable
+
+
+def _header_trace_id(request: Any) -> str | None:
+    """The trace ID a parent run attached to this message, if any."""
+    value = getattr(request, TRACE_HEADER, None)
+    if value:
+        return str(value)
+    headers = getattr(request, "headers", None) or {}
+    return headers.get(TRACE_HEADER)
+
+
+@signals.worker_process_init.connect
+def _reset_store_after_fork(**_: Any) -> None:
+    run_store.reset_after_fork()
+
+
+@signals.task_revoked.connect
+def _record_expired(request: Any = None, expired: bool = False, **_: Any) -> None:
+    """A message past its ``expires`` is never run; its row says ``expired``."""
+    if request is None:
+        return
+    run_id = (getattr(request, "kwargs", None) or {}).get(SUB_TASK_ID)
+    if run_id is None:
+        return
+    status = RunStatus.EXPIRED if expired else RunStatus.SKIPPED
+    try:
+        run_store.finish_run(int(run_id), status, result="expired before start" if expired else "revoked")
+    except Exception:  # a bookkeeping failure must not take the worker down
+        logger.critical("could not record %s of run %s", status.value, run_id, exc_info=True)

@@ -1,0 +1,53 @@
+"""Trace context of the run in progress: carried in contextvars, logs and child messages."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from contextvars import ContextVar
+from typing import Any
+
+from celery import signals
+
+TRACE_HEADER = "trace_id"
+
+current_trace_id: ContextVar[str | None] = ContextVar("tablebeat_trace_id", default=None)
+current_task_key: ContextVar[str | None] = ContextVar("tablebeat_task_key", default=None)
+
+
+def new_trace_id() -> str:
+    """A fresh trace ID (32 hex characters)."""
+    return uuid.uuid4().hex
+
+
+class TraceLogFilter(logging.Filter):
+    """Adds ``task_key`` and ``trace_id`` to every log record (``-`` outside a run)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not hasattr(record, "trace_id"):
+            record.trace_id = current_trace_id.get() or "-"
+        if not hasattr(record, "task_key"):
+            record.task_key = current_task_key.get() or "-"
+        return True
+
+
+def install_log_filter(logger: logging.Logger) -> None:
+    """Attach the trace filter to ``logger``'s handlers (idempotent)."""
+    for handler in logger.handlers:
+        if not any(isinstance(f, TraceLogFilter) for f in handler.filters):
+            handler.addFilter(TraceLogFilter())
+
+
+@signals.after_setup_logger.connect
+@signals.after_setup_task_logger.connect
+def _on_logger_setup(logger: logging.Logger | None = None, **_: Any) -> None:
+    if logger is not None:
+        install_log_filter(logger)
+
+
+@signals.before_task_publish.connect
+def _propagate_trace(headers: dict[str, Any] | None = None, **_: Any) -> None:
+    """Hand the current run's trace ID on to every Celery task it starts."""
+    trace_id = current_trace_id.get()
+    if trace_id and headers is not None and not headers.get(TRACE_HEADER):
+        headers[TRACE_HEADER] = trace_id
