@@ -1,0 +1,1 @@
+"""The ``tablebeat`` command line."""
