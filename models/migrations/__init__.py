@@ -1,0 +1,1 @@
+"""Alembic migrations of tablebeat's schema (run them with :func:`models.migrate.upgrade`)."""

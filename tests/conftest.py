@@ -1,0 +1,140 @@
+"""Shared fixtures: throw-away databases on SQLite, MariaDB and PostgreSQL (real servers, no mocks).
+
+Server locations (admin URLs; a fresh database is created next to the one named):
+
+* ``TABLEBEAT_TEST_MARIADB_URL``    default ``mysql+pymysql://root@127.0.0.1:3306/test``
+* ``TABLEBEAT_TEST_POSTGRESQL_URL`` default ``postgresql+psycopg://postgres@127.0.0.1:5432/test``
+
+An unreachable server skips its tests with the reason, or fails them when ``CI`` is set.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import URL, make_url
+
+DB_KINDS = ("sqlite", "mariadb", "postgresql")
+
+_ADMIN_URLS = {
+    "mariadb": os.environ.get("TABLEBEAT_TEST_MARIADB_URL", "mysql+pymysql://root@127.0.0.1:3306/test"),
+    "postgresql": os.environ.get(
+        "TABLEBEAT_TEST_POSTGRESQL_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+    ),
+}
+
+#: Reachability of each server, probed once per session: kind -> error message or None.
+_unreachable: dict[str, str | None] = {}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "mariadb: needs the MariaDB/MySQL server")
+    config.addinivalue_line("markers", "postgresql: needs the PostgreSQL server")
+
+
+def _admin_url(kind: str) -> URL:
+    return make_url(_ADMIN_URLS[kind])
+
+
+def _admin_engine(kind: str):
+    url = _admin_url(kind)
+    connect_args = {"connect_timeout": 5}
+    return create_engine(url, isolation_level="AUTOCOMMIT", connect_args=connect_args)
+
+
+def require_server(kind: str) -> None:
+    """Skip (or fail, when ``CI`` is set) unless the ``kind`` database server answers."""
+    if kind == "sqlite":
+        return
+    if kind not in _unreachable:
+        engine = _admin_engine(kind)
+        try:
+            with engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+            _unreachable[kind] = None
+        except Exception as exc:  # any driver error means "not usable here"
+            _unreachable[kind] = f"{kind} server at {_admin_url(kind).render_as_string()} unreachable: {exc}"
+        finally:
+            engine.dispose()
+    reason = _unreachable[kind]
+    if reason:
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+
+
+@contextmanager
+def fresh_database(kind: str) -> Iterator[str]:
+    """Create an empty, uniquely named database of ``kind`` and yield its URL; drop it afterwards.
+
+    ``kind`` is ``sqlite`` (a temp file), ``mariadb`` or ``postgresql``.
+    """
+    if kind == "sqlite":
+        directory = Path(tempfile.mkdtemp(prefix="tablebeat-test-"))
+        try:
+            yield f"sqlite:///{directory / 'tablebeat.db'}"
+        finally:
+            shutil.rmtree(directory, ignore_errors=True)
+        return
+    if kind not in _ADMIN_URLS:
+        raise ValueError(f"unknown database kind {kind!r}; one of {DB_KINDS}")
+    require_server(kind)
+    name = f"tb_test_{uuid.uuid4().hex[:12]}"
+    admin = _admin_engine(kind)
+    try:
+        with admin.connect() as conn:
+            if kind == "mariadb":
+                conn.exec_driver_sql(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
+            else:
+                conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+        url = _admin_url(kind).set(database=name)
+        if kind == "mariadb":
+            url = url.update_query_dict({"charset": "utf8mb4"})
+        try:
+            yield url.render_as_string(hide_password=False)
+        finally:
+            with admin.connect() as conn:
+                if kind == "mariadb":
+                    conn.exec_driver_sql(f"DROP DATABASE IF EXISTS `{name}`")
+                else:
+                    conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        admin.dispose()
+
+
+_KIND_PARAMS = [
+    pytest.param("sqlite", id="sqlite"),
+    pytest.param("mariadb", id="mariadb", marks=pytest.mark.mariadb),
+    pytest.param("postgresql", id="postgresql", marks=pytest.mark.postgresql),
+]
+
+
+@pytest.fixture(params=_KIND_PARAMS)
+def db_kind(request: pytest.FixtureRequest) -> str:
+    """``sqlite`` / ``mariadb`` / ``postgresql``; tests using it run once per kind."""
+    require_server(request.param)
+    return request.param
+
+
+@pytest.fixture
+def db_url(db_kind: str) -> Iterator[str]:
+    """URL of a fresh, empty database of each kind (one per test, dropped afterwards)."""
+    with fresh_database(db_kind) as url:
+        yield url
+
+
+@pytest.fixture
+def migrated_url(db_url: str) -> str:
+    """:func:`db_url` with the schema created by ``models.migrate.upgrade``."""
+    from models.migrate import upgrade
+
+    upgrade(db_url)
+    return db_url

@@ -1,0 +1,1 @@
+"""Schema, migration and trigger tests against real databases."""
