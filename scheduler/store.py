@@ -93,8 +93,14 @@ def fingerprint(conn: Connection) -> tuple[Any, ...]:
 
 
 def prune_changes(conn: Connection, before: datetime) -> int:
-    """Delete change-log rows older than ``before``; returns how many."""
-    return conn.execute(delete(TaskChange).where(TaskChange.changed_at < before)).rowcount or 0
+    """Delete change-log rows older than ``before``, always keeping the newest; returns how many.
+
+    Keeping the newest row stops a MySQL restart from reusing ids below a beat's cursor.
+    """
+    newest = change_cursor(conn)
+    return (
+        conn.execute(delete(TaskChange).where(TaskChange.changed_at < before, TaskChange.id < newest)).rowcount or 0
+    )
 
 
 # --- writing row state ------------------------------------------------------------------------
