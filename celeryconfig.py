@@ -1,4 +1,4 @@
-"""Celery settings for tablebeat, read from environment variables.
+"""Celery settings for tablebeat: the ``APP_ENV`` profile (``conf/<env>.toml``), env vars override.
 
 Every tablebeat-specific key is namespaced ``tablebeat_*``; the scheduler and the
 workers read them once into typed settings objects.
@@ -6,29 +6,45 @@ workers read them once into typed settings objects.
 
 from __future__ import annotations
 
-import os
+import sys
 from pathlib import Path
 
 from models.engine import database_url
 
 _here = Path.cwd()
 
+# --- profile (issue 3, item 6: workers/profiles.py) ---------------------------------
+# APP_ENV=local|test|online picks conf/<env>.toml; TABLEBEAT_* variables override it. A bad or
+# missing setting stops start-up here with one line naming it, before Celery prints a traceback.
+from workers.profiles import SettingsError, export_to_environ, load_profile  # noqa: E402
+
+try:
+    _profile = load_profile()
+except SettingsError as _exc:
+    sys.exit(f"tablebeat: invalid configuration: {_exc}")
+export_to_environ(_profile)
+app_env = _profile.name
+# --- end profile ------------------------------------------------------------------
+
 # --- broker -----------------------------------------------------------------
 # The embedded default keeps messages in a SQLite file so the demo needs no server.
-broker_url = os.environ.get("TABLEBEAT_BROKER_URL") or f"sqla+sqlite:///{_here / 'tablebeat-broker.db'}"
+broker_url = _profile["broker_url"] or f"sqla+sqlite:///{_here / 'tablebeat-broker.db'}"
 broker_connection_retry_on_startup = True
 broker_connection_max_retries = None  # keep reconnecting through broker outages
-broker_transport_options = {
-    # Redis: how long an un-acked (acks_late) message waits before redelivery to another worker.
-    "visibility_timeout": int(os.environ.get("TABLEBEAT_VISIBILITY_TIMEOUT_SECONDS", "3600")),
-}
+# Redis: how long an un-acked (acks_late) message waits before redelivery to another worker.
+# (The SQLAlchemy transport hands unknown options to create_engine, so only Redis gets it.)
+broker_transport_options = (
+    {"visibility_timeout": _profile["visibility_timeout_seconds"]}
+    if broker_url.startswith(("redis://", "rediss://"))
+    else {}
+)
 
 # Runs are recorded in execute_task; a Celery result backend would be a second copy.
 task_ignore_result = True
 result_backend = None
 
 # --- time ---------------------------------------------------------------------
-timezone = os.environ.get("TABLEBEAT_TIMEZONE", "UTC")
+timezone = _profile["timezone"]
 enable_utc = True
 
 # --- beat -----------------------------------------------------------------------
@@ -45,8 +61,11 @@ worker_task_log_format = (
 )
 
 # --- tablebeat ---------------------------------------------------------------------
-tablebeat_database_url = database_url()
-tablebeat_refresh_seconds = float(os.environ.get("TABLEBEAT_REFRESH_SECONDS", "10"))
-tablebeat_poll_seconds = float(os.environ.get("TABLEBEAT_POLL_SECONDS", "0.5"))
-tablebeat_misfire_grace_seconds = int(os.environ.get("TABLEBEAT_MISFIRE_GRACE_SECONDS", "60"))
-tablebeat_job_modules = [m for m in os.environ.get("TABLEBEAT_JOB_MODULES", "workers.examples").split(",") if m]
+tablebeat_database_url = _profile["database_url"] or database_url()
+tablebeat_refresh_seconds = _profile["refresh_seconds"]
+tablebeat_poll_seconds = _profile["poll_seconds"]
+tablebeat_misfire_grace_seconds = _profile["misfire_grace_seconds"]
+tablebeat_job_modules = _profile["job_modules"]
+tablebeat_alert_webhook = _profile["alert_webhook"]
+tablebeat_alert_min_interval_seconds = _profile["alert_min_interval_seconds"]
+tablebeat_console_url = _profile["console_url"]

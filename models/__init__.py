@@ -1,5 +1,6 @@
 """SQLAlchemy models of tablebeat's tables, and engine setup."""
 
+from models.alerts import AlertState
 from models.base import Base, UTCDateTime
 from models.engine import database_url, make_engine, make_sessionmaker
 from models.execution import FINAL_STATUSES, ExecuteTask, RunStatus
@@ -7,6 +8,7 @@ from models.schedule import CONFIG_COLUMNS, Task, TaskChange, TaskStatus, Trigge
 from models.workers import WorkerHeartbeat
 
 __all__ = [
+    "AlertState",
     "Base",
     "CONFIG_COLUMNS",
     "ExecuteTask",

@@ -19,7 +19,7 @@ from celery import beat, schedules
 from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
-from models import TaskStatus, TriggerKind, make_engine
+from models import RunStatus, TaskStatus, TriggerKind, make_engine
 from scheduler import store
 from scheduler.dispatch import BrokerUnavailable, Dispatch, Publisher
 from scheduler.errors import RowError
@@ -27,6 +27,7 @@ from scheduler.planning import PlannedFire, first_pending_instant, plan_due
 from scheduler.rows import ScheduledJob, compile_row
 from scheduler.settings import SchedulerSettings
 from scheduler.triggers import Trigger
+from workers.alerts import alert_run
 
 logger = logging.getLogger("tablebeat.beat")
 
@@ -441,6 +442,7 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
                     "tablebeat: run %s lost (worker %s stopped) [task_id=%s trace_id=%s]",
                     run.id, run.worker, run.task_id, run.trace_id,
                 )
+                alert_run(run.id, RunStatus.LOST)  # issue 3 item 5: queued, sent by a background thread
         except SQLAlchemyError as exc:
             self._db_failed("housekeeping", exc)
 

@@ -16,6 +16,7 @@ from celery import Task, signals
 from celery.exceptions import Ignore, Retry
 
 from models import RunStatus
+from workers.alerts import alert_run
 from workers.runs import RunStore, StartDecision
 from workers.tracing import TRACE_HEADER, current_task_key, current_trace_id, new_trace_id
 
@@ -71,6 +72,7 @@ class RecordedTask(Task):  # type: ignore[misc]  # Celery is untyped
         except Exception as exc:
             run_store.finish_run(run_id, RunStatus.FAILED, error=traceback.format_exc())
             logger.error("run %s failed: %s: %s", run_id, type(exc).__name__, exc)
+            alert_run(run_id, RunStatus.FAILED)  # issue 3 item 5: queued, sent by a background thread
             raise
         run_store.finish_run(run_id, RunStatus.SUCCESS, result=repr(result))
         logger.info("run %s succeeded", run_id)
@@ -108,3 +110,6 @@ def _record_expired(request: Any = None, expired: bool = False, **_: Any) -> Non
         run_store.finish_run(int(run_id), status, result="expired before start" if expired else "revoked")
     except Exception:  # a bookkeeping failure must not take the worker down
         logger.critical("could not record %s of run %s", status.value, run_id, exc_info=True)
+        return
+    if expired:
+        alert_run(int(run_id), RunStatus.EXPIRED)  # issue 3 item 5
