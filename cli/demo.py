@@ -11,6 +11,7 @@ from datetime import datetime, timedelta, timezone
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from sqlalchemy import select
 
 console = Console()
@@ -97,7 +98,8 @@ def _print_runs(worker: subprocess.Popen[bytes], deadline: float | None) -> None
             colour = {"success": "green", "failed": "red"}.get(row.status, "yellow")
             detail = row.result if row.status != "failed" else (row.error or "").strip().splitlines()[-1:]
             console.print(
-                f"[{colour}]run {row.id:>5} {row.status:<8}[/{colour}] {row.task_key:<14} "
-                f"scheduled {row.scheduled_at:%H:%M:%S} trace {row.trace_id}  {detail}"
+                f"[{colour}]run {row.id:>5} {row.status:<8}[/{colour}] {escape(str(row.task_key)):<14} "
+                f"scheduled {row.scheduled_at:%H:%M:%S} trace {row.trace_id}  {escape(str(detail))}",
+                soft_wrap=True,
             )
     engine.dispose()

@@ -91,7 +91,7 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
         self._jobs: dict[int, ScheduledJob] = {}
         self._revisions: dict[int, int] = {}
         self._errors: dict[int, int] = {}
-        self._heap: list[tuple[float, int, int]] = []
+        self._fire_heap: list[tuple[float, int, int]] = []
         self._seq = 0
         self._ready: list[tuple[float, int, Dispatch]] = []
         self._ready_claimed_at = 0.0
@@ -279,7 +279,7 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
         self._seq += 1
         job.heap_seq = self._seq
         if nxt is not None:
-            heapq.heappush(self._heap, (nxt.timestamp(), self._seq, job.task_id))
+            heapq.heappush(self._fire_heap, (nxt.timestamp(), self._seq, job.task_id))
 
     def _drop(self, task_id: int) -> bool:
         self._revisions.pop(task_id, None)
@@ -289,7 +289,7 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
 
     def _pop_due(self, horizon: float) -> list[ScheduledJob]:
         due: list[ScheduledJob] = []
-        heap = self._heap
+        heap = self._fire_heap
         while heap and heap[0][0] <= horizon:
             _ts, seq, task_id = heapq.heappop(heap)
             job = self._jobs.get(task_id)
@@ -497,8 +497,8 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
         wake = now_ts + self.settings.poll_seconds
         if self._ready:
             wake = min(wake, self._ready[0][0])
-        if self._heap:
-            wake = min(wake, self._heap[0][0] - self.settings.lookahead_seconds)
+        if self._fire_heap:
+            wake = min(wake, self._fire_heap[0][0] - self.settings.lookahead_seconds)
         if self._row_state_backlog:
             wake = now_ts
         return max(wake - now_ts, 0.001)

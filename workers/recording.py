@@ -10,6 +10,7 @@ import inspect
 import logging
 import traceback
 from collections.abc import Callable
+from contextvars import Token
 from typing import Any
 
 from celery import Task, signals
@@ -37,8 +38,9 @@ class RecordedTask(Task):  # type: ignore[misc]  # Celery is untyped
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         request = self.request
-        task_key = str(args[0]) if args else self.name
-        trace_id = kwargs.get(TRACE_KWARG) or _header_trace_id(request) or new_trace_id()
+        # task_prerun has usually set the context already; a direct call sets it here.
+        task_key = current_task_key.get() or (str(args[0]) if args else self.name)
+        trace_id = current_trace_id.get() or kwargs.get(TRACE_KWARG) or _header_trace_id(request) or new_trace_id()
         run_id = kwargs.get(SUB_TASK_ID)
         key_token = current_task_key.set(task_key)
         trace_token = current_trace_id.set(trace_id)
@@ -90,6 +92,30 @@ def _header_trace_id(request: Any) -> str | None:
         return str(value)
     headers = getattr(request, "headers", None) or {}
     return headers.get(TRACE_HEADER)
+
+
+_run_context_tokens: dict[str, tuple[Token[str | None], Token[str | None]]] = {}
+
+
+@signals.task_prerun.connect
+def _enter_run_context(task_id: str = "", task: Any = None, args: Any = None, kwargs: Any = None, **_: Any) -> None:
+    """Set task_key/trace_id for the whole run, so Celery's own lines about it carry them too."""
+    kwargs = kwargs or {}
+    request = getattr(task, "request", None)
+    trace_id = kwargs.get(TRACE_KWARG) or _header_trace_id(request) or new_trace_id()
+    if isinstance(task, RecordedTask) and args:
+        task_key = str(args[0])
+    else:
+        task_key = getattr(task, "name", "") or "-"
+    _run_context_tokens[task_id] = (current_task_key.set(task_key), current_trace_id.set(trace_id))
+
+
+@signals.task_postrun.connect
+def _leave_run_context(task_id: str = "", **_: Any) -> None:
+    tokens = _run_context_tokens.pop(task_id, None)
+    if tokens is not None:
+        current_task_key.reset(tokens[0])
+        current_trace_id.reset(tokens[1])
 
 
 @signals.worker_process_init.connect

@@ -21,13 +21,16 @@ def new_trace_id() -> str:
 
 
 class TraceLogFilter(logging.Filter):
-    """Adds ``task_key`` and ``trace_id`` to every log record (``-`` outside a run)."""
+    """Adds ``task_key``, ``trace_id`` and ``trace`` (`` [task_key=.. trace_id=..]`` inside a run) to records."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        trace_id = current_trace_id.get()
+        task_key = current_task_key.get()
         if not hasattr(record, "trace_id"):
-            record.trace_id = current_trace_id.get() or "-"
+            record.trace_id = trace_id or "-"
         if not hasattr(record, "task_key"):
-            record.task_key = current_task_key.get() or "-"
+            record.task_key = task_key or "-"
+        record.trace = f" [task_key={task_key} trace_id={trace_id}]" if trace_id else ""
         return True
 
 
