@@ -1,0 +1,4 @@
+"""tablebeat's REST API (FastAPI): ``tablebeat api``, or ``uvicorn api.app:app``.
+
+Every endpoint calls :mod:`scheduler.service`, the service layer the CLI shares.
+"""

@@ -1,0 +1,89 @@
+"""The FastAPI application: ``create_app(settings)``, and ``app`` for ``uvicorn api.app:app``.
+
+More routers (the web console) are added with ``create_app(..., routers=[...])`` or
+``app.include_router(...)``; they reach the service through :func:`api.tasks.get_service`
+and protect themselves with :func:`api.auth.require_token`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from api import tasks
+from api.errors import install_error_handlers
+from api.schemas import HealthOut, ReachabilityOut
+from api.settings import TOKEN_ENV, ApiSettings
+from scheduler.service import TaskService
+
+logger = logging.getLogger("tablebeat.api")
+
+NO_TOKEN_WARNING = (
+    f"{TOKEN_ENV} is not set: the API has no authentication, so it must listen on 127.0.0.1 only"
+)
+
+
+def create_app(
+    settings: ApiSettings | None = None,
+    *,
+    service: TaskService | None = None,
+    routers: Iterable[APIRouter] = (),
+) -> FastAPI:
+    """Build the API around one :class:`TaskService` (made from ``settings`` unless given)."""
+    settings = settings or ApiSettings.from_env()
+    service = service or TaskService(settings.service)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if settings.api_token is None:
+            logger.warning(NO_TOKEN_WARNING)
+        yield
+        service.close()
+
+    app = FastAPI(
+        title="tablebeat",
+        summary="Manage the scheduled jobs of the task table: create, list, edit, pause, run now, read runs.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.service = service
+    install_error_handlers(app)
+    app.add_api_route(
+        "/health", _health, methods=["GET"], response_model=HealthOut, tags=["health"],
+        responses={503: {"model": HealthOut, "description": "database or broker unreachable"}},
+    )
+    app.include_router(tasks.router)
+    for router in routers:
+        app.include_router(router)
+    return app
+
+
+def _health(request: Request) -> JSONResponse:
+    """Database and broker reachability; needs no token."""
+    report = request.app.state.service.health()
+    body = HealthOut(
+        status="ok" if report.ok else "unavailable",
+        database=ReachabilityOut(ok=report.database_error is None, error=report.database_error),
+        broker=ReachabilityOut(ok=report.broker_error is None, error=report.broker_error),
+    )
+    return JSONResponse(status_code=200 if report.ok else 503, content=body.model_dump())
+
+
+_default_app: FastAPI | None = None
+
+
+def __getattr__(name: str) -> Any:
+    # ``app`` is built on first access (``uvicorn api.app:app``), so importing this module
+    # for ``create_app`` reads no environment and opens nothing.
+    global _default_app
+    if name == "app":
+        if _default_app is None:
+            _default_app = create_app()
+        return _default_app
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,34 @@
+"""Bearer-token authentication: every endpoint but ``/health`` depends on :func:`require_token`."""
+
+from __future__ import annotations
+
+import hmac
+
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from api.settings import TOKEN_ENV
+
+# auto_error=False: without a configured token the header is optional, and a missing
+# header must give our 401 (with WWW-Authenticate), not FastAPI's 403.
+_bearer = HTTPBearer(auto_error=False, description=f"The value of {TOKEN_ENV}, when it is set.")
+
+
+def require_token(
+    request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)
+) -> None:
+    """Reject the request unless it carries ``Authorization: Bearer <TABLEBEAT_API_TOKEN>``.
+
+    Nothing is checked when no token is configured (the API then binds to 127.0.0.1 only).
+    """
+    expected: str | None = request.app.state.settings.api_token
+    if expected is None:
+        return
+    given = credentials.credentials if credentials is not None else ""
+    # Constant-time comparison: the time taken says nothing about how much of the token matched.
+    if not hmac.compare_digest(given.encode(), expected.encode()):
+        raise HTTPException(
+            status_code=status.HTTP_401_UNAUTHORIZED,
+            detail="missing or wrong bearer token (Authorization: Bearer <TABLEBEAT_API_TOKEN>)",
+            headers={"WWW-Authenticate": "Bearer"},
+        )

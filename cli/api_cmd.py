@@ -1,0 +1,44 @@
+"""``tablebeat api``: serve the REST API with uvicorn."""
+
+from __future__ import annotations
+
+import logging
+from typing import Optional
+
+import typer
+
+from cli.tasks import fail
+
+logger = logging.getLogger("tablebeat.api")
+
+LOOPBACK = "127.0.0.1"
+
+
+def api(
+    host: Optional[str] = typer.Option(
+        None, "--host", help="Address to listen on (default 0.0.0.0 with a token, else 127.0.0.1)."
+    ),
+    port: int = typer.Option(8000, "--port", help="Port to listen on."),
+    log_level: str = typer.Option("info", "--log-level", help="uvicorn log level."),
+) -> None:
+    """Serve the REST API (OpenAPI docs at /docs).
+
+    With TABLEBEAT_API_TOKEN set, every endpoint but /health needs 'Authorization: Bearer <token>';
+    without it the API has no authentication and binds to 127.0.0.1 only.
+    """
+    import uvicorn
+
+    from api.app import NO_TOKEN_WARNING, create_app
+    from api.settings import ApiSettings
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(message)s")
+    try:
+        settings = ApiSettings.from_env()
+    except ValueError as exc:
+        raise fail(str(exc), 2) from None
+    bind = host or ("0.0.0.0" if settings.api_token else LOOPBACK)
+    if settings.api_token is None and bind != LOOPBACK:
+        logger.warning("%s; ignoring --host %s", NO_TOKEN_WARNING, bind)
+        bind = LOOPBACK
+    logger.info("tablebeat API on http://%s:%d (docs at /docs)", bind, port)
+    uvicorn.run(create_app(settings), host=bind, port=port, log_level=log_level)
