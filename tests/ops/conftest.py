@@ -1,0 +1,126 @@
+"""Fixtures of the operations tests: a real webhook receiver, a migrated MariaDB, a Redis broker."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, text
+
+from models import make_engine
+from tests.conftest import fresh_database
+from tests.processes import redis_broker_db
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class Received:
+    """One request the receiver got."""
+
+    path: str
+    body: dict[str, Any]
+    at: float
+
+
+@dataclass
+class WebhookReceiver:
+    """An HTTP server on 127.0.0.1 that records every JSON POST (and can be told to fail)."""
+
+    url: str
+    requests: list[Received] = field(default_factory=list)
+    status: int = 200
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def posts(self, path: str | None = None) -> list[Received]:
+        with self.lock:
+            return [r for r in self.requests if path is None or r.path == path]
+
+
+@pytest.fixture
+def webhook() -> Iterator[WebhookReceiver]:
+    import time
+
+    receiver: WebhookReceiver
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+            length = int(self.headers.get("Content-Length") or 0)
+            body = json.loads(self.rfile.read(length) or b"{}")
+            with receiver.lock:
+                receiver.requests.append(Received(self.path, body, time.monotonic()))
+            self.send_response(receiver.status)
+            self.end_headers()
+
+        def log_message(self, *_: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    receiver = WebhookReceiver(url=f"http://127.0.0.1:{server.server_address[1]}")
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield receiver
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture(scope="module")
+def mariadb_url() -> Iterator[str]:
+    from models.migrate import upgrade
+
+    with fresh_database("mariadb") as url:
+        upgrade(url)
+        yield url
+
+
+@pytest.fixture(scope="module")
+def db(mariadb_url: str) -> Iterator[Engine]:
+    engine = make_engine(mariadb_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def broker_url() -> Iterator[str]:
+    with redis_broker_db() as url:
+        yield url
+
+
+def cluster_env(db_url: str, broker_url: str, **extra: str) -> dict[str, str]:
+    """Environment of celery processes started by these tests (no inherited TABLEBEAT_*)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TABLEBEAT_") and k != "APP_ENV"}
+    env.update(
+        APP_ENV="test",
+        TABLEBEAT_DATABASE_URL=db_url,
+        TABLEBEAT_BROKER_URL=broker_url,
+        TABLEBEAT_REFRESH_SECONDS="3",
+        PYTHONPATH=str(REPO),
+        **extra,
+    )
+    return env
+
+
+def sql(engine: Engine, statement: str, **params: object) -> list[tuple]:
+    """Run one plain SQL statement and return its rows."""
+    with engine.begin() as conn:
+        result = conn.execute(text(statement), params)
+        return [tuple(r) for r in result] if result.returns_rows else []
+
+
+def insert_task(db: Engine, key: str, func: str, spec: str, extra: str = "{}", trigger: str = "interval") -> int:
+    sql(
+        db,
+        "INSERT INTO task (task_key, `desc`, execute_func, `trigger`, spec, args, is_valid, status, extra) "
+        "VALUES (:k, 'ops test', :f, :t, :s, '', 1, 'ready', :e)",
+        k=key, f=func, t=trigger, s=spec, e=extra,
+    )
+    return int(sql(db, "SELECT id FROM task WHERE task_key = :k", k=key)[0][0])
