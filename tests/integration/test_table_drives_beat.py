@@ -14,6 +14,11 @@ from tests.processes import Cluster, wait_for
 pytestmark = [pytest.mark.integration, pytest.mark.mariadb]
 
 
+def now_naive() -> datetime:
+    """Now in UTC without tzinfo: how MariaDB's DATETIME columns come back over plain SQL."""
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
 def insert_task(db: Engine, key: str, func: str, trigger: str, spec: str, args: str = "", **cols: object) -> int:
     extra_cols = "".join(f", {c}" for c in cols)
     extra_vals = "".join(f", :{c}" for c in cols)
@@ -56,14 +61,14 @@ def test_update_spec_changes_cadence_and_pause_stops(cluster: Cluster, db: Engin
     task_id = insert_task(db, "it_cadence", "test_interval", "interval", "1")
     wait_for(lambda: len(runs(db, task_id)) >= 3, REFRESH_SECONDS + 6, what="three 1 s fires")
     sql(db, "UPDATE task SET spec = '3' WHERE id = :t", t=task_id)
-    changed = datetime.now(timezone.utc)
+    changed = now_naive()
     time.sleep(REFRESH_SECONDS + 7)
     later = [r[3] for r in runs(db, task_id) if r[3] > changed + timedelta(seconds=REFRESH_SECONDS)]
     gaps = [(b - a).total_seconds() for a, b in zip(later, later[1:])]
     assert gaps and all(abs(g - 3) < 0.01 for g in gaps), gaps
 
     sql(db, "UPDATE task SET is_valid = 0 WHERE id = :t", t=task_id)
-    paused = datetime.now(timezone.utc)
+    paused = now_naive()
     wait_for(lambda: sql(db, "SELECT status FROM task WHERE id = :t", t=task_id)[0][0] == "paused",
              REFRESH_SECONDS + 1, what="status paused")
     time.sleep(REFRESH_SECONDS + 4)
@@ -78,7 +83,7 @@ def test_delete_stops_firing(cluster: Cluster, db: Engine) -> None:
     task_id = insert_task(db, "it_delete", "test_interval", "interval", "1")
     wait_for(lambda: runs(db, task_id), REFRESH_SECONDS + 4, what="a fire")
     sql(db, "DELETE FROM task WHERE id = :t", t=task_id)
-    deleted = datetime.now(timezone.utc)
+    deleted = now_naive()
     time.sleep(REFRESH_SECONDS + 3)
     assert not [r for r in runs(db, task_id) if r[3] > deleted + timedelta(seconds=REFRESH_SECONDS)]
 
