@@ -44,7 +44,10 @@ def _describe(error: dict[str, Any]) -> dict[str, Any]:
     if error.get("type") == "extra_forbidden":
         reason = "is not a task field"
     elif error.get("type") == "json_invalid":
-        reason = f"body is not valid JSON: {error.get('ctx', {}).get('error', reason)}"
+        # loc is ("body", <character position>): the field is the body itself.
+        where = f" at character {field}" if field else ""
+        field = "body"
+        reason = f"is not valid JSON{where}: {error.get('ctx', {}).get('error', reason)}"
     return {"field": field, "reason": reason}
 
 

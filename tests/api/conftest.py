@@ -1,0 +1,62 @@
+"""Fixtures of the REST API tests: the app on MariaDB + Redis, driven by FastAPI's TestClient."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine
+
+from api.app import create_app
+from api.settings import ApiSettings
+from scheduler.service import ServiceSettings, TaskService
+from tests.api.ops_env import clear_tables, migrated_mariadb
+from tests.processes import redis_broker_db
+
+TOKEN = "s3cret-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+
+@pytest.fixture(scope="module")
+def db_url() -> Iterator[str]:
+    with migrated_mariadb() as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def broker_url() -> Iterator[str]:
+    with redis_broker_db() as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def settings(db_url: str, broker_url: str) -> ApiSettings:
+    return ApiSettings(ServiceSettings(database_url=db_url, broker_url=broker_url), api_token=TOKEN)
+
+
+@pytest.fixture(scope="module")
+def service(settings: ApiSettings) -> Iterator[TaskService]:
+    running = TaskService(settings.service)
+    yield running
+    running.close()
+
+
+@pytest.fixture(scope="module")
+def app_client(settings: ApiSettings, service: TaskService) -> Iterator[TestClient]:
+    with TestClient(create_app(settings, service=service)) as client:
+        yield client
+
+
+@pytest.fixture
+def client(app_client: TestClient, service: TaskService) -> TestClient:
+    """The API client with the bearer token, on empty tables."""
+    clear_tables(service.engine)
+    app_client.headers.update(AUTH)
+    return app_client
+
+
+@pytest.fixture
+def engine(service: TaskService) -> Engine:
+    return service.engine
