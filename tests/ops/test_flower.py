@@ -1,0 +1,90 @@
+"""Flower against real Redis, MariaDB, beat and worker: every run is findable through its HTTP API."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import Engine
+
+from tests.ops.conftest import cluster_env, insert_task, sql
+from tests.processes import CeleryProcess, Cluster, wait_for
+
+pytestmark = [pytest.mark.integration, pytest.mark.mariadb]
+
+AUTH = ("ops", "flower-test-pw")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def flower(
+    mariadb_url: str, broker_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Cluster, str]]:
+    log_dir: Path = tmp_path_factory.mktemp("flower")
+    cluster = Cluster(cluster_env(mariadb_url, broker_url), log_dir)
+    port = free_port()
+    try:
+        cluster.start_worker()
+        cluster.start_beat()
+        cluster.processes.append(
+            CeleryProcess(
+                "flower",
+                [f"--port={port}", "--address=127.0.0.1", f"--basic-auth={AUTH[0]}:{AUTH[1]}"],
+                cluster.env, log_dir, "flower",
+            )
+        )
+        base = f"http://127.0.0.1:{port}"
+        wait_for(lambda: _healthy(base), 30, what=f"Flower on {base}")
+        yield cluster, base
+    finally:
+        cluster.stop_all()
+
+
+def _healthy(base: str) -> bool:
+    try:
+        return httpx.get(f"{base}/healthcheck", timeout=2).text == "OK"
+    except httpx.HTTPError:
+        return False
+
+
+def _tasks(base: str, **params: str) -> dict:
+    response = httpx.get(f"{base}/api/tasks", params=params, auth=AUTH, timeout=5)
+    response.raise_for_status()
+    return response.json()
+
+
+def test_run_is_found_in_flower_by_celery_id_and_trace_id(flower: tuple[Cluster, str], db: Engine) -> None:
+    cluster, base = flower
+    task_id = insert_task(db, "flower_seen", "test_interval", "2")
+    run_id, celery_id, trace_id = wait_for(
+        lambda: sql(db, "SELECT id, celery_id, trace_id FROM execute_task WHERE task_id = :t AND status = 'success' "
+                        "ORDER BY id LIMIT 1", t=task_id),
+        30, what="a successful run",
+    )[0]
+
+    # Each job is its own task name in Flower, in SUCCESS state, with the run's trace ID in its kwargs.
+    found = wait_for(lambda: _tasks(base, taskname="test_interval").get(celery_id), 30, what="the run in Flower")
+    assert found["name"] == "test_interval" and found["state"] == "SUCCESS"
+    assert trace_id in found["kwargs"] and f"'sub_task_id': {run_id}" in found["kwargs"]
+    assert "flower_seen" in found["args"]
+
+    # Search by trace ID (what an operator pastes from a log line or execute_task).
+    by_trace = _tasks(base, search=trace_id)
+    assert list(by_trace) == [celery_id]
+
+    info = httpx.get(f"{base}/api/task/info/{celery_id}", auth=AUTH, timeout=5).json()
+    assert info["uuid"] == celery_id and info["worker"].startswith("worker")
+
+
+def test_flower_api_needs_the_credentials(flower: tuple[Cluster, str]) -> None:
+    _cluster, base = flower
+    assert httpx.get(f"{base}/api/tasks", timeout=5).status_code == 401
+    assert httpx.get(f"{base}/healthcheck", timeout=5).status_code == 200
