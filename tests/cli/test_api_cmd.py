@@ -1,0 +1,97 @@
+"""``tablebeat api`` as a real process: binding, the no-token warning, and the token check."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.processes import REPO, wait_for
+
+pytestmark = pytest.mark.mariadb
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class ApiProcess:
+    """``python -m cli.main api ...`` with its output in a file; stopped by its PID."""
+
+    def __init__(self, args: list[str], env: dict[str, str], log_path: Path) -> None:
+        self.log_path = log_path
+        self._log = log_path.open("wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "cli.main", "api", *args], env=env, cwd=str(REPO),
+            stdout=self._log, stderr=subprocess.STDOUT,
+        )
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+        self._log.close()
+
+
+@pytest.fixture
+def start_api(db_url: str, broker_url: str, tmp_path: Path) -> Iterator:
+    started: list[ApiProcess] = []
+
+    def start(*args: str, token: str | None = None) -> ApiProcess:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("TABLEBEAT_")}
+        env.update(TABLEBEAT_DATABASE_URL=db_url, TABLEBEAT_BROKER_URL=broker_url, PYTHONPATH=str(REPO))
+        if token:
+            env["TABLEBEAT_API_TOKEN"] = token
+        process = ApiProcess(list(args), env, tmp_path / f"api{len(started)}.log")
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        process.stop()
+
+
+def healthy(port: int) -> bool:
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def test_without_token_binds_loopback_only_and_says_so(start_api) -> None:
+    port = free_port()
+    process = start_api("--host", "0.0.0.0", "--port", str(port))
+    wait_for(lambda: healthy(port), 20, what="the API to answer")
+    log = process.log()
+    assert "TABLEBEAT_API_TOKEN is not set" in log and "ignoring --host 0.0.0.0" in log
+    assert f"Uvicorn running on http://127.0.0.1:{port}" in log
+    assert httpx.get(f"http://127.0.0.1:{port}/tasks", timeout=5).status_code == 200
+
+
+def test_with_token_listens_on_all_interfaces_and_checks_it(start_api) -> None:
+    port = free_port()
+    process = start_api("--port", str(port), token="proc-token")
+    wait_for(lambda: healthy(port), 20, what="the API to answer")
+    assert f"Uvicorn running on http://0.0.0.0:{port}" in process.log()
+    assert "TABLEBEAT_API_TOKEN is not set" not in process.log()
+    assert httpx.get(f"http://127.0.0.1:{port}/tasks", timeout=5).status_code == 401
+    authed = httpx.get(f"http://127.0.0.1:{port}/tasks", headers={"Authorization": "Bearer proc-token"}, timeout=5)
+    assert authed.status_code == 200 and authed.json()["total"] >= 0
+    assert httpx.get(f"http://127.0.0.1:{port}/docs", timeout=5).status_code == 200
