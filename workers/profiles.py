@@ -168,6 +168,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("console_url", _optional_http_url, "", "base URL of the console; alerts link to <url>/runs/<id>"),
 )
 SETTINGS_BY_KEY: dict[str, Setting] = {s.key: s for s in SETTINGS}
+#: Settings :func:`export_to_environ` publishes.
+EXPORTED_KEYS = ("database_url", "broker_url")
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,18 +253,17 @@ def load_profile(environ: Mapping[str, str] | None = None, conf_dir: Path | None
 
 
 def export_to_environ(profile: Profile, environ: Mapping[str, str] | None = None) -> None:
-    """Publish the profile's file values as ``TABLEBEAT_*`` variables where unset.
+    """Publish the profile file's database and broker URLs as ``TABLEBEAT_*`` variables where unset.
 
-    Some readers take a setting straight from the environment (``models.engine.database_url``,
-    the CLI, child processes); exporting keeps them on the profile's database and broker.
-    Values from the environment are already there, and defaults stay computed by their readers.
+    Some code takes these two straight from the environment (``models.engine.database_url``, the
+    CLI, child processes); exporting keeps it on the profile's database and broker. Other
+    settings are read through ``app.conf`` and are not exported, so that a child process started
+    with another ``APP_ENV`` gets that profile's values, not this one's.
     """
     env: Any = os.environ if environ is None else environ
-    for key, source in profile.sources.items():
-        if source != "file":
-            continue
-        value = profile.values[key]
-        env.setdefault(SETTINGS_BY_KEY[key].env_var, ",".join(value) if isinstance(value, list) else str(value))
+    for key in EXPORTED_KEYS:
+        if profile.sources.get(key) == "file":
+            env.setdefault(SETTINGS_BY_KEY[key].env_var, str(profile.values[key]))
 
 
 def _show(raw: Any) -> str:

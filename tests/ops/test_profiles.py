@@ -145,13 +145,15 @@ def test_password_in_a_rejected_url_is_not_echoed() -> None:
     assert "s3cret" not in str(caught.value) and "***" in str(caught.value)
 
 
-def test_export_publishes_file_values_without_overriding_the_environment() -> None:
+def test_export_publishes_profile_urls_without_overriding_the_environment() -> None:
     environ = {"APP_ENV": "test", "TABLEBEAT_BROKER_URL": "redis://elsewhere:6379/2"}
     export_to_environ(load_profile(environ), environ)
     assert environ["TABLEBEAT_DATABASE_URL"].startswith("mysql+pymysql://root@127.0.0.1")
     assert environ["TABLEBEAT_BROKER_URL"] == "redis://elsewhere:6379/2"
-    assert environ["TABLEBEAT_JOB_MODULES"] == "workers.examples"
-    assert "TABLEBEAT_ALERT_WEBHOOK" not in environ  # defaults stay with their readers
+    assert "TABLEBEAT_REFRESH_SECONDS" not in environ  # read through app.conf, not exported
+    local: dict[str, str] = {}
+    export_to_environ(load_profile(local), local)
+    assert local == {}  # the embedded SQLite defaults stay computed by their readers
 
 
 def _run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
