@@ -494,7 +494,9 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
 
     def _sleep_seconds(self) -> float:
         now_ts = time.time()
-        wake = now_ts + self.settings.poll_seconds
+        # Wake for the next change-log poll on its own cadence: a tick woken early by a fire must
+        # not push the poll a whole poll_seconds further out (edits would then take up to 2x).
+        wake = now_ts + max(self._next_poll - time.monotonic(), 0.0)
         if self._ready:
             wake = min(wake, self._ready[0][0])
         if self._fire_heap:
