@@ -120,6 +120,7 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
         self._registered = registered_names()
         started = time.monotonic()
         self._full_sync()
+        self._next_refresh = time.monotonic() + self.settings.refresh_seconds
         logger.info(
             "tablebeat: %d tasks scheduled, %d in error, loaded in %.2fs (beat %s)",
             len(self._jobs),
@@ -233,7 +234,8 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
                     self._row_state_backlog[task_id] = store.RowState(task_id, TaskStatus.PAUSED.value, None, None)
             else:
                 self._apply_row(row, now, announce=True)
-        self._fingerprint = None  # the next refresh compares afresh
+        # The change log explains this movement of the fingerprint; the safety net must not reload for it.
+        self._fingerprint = store.fingerprint(conn)
 
     def _apply_row(self, row: Any, now: datetime, announce: bool = False) -> None:
         task_id = int(row.id)
@@ -342,6 +344,8 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
     ) -> None:
         by_key = {(c.task_id, c.scheduled_at): c for c in claims}
         for job, fires, nxt in planned:
+            # The claim wrote status/next_run_at (ours or another beat's); an older pending write would undo it.
+            self._row_state_backlog.pop(job.task_id, None)
             for fire in fires:
                 claim = by_key[(job.task_id, fire.scheduled_at)]
                 run_id = won.get(claim.trace_id)

@@ -1,0 +1,236 @@
+"""SqlScheduler against real SQLite, MariaDB and PostgreSQL, with a recording publisher (no broker)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from celery import Celery
+from sqlalchemy import Engine, select, text
+from sqlalchemy.orm import Session
+
+import workers  # noqa: F401  (registers the example jobs)
+from models import ExecuteTask, Task, make_engine
+from scheduler import store
+from scheduler.beat import SqlScheduler
+from scheduler.dispatch import Dispatch
+
+
+class RecordingPublisher:
+    """Stands in for the broker: remembers every dispatch."""
+
+    def __init__(self) -> None:
+        self.sent: list[Dispatch] = []
+
+    def publish(self, dispatches: Sequence[Dispatch]) -> list[int]:
+        self.sent.extend(dispatches)
+        return [d.run_id for d in dispatches]
+
+
+def make_scheduler(url: str, **conf: Any) -> SqlScheduler:
+    app = Celery("tablebeat-test", set_as_current=False)
+    app.conf.update(
+        tablebeat_database_url=url,
+        tablebeat_poll_seconds=0.05,
+        tablebeat_refresh_seconds=conf.pop("refresh_seconds", 3600),
+        tablebeat_lookahead_seconds=0.2,
+        **{f"tablebeat_{k}": v for k, v in conf.items()},
+    )
+    scheduler = SqlScheduler(app)
+    scheduler.publisher = RecordingPublisher()
+    return scheduler
+
+
+def run_for(seconds: float, *schedulers: SqlScheduler) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        for scheduler in schedulers:
+            scheduler.tick()
+        time.sleep(0.01)
+
+
+def sent(scheduler: SqlScheduler) -> list[Dispatch]:
+    return scheduler.publisher.sent  # type: ignore[attr-defined, no-any-return]
+
+
+def add_task(engine: Engine, key: str, func: str, trigger: str, spec: str, **cols: Any) -> int:
+    values = {"task_key": key, "desc": "t", "execute_func": func, "trigger": trigger, "spec": spec,
+              "args": "", "is_valid": 1, "status": "ready", "extra": "{}", **cols}
+    with engine.begin() as conn:
+        return int(conn.execute(Task.__table__.insert().values(**values)).inserted_primary_key[0])
+
+
+@pytest.fixture
+def engine(migrated_url: str) -> Iterator[Engine]:
+    eng = make_engine(migrated_url)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def schedulers(migrated_url: str) -> Iterator[Callable[..., SqlScheduler]]:
+    made: list[SqlScheduler] = []
+
+    def factory(**conf: Any) -> SqlScheduler:
+        made.append(make_scheduler(migrated_url, **conf))
+        return made[-1]
+
+    yield factory
+    for scheduler in made:
+        scheduler.close()
+
+
+def run_rows(engine: Engine, task_id: int) -> list[ExecuteTask]:
+    with Session(engine) as session:
+        return list(
+            session.scalars(
+                select(ExecuteTask).where(ExecuteTask.task_id == task_id).order_by(ExecuteTask.scheduled_at)
+            )
+        )
+
+
+def task_row(engine: Engine, task_id: int) -> Task:
+    with Session(engine) as session:
+        return session.get_one(Task, task_id)
+
+
+def test_interval_fires_on_its_grid_and_writes_back(engine: Engine, schedulers: Callable[..., SqlScheduler]) -> None:
+    task_id = add_task(engine, "every1", "test_interval", "interval", "1", args="1,2")
+    scheduler = schedulers()
+    run_for(2.6, scheduler)
+    dispatches = [d for d in sent(scheduler) if d.task_key == "every1"]
+    assert 2 <= len(dispatches) <= 3
+    anchor = task_row(engine, task_id).update_at
+    for d in dispatches:
+        offset = (d.scheduled_at - anchor).total_seconds()
+        assert offset == pytest.approx(round(offset), abs=1e-3) and offset >= 1
+        assert d.args == (1, 2) and d.job_name == "test_interval" and len(d.trace_id) == 32
+    rows = run_rows(engine, task_id)
+    assert [r.id for r in rows] == sorted(d.run_id for d in dispatches)
+    assert all(r.status == "pending" and r.published_at is not None for r in rows)
+    task = task_row(engine, task_id)
+    assert task.last_run_at == dispatches[-1].scheduled_at
+    assert task.next_run_at == dispatches[-1].scheduled_at + timedelta(seconds=1)
+
+
+def test_two_beats_dispatch_each_fire_once(engine: Engine, schedulers: Callable[..., SqlScheduler]) -> None:
+    ids = [add_task(engine, f"shared{i}", "test_interval", "interval", "1") for i in range(5)]
+    first, second = schedulers(), schedulers()
+    run_for(3.2, first, second)
+    published = [d.run_id for d in sent(first)] + [d.run_id for d in sent(second)]
+    assert len(published) == len(set(published))
+    rows = [r for task_id in ids for r in run_rows(engine, task_id)]
+    assert len(rows) == len(published) >= 5 * 2
+    keys = [(r.task_id, r.scheduled_at) for r in rows]
+    assert len(keys) == len(set(keys))
+
+
+@pytest.mark.parametrize(
+    ("cols", "column"),
+    [
+        ({"execute_func": "os.system"}, "execute_func"),
+        ({"spec": "61 * * * *", "trigger": "cron"}, "spec"),
+        ({"trigger": "weekly"}, "trigger"),
+        ({"spec": "0"}, "spec"),
+        ({"args": "__import__('os').system('id')"}, "args"),
+        ({"kwargs": "[1, 2]"}, "kwargs"),
+        ({"timezone": "Mars/Base"}, "timezone"),
+    ],
+)
+def test_bad_row_goes_to_error_naming_the_column(
+    engine: Engine, schedulers: Callable[..., SqlScheduler], cols: dict[str, str], column: str
+) -> None:
+    good = add_task(engine, "good", "test_interval", "interval", "1")
+    row = {"func": "test_interval", "trigger": "interval", "spec": "5", **cols}
+    row["func"] = row.pop("execute_func", row["func"])
+    bad = add_task(engine, "bad", **row)
+    scheduler = schedulers()
+    run_for(1.5, scheduler)
+    row = task_row(engine, bad)
+    assert row.status == "error" and row.last_error.startswith(f"{column}:"), row.last_error
+    assert run_rows(engine, bad) == []
+    assert run_rows(engine, good), "the good row must keep firing"
+
+
+def test_sql_edits_are_found_through_the_change_log(
+    engine: Engine, schedulers: Callable[..., SqlScheduler], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scheduler = schedulers()
+    full_loads: list[int] = []
+    original = store.load_enabled_rows
+    monkeypatch.setattr(store, "load_enabled_rows", lambda conn: full_loads.append(1) or original(conn))
+    task_id = add_task(engine, "late_insert", "test_interval", "interval", "1")
+    run_for(1.6, scheduler)
+    assert [d for d in sent(scheduler) if d.task_key == "late_insert"]
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE task SET is_valid = 0 WHERE id = :i"), {"i": task_id})
+    run_for(0.3, scheduler)
+    assert task_id not in scheduler._jobs
+    assert task_row(engine, task_id).status == "paused"
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM task WHERE id = :i"), {"i": task_id})
+    run_for(0.3, scheduler)
+    assert full_loads == [], "edits must not trigger full reloads"
+
+
+def test_misfire_runs_latest_late_and_records_older_as_skipped(
+    engine: Engine, schedulers: Callable[..., SqlScheduler]
+) -> None:
+    now = datetime.now(timezone.utc)
+    anchor = now.replace(microsecond=0) - timedelta(seconds=300)
+    task_id = add_task(engine, "missed", "test_interval", "interval", "10", create_at=anchor, update_at=anchor,
+                       last_run_at=anchor + timedelta(seconds=200), misfire_grace_seconds=30)
+    scheduler = schedulers()
+    run_for(0.5, scheduler)
+    rows = run_rows(engine, task_id)
+    statuses = [(r.status, r.scheduled_at) for r in rows]
+    assert statuses[0] == ("skipped", anchor + timedelta(seconds=210))
+    assert "coalesced" in rows[0].result
+    assert statuses[1][0] == "pending" and now - statuses[1][1] < timedelta(seconds=10)
+    assert len(rows) == 2
+
+
+def test_fire_older_than_grace_is_only_skipped(engine: Engine, schedulers: Callable[..., SqlScheduler]) -> None:
+    now = datetime.now(timezone.utc)
+    run_at = (now - timedelta(seconds=120)).replace(microsecond=0)
+    created = run_at - timedelta(seconds=60)
+    task_id = add_task(engine, "old_date", "test_date", "date", run_at.strftime("%Y-%m-%d %H:%M:%S"),
+                       timezone="UTC", create_at=created, update_at=created, misfire_grace_seconds=30)
+    scheduler = schedulers()
+    run_for(0.5, scheduler)
+    rows = run_rows(engine, task_id)
+    assert [r.status for r in rows] == ["skipped"]
+    assert "misfire" in rows[0].result and sent(scheduler) == []
+    assert task_row(engine, task_id).status == "completed"
+
+
+def test_unpublished_claim_is_republished_once(engine: Engine, schedulers: Callable[..., SqlScheduler]) -> None:
+    task_id = add_task(engine, "outbox", "test_interval", "interval", "3600")
+    old = datetime.now(timezone.utc) - timedelta(seconds=60)
+    with engine.begin() as conn:
+        conn.execute(
+            ExecuteTask.__table__.insert().values(
+                task_id=task_id, status="pending", scheduled_at=old, trace_id="t" * 32, celery_id="c-1",
+                claimed_by="crashed-beat", create_at=old, update_at=old, extra="{}",
+            )
+        )
+    first, second = schedulers(stale_claim_seconds=5), schedulers(stale_claim_seconds=5)
+    run_for(0.5, first, second)
+    republished = [d for d in sent(first) + sent(second) if d.trace_id == "t" * 32]
+    assert len(republished) == 1 and republished[0].celery_id == "c-1"
+    assert run_rows(engine, task_id)[0].published_at is not None
+
+
+def test_no_change_sync_reads_only_the_change_log(engine: Engine, schedulers: Callable[..., SqlScheduler],
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    for i in range(50):
+        add_task(engine, f"idle{i}", "test_interval", "interval", "3600")
+    scheduler = schedulers()
+    loads: list[str] = []
+    monkeypatch.setattr(store, "load_rows", lambda conn, ids: loads.append("rows") or [])
+    monkeypatch.setattr(store, "load_enabled_rows", lambda conn: loads.append("all") or [])
+    run_for(0.5, scheduler)
+    assert loads == [] and len(scheduler._jobs) == 50
