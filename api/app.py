@@ -23,9 +23,7 @@ from scheduler.service import TaskService
 
 logger = logging.getLogger("tablebeat.api")
 
-NO_TOKEN_WARNING = (
-    f"{TOKEN_ENV} is not set: the API has no authentication, so it must listen on 127.0.0.1 only"
-)
+NO_TOKEN_WARNING = f"{TOKEN_ENV} is not set: the API has no authentication, so it must listen on 127.0.0.1 only"
 
 
 def create_app(
@@ -55,7 +53,11 @@ def create_app(
     app.state.service = service
     install_error_handlers(app)
     app.add_api_route(
-        "/health", _health, methods=["GET"], response_model=HealthOut, tags=["health"],
+        "/health",
+        _health,
+        methods=["GET"],
+        response_model=HealthOut,
+        tags=["health"],
         responses={503: {"model": HealthOut, "description": "database or broker unreachable"}},
     )
     app.include_router(tasks.router)

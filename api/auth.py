@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -15,7 +16,7 @@ _bearer = HTTPBearer(auto_error=False, description=f"The value of {TOKEN_ENV}, w
 
 
 def require_token(
-    request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> None:
     """Reject the request unless it carries ``Authorization: Bearer <TABLEBEAT_API_TOKEN>``.
 

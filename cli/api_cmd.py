@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from typing import Optional
 
 import typer
 
@@ -15,7 +14,7 @@ LOOPBACK = "127.0.0.1"
 
 
 def api(
-    host: Optional[str] = typer.Option(
+    host: str | None = typer.Option(
         None, "--host", help="Address to listen on (default 0.0.0.0 with a token, else 127.0.0.1)."
     ),
     port: int = typer.Option(8000, "--port", help="Port to listen on."),

@@ -11,7 +11,7 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any, Optional
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -55,6 +55,7 @@ def open_service() -> Iterator[TaskService]:
 
 # --- options shared by add and edit -------------------------------------------------------
 
+
 def _json_option(name: str, text: str | None) -> Any:
     if text is None:
         return None
@@ -73,8 +74,12 @@ def _fields(**options: Any) -> dict[str, Any]:
 
 
 _TRIGGER = typer.Option(None, "--trigger", "-t", help="cron, interval or date.")
-_SPEC = typer.Option(None, "--spec", "-s", help="Schedule: cron '*/5 * * * *', interval '90s', date '2030-01-01 09:00:00'.")
-_TRIGGER_ARGS = typer.Option(None, "--trigger-args", help='APScheduler-style JSON instead of --spec, e.g. \'{"hours": 1}\'.')
+_SPEC = typer.Option(
+    None, "--spec", "-s", help="Schedule: cron '*/5 * * * *', interval '90s', date '2030-01-01 09:00:00'."
+)
+_TRIGGER_ARGS = typer.Option(
+    None, "--trigger-args", help="APScheduler-style JSON instead of --spec, e.g. '{\"hours\": 1}'."
+)
 _ARGS = typer.Option(None, "--args", help='Positional args: 1,2,3 or "a","b" or a JSON array.')
 _KWARGS = typer.Option(None, "--kwargs", help='Keyword args as a JSON object, e.g. \'{"channel": "#ops"}\'.')
 _DESC = typer.Option(None, "--desc", help="Description.")
@@ -90,26 +95,37 @@ _EXTRA = typer.Option(None, "--extra", help="Free JSON metadata (an object).")
 def add(
     task_key: str = typer.Argument(..., help="Unique name of the task."),
     execute_func: str = typer.Option(..., "--func", "-f", help="Name of a registered job."),
-    trigger: Optional[str] = _TRIGGER,
-    spec: Optional[str] = _SPEC,
-    trigger_args: Optional[str] = _TRIGGER_ARGS,
-    args: Optional[str] = _ARGS,
-    kwargs: Optional[str] = _KWARGS,
-    desc: Optional[str] = _DESC,
-    timezone: Optional[str] = _TZ,
-    queue: Optional[str] = _QUEUE,
-    max_instances: Optional[int] = _MAX,
-    misfire_grace_seconds: Optional[int] = _GRACE,
-    expires_seconds: Optional[int] = _EXPIRES,
-    extra: Optional[str] = _EXTRA,
+    trigger: str | None = _TRIGGER,
+    spec: str | None = _SPEC,
+    trigger_args: str | None = _TRIGGER_ARGS,
+    args: str | None = _ARGS,
+    kwargs: str | None = _KWARGS,
+    desc: str | None = _DESC,
+    timezone: str | None = _TZ,
+    queue: str | None = _QUEUE,
+    max_instances: int | None = _MAX,
+    misfire_grace_seconds: int | None = _GRACE,
+    expires_seconds: int | None = _EXPIRES,
+    extra: str | None = _EXTRA,
     paused: bool = typer.Option(False, "--paused", help="Create it paused."),
 ) -> None:
     """Create a task; beat schedules it within a second."""
     with open_service() as service:
         fields = _fields(
-            task_key=task_key, execute_func=execute_func, trigger=trigger, spec=spec, trigger_args=trigger_args,
-            args=args, kwargs=kwargs, desc=desc, timezone=timezone, queue=queue, max_instances=max_instances,
-            misfire_grace_seconds=misfire_grace_seconds, expires_seconds=expires_seconds, extra=extra,
+            task_key=task_key,
+            execute_func=execute_func,
+            trigger=trigger,
+            spec=spec,
+            trigger_args=trigger_args,
+            args=args,
+            kwargs=kwargs,
+            desc=desc,
+            timezone=timezone,
+            queue=queue,
+            max_instances=max_instances,
+            misfire_grace_seconds=misfire_grace_seconds,
+            expires_seconds=expires_seconds,
+            extra=extra,
         )
         if paused:
             fields["is_valid"] = False
@@ -121,27 +137,38 @@ def add(
 @task_app.command("edit")
 def edit(
     ref: str = typer.Argument(..., help="Task id or task_key."),
-    new_key: Optional[str] = typer.Option(None, "--key", help="Rename the task."),
-    execute_func: Optional[str] = typer.Option(None, "--func", "-f", help="Name of a registered job."),
-    trigger: Optional[str] = _TRIGGER,
-    spec: Optional[str] = _SPEC,
-    trigger_args: Optional[str] = _TRIGGER_ARGS,
-    args: Optional[str] = _ARGS,
-    kwargs: Optional[str] = _KWARGS,
-    desc: Optional[str] = _DESC,
-    timezone: Optional[str] = _TZ,
-    queue: Optional[str] = _QUEUE,
-    max_instances: Optional[int] = _MAX,
-    misfire_grace_seconds: Optional[int] = _GRACE,
-    expires_seconds: Optional[int] = _EXPIRES,
-    extra: Optional[str] = _EXTRA,
+    new_key: str | None = typer.Option(None, "--key", help="Rename the task."),
+    execute_func: str | None = typer.Option(None, "--func", "-f", help="Name of a registered job."),
+    trigger: str | None = _TRIGGER,
+    spec: str | None = _SPEC,
+    trigger_args: str | None = _TRIGGER_ARGS,
+    args: str | None = _ARGS,
+    kwargs: str | None = _KWARGS,
+    desc: str | None = _DESC,
+    timezone: str | None = _TZ,
+    queue: str | None = _QUEUE,
+    max_instances: int | None = _MAX,
+    misfire_grace_seconds: int | None = _GRACE,
+    expires_seconds: int | None = _EXPIRES,
+    extra: str | None = _EXTRA,
 ) -> None:
     """Change the given fields of a task (the others keep their values)."""
     with open_service() as service:
         fields = _fields(
-            task_key=new_key, execute_func=execute_func, trigger=trigger, spec=spec, trigger_args=trigger_args,
-            args=args, kwargs=kwargs, desc=desc, timezone=timezone, queue=queue, max_instances=max_instances,
-            misfire_grace_seconds=misfire_grace_seconds, expires_seconds=expires_seconds, extra=extra,
+            task_key=new_key,
+            execute_func=execute_func,
+            trigger=trigger,
+            spec=spec,
+            trigger_args=trigger_args,
+            args=args,
+            kwargs=kwargs,
+            desc=desc,
+            timezone=timezone,
+            queue=queue,
+            max_instances=max_instances,
+            misfire_grace_seconds=misfire_grace_seconds,
+            expires_seconds=expires_seconds,
+            extra=extra,
         )
         if not fields:
             raise ValidationFailed("options", "nothing to change; give at least one option (see --help)")
@@ -152,9 +179,9 @@ def edit(
 
 @task_app.command("list")
 def list_tasks(
-    status: Optional[str] = typer.Option(None, "--status", help="ready, doing, paused, completed or error."),
-    trigger: Optional[str] = typer.Option(None, "--trigger", "-t", help="cron, interval or date."),
-    search: Optional[str] = typer.Option(None, "--search", "-q", help="Text in task_key or desc."),
+    status: str | None = typer.Option(None, "--status", help="ready, doing, paused, completed or error."),
+    trigger: str | None = typer.Option(None, "--trigger", "-t", help="cron, interval or date."),
+    search: str | None = typer.Option(None, "--search", "-q", help="Text in task_key or desc."),
     limit: int = typer.Option(50, "--limit", help="Page size (1-1000)."),
     offset: int = typer.Option(0, "--offset", help="Rows to skip."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
@@ -170,8 +197,12 @@ def list_tasks(
         table.add_column(column, overflow="fold")
     for task in page.items:
         table.add_row(
-            str(task.id), escape(task.task_key), escape(task.execute_func or ""), escape(_schedule(task)),
-            _status(task), _when(task.next_fire_times[0] if task.next_fire_times else None),
+            str(task.id),
+            escape(task.task_key),
+            escape(task.execute_func or ""),
+            escape(_schedule(task)),
+            _status(task),
+            _when(task.next_fire_times[0] if task.next_fire_times else None),
             escape(task.last_status or "-"),
         )
     stdout().print(table)
@@ -246,7 +277,7 @@ def remove(
 @task_app.command("logs")
 def logs(
     ref: str = typer.Argument(..., help="Task id or task_key."),
-    status: Optional[str] = typer.Option(None, "--status", help="Only runs of this status (e.g. failed)."),
+    status: str | None = typer.Option(None, "--status", help="Only runs of this status (e.g. failed)."),
     limit: int = typer.Option(20, "--limit", help="Page size (1-1000)."),
     offset: int = typer.Option(0, "--offset", help="Rows to skip."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
@@ -261,6 +292,7 @@ def logs(
 
 
 # --- rendering ---------------------------------------------------------------------------------
+
 
 def _schedule(task: TaskView) -> str:
     zone = f" ({task.timezone})" if task.timezone else ""
@@ -314,9 +346,14 @@ def _runs_table(page: Page[RunView], title: str) -> Table:
         if run.error:
             outcome = run.error.strip().splitlines()[-1]
         table.add_row(
-            str(run.id), f"[{colour}]{run.status}[/{colour}]", _when(run.scheduled_at), _when(run.started_at),
-            _when(run.finished_at), "-" if run.duration_seconds is None else f"{run.duration_seconds:.3f}",
-            run.trace_id or "-", escape(outcome),
+            str(run.id),
+            f"[{colour}]{run.status}[/{colour}]",
+            _when(run.scheduled_at),
+            _when(run.started_at),
+            _when(run.finished_at),
+            "-" if run.duration_seconds is None else f"{run.duration_seconds:.3f}",
+            run.trace_id or "-",
+            escape(outcome),
         )
     return table
 
@@ -334,4 +371,3 @@ def _print_json(value: Any) -> None:
         return item
 
     typer.echo(json.dumps(plain(value), ensure_ascii=False, indent=2))
-

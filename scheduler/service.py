@@ -12,11 +12,12 @@ import json
 import os
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
-from typing import Any, Generic, TypeVar
+from typing import Any
 
+from kombu.exceptions import OperationalError as KombuOperationalError
 from sqlalchemy import Engine, delete, func, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -27,32 +28,21 @@ from scheduler.dispatch import BrokerUnavailable, Dispatch, Publisher
 from scheduler.errors import RowError
 from scheduler.rows import ScheduledJob, compile_row
 from scheduler.service_errors import BrokerUnreachable, DuplicateTask, TaskNotFound, ValidationFailed
-from scheduler.specs import parse_extra, parse_kwargs, parse_timezone, parse_trigger, normalise_spec
+from scheduler.service_views import Health, Page, RunStarted, RunView, TaskView, run_view, task_view
+from scheduler.specs import normalise_spec, parse_extra, parse_timezone, parse_trigger
+from scheduler.task_fields import COLUMNS, DEFAULTS, REQUIRED_FIELDS, TASK_FIELDS, coerce_field
 from scheduler.trigger_args import from_trigger_args
 from scheduler.triggers import next_fires
 
-T = TypeVar("T")
-
-#: Fields a create / replace / update request may carry.
-TASK_FIELDS = (
-    "task_key", "desc", "execute_func", "trigger", "spec", "trigger_args", "args", "kwargs",
-    "timezone", "queue", "max_instances", "misfire_grace_seconds", "expires_seconds", "is_valid", "extra",
-)
-#: Required by create and replace (PUT); the schedule is ``trigger`` + ``spec`` or ``trigger_args``.
-REQUIRED_FIELDS = ("task_key", "execute_func")
 NEXT_FIRES_SHOWN = 5
 MAX_PAGE = 1000
 #: Rows deleted per statement by :meth:`TaskService.prune_runs`.
 PRUNE_BATCH_ROWS = 5000
-_DEFAULTS: dict[str, Any] = {
-    "desc": "", "args": "", "kwargs": "{}", "timezone": None, "queue": None, "max_instances": 1,
-    "misfire_grace_seconds": None, "expires_seconds": None, "is_valid": 1, "extra": "{}",
-}
 
 
 def utcnow() -> datetime:
     """The current instant, UTC-aware."""
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,89 +71,6 @@ class ServiceSettings:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class TaskView:
-    """A task row as the API and the CLI show it, with its next fire times."""
-
-    id: int
-    task_key: str
-    desc: str
-    execute_func: str | None
-    trigger: str | None
-    spec: str | None
-    args: str
-    kwargs: Any
-    timezone: str | None
-    queue: str | None
-    max_instances: int
-    misfire_grace_seconds: int | None
-    expires_seconds: int | None
-    is_valid: bool
-    status: str
-    extra: Any
-    create_at: datetime | None
-    update_at: datetime | None
-    next_run_at: datetime | None
-    last_run_at: datetime | None
-    last_status: str | None
-    last_error: str | None
-    next_fire_times: list[datetime] = field(default_factory=list)
-    #: Why beat cannot schedule the row (rows written by plain SQL may be broken).
-    schedule_error: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class RunView:
-    """One ``execute_task`` row."""
-
-    id: int
-    task_id: int
-    status: str
-    trace_id: str | None
-    scheduled_at: datetime | None
-    started_at: datetime | None
-    finished_at: datetime | None
-    duration_seconds: float | None
-    result: str | None
-    error: str | None
-    worker: str | None
-    attempt: int
-    celery_id: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class Page(Generic[T]):
-    """One page of a listing and the total number of matches."""
-
-    items: list[T]
-    total: int
-    limit: int
-    offset: int
-
-
-@dataclass(frozen=True, slots=True)
-class RunStarted:
-    """A run dispatched by :meth:`TaskService.run_task`."""
-
-    run_id: int
-    trace_id: str
-    celery_id: str
-    task_key: str
-    scheduled_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class Health:
-    """Reachability of the database and the broker (``None`` error = reachable)."""
-
-    database_error: str | None
-    broker_error: str | None
-
-    @property
-    def ok(self) -> bool:
-        return self.database_error is None and self.broker_error is None
-
-
 class TaskService:
     """Operations on tasks and their runs; one instance per process, safe across threads."""
 
@@ -172,7 +79,8 @@ class TaskService:
         self.engine: Engine = make_engine(settings.database_url)
         self._sessions = make_sessionmaker(self.engine)
         self._registered = registered
-        self._celery: Any = None
+        #: Publishes run-now messages; built here so request threads never race to build it.
+        self.celery_app = _publishing_app(settings.broker_url)
 
     @property
     def registered(self) -> frozenset[str]:
@@ -183,29 +91,16 @@ class TaskService:
             self._registered = workers.registered_names()
         return self._registered
 
-    @property
-    def celery_app(self) -> Any:
-        """A Celery app publishing to ``settings.broker_url`` (built on first use)."""
-        if self._celery is None:
-            from celery import Celery
-
-            app = Celery("tablebeat", set_as_current=False)
-            app.config_from_object("celeryconfig")
-            app.conf.broker_url = self.settings.broker_url
-            self._celery = app
-        return self._celery
-
     def close(self) -> None:
         """Release database connections and the broker pool."""
         self.engine.dispose()
-        if self._celery is not None:
-            self._celery.close()
+        self.celery_app.close()
 
     # --- tasks --------------------------------------------------------------------------
 
     def create_task(self, fields: Mapping[str, Any]) -> TaskView:
         """Validate and insert a task. :raises ValidationFailed, DuplicateTask:"""
-        values = self._prepare({**_DEFAULTS}, fields, required=REQUIRED_FIELDS)
+        values = self._prepare({**DEFAULTS}, fields, required=REQUIRED_FIELDS)
         values["status"] = TaskStatus.READY.value if values["is_valid"] else TaskStatus.PAUSED.value
         with self._sessions() as session:
             self._check_key_free(session, values["task_key"], None)
@@ -282,21 +177,36 @@ class TaskService:
             task = self._find(session, ref)
             job = self._compile(task)
             run = ExecuteTask(
-                task_id=task.id, status=RunStatus.PENDING.value, scheduled_at=now, trace_id=trace_id,
-                celery_id=celery_id, extra=json.dumps({"manual": True}), attempt=1,
-                claimed_by="manual", create_at=now, update_at=now,
+                task_id=task.id,
+                status=RunStatus.PENDING.value,
+                scheduled_at=now,
+                trace_id=trace_id,
+                celery_id=celery_id,
+                extra=json.dumps({"manual": True}),
+                attempt=1,
+                claimed_by="manual",
+                create_at=now,
+                update_at=now,
             )
             session.add(run)
             session.commit()
             run_id = int(run.id)
         expires_at = now + timedelta(seconds=job.expires_seconds) if job.expires_seconds else None
         dispatch = Dispatch(
-            run_id=run_id, task_key=job.task_key, job_name=job.job_name, args=job.args, kwargs=job.kwargs,
-            queue=job.queue, trace_id=trace_id, celery_id=celery_id, scheduled_at=now, expires_at=expires_at,
+            run_id=run_id,
+            task_key=job.task_key,
+            job_name=job.job_name,
+            args=job.args,
+            kwargs=job.kwargs,
+            queue=job.queue,
+            trace_id=trace_id,
+            celery_id=celery_id,
+            scheduled_at=now,
+            expires_at=expires_at,
         )
         try:
             Publisher(self.celery_app).publish([dispatch])
-        except BrokerUnavailable as exc:
+        except (BrokerUnavailable, KombuOperationalError) as exc:
             raise BrokerUnreachable(run_id, trace_id, str(exc)) from exc
         with self.engine.begin() as conn:
             conn.execute(update(ExecuteTask).where(ExecuteTask.id == run_id).values(published_at=utcnow()))
@@ -322,7 +232,7 @@ class TaskService:
                 .limit(limit)
                 .offset(offset)
             )
-            items = [_run_view(row) for row in rows]
+            items = [run_view(row) for row in rows]
         return Page(items, int(total), limit, offset)
 
     def prune_runs(self, older_than: timedelta, batch_rows: int = PRUNE_BATCH_ROWS) -> int:
@@ -373,7 +283,7 @@ class TaskService:
     def _edit(self, ref: str | int, fields: Mapping[str, Any], *, replace: bool) -> TaskView:
         with self._sessions() as session:
             task = self._find(session, ref)
-            base = {**_DEFAULTS} if replace else {name: getattr(task, name) for name in _COLUMNS}
+            base = {**DEFAULTS} if replace else {name: getattr(task, name) for name in COLUMNS}
             values = self._prepare(base, fields, required=REQUIRED_FIELDS if replace else ())
             if values["task_key"] != task.task_key:
                 self._check_key_free(session, values["task_key"], task.id)
@@ -396,9 +306,7 @@ class TaskService:
             session.commit()
             return self._view(session, task.id)
 
-    def _prepare(
-        self, base: dict[str, Any], fields: Mapping[str, Any], *, required: Sequence[str]
-    ) -> dict[str, Any]:
+    def _prepare(self, base: dict[str, Any], fields: Mapping[str, Any], *, required: Sequence[str]) -> dict[str, Any]:
         """Merge ``fields`` into ``base`` column values, normalise and validate the result."""
         unknown = sorted(set(fields) - set(TASK_FIELDS))
         if unknown:
@@ -409,7 +317,7 @@ class TaskService:
         values = dict(base)
         for name, value in fields.items():
             if name != "trigger_args":
-                values[name] = _COERCE.get(name, _text)(name, value)
+                values[name] = coerce_field(name, value)
         schedule_field = "spec"
         if fields.get("trigger_args") is not None:
             if fields.get("spec") is not None:
@@ -431,7 +339,7 @@ class TaskService:
             if exc.field == "spec" and schedule_field != "spec":
                 raise ValidationFailed(schedule_field, exc.reason) from None
             raise
-        return {name: values[name] for name in _COLUMNS}
+        return {name: values[name] for name in COLUMNS}
 
     def _validate(self, values: dict[str, Any]) -> None:
         """Normalise ``trigger``/``spec`` in place and check the row exactly as beat will."""
@@ -442,13 +350,19 @@ class TaskService:
             parse_extra(values.get("extra"))
         except RowError as exc:
             raise ValidationFailed(exc.column, exc.reason) from None
-        self._compile(SimpleNamespace(**values, id=0, create_at=None, update_at=None, status=None,
-                                      last_run_at=None, next_run_at=None, last_error=None))
+        self._compile(values)
 
-    def _compile(self, row: Any) -> ScheduledJob:
+    def _compile(self, row: Task | Mapping[str, Any]) -> ScheduledJob:
+        """Compile a stored task, or the column values of one about to be written, as beat does."""
+        values = row if isinstance(row, Mapping) else {name: getattr(row, name) for name in _ROW_COLUMNS}
+        anchor = values.get("update_at") or values.get("create_at")
+        # The shape of a ``store.ROW_COLUMNS`` result row, which is what compile_row reads.
+        beat_row = SimpleNamespace(**{name: values.get(name) for name in _ROW_COLUMNS}, anchor=anchor)
+        if beat_row.id is None:
+            beat_row.id = 0
         try:
             return compile_row(
-                row,
+                beat_row,
                 registered=self.registered,
                 default_timezone=self.settings.default_timezone,
                 default_grace_seconds=self.settings.misfire_grace_seconds,
@@ -496,21 +410,31 @@ class TaskService:
             if task.is_valid == 1 and task.status != TaskStatus.COMPLETED.value:
                 floor = max(d for d in (now, job.anchor, task.last_run_at) if d is not None)
                 fires = list(next_fires(job.trigger, floor, NEXT_FIRES_SHOWN))
-        return TaskView(
-            id=task.id, task_key=task.task_key, desc=task.desc or "", execute_func=task.execute_func,
-            trigger=task.trigger, spec=task.spec, args=task.args or "", kwargs=_json_or_text(task.kwargs),
-            timezone=task.timezone, queue=task.queue, max_instances=task.max_instances,
-            misfire_grace_seconds=task.misfire_grace_seconds, expires_seconds=task.expires_seconds,
-            is_valid=task.is_valid == 1, status=task.status, extra=_json_or_text(task.extra),
-            create_at=task.create_at, update_at=task.update_at, next_run_at=task.next_run_at,
-            last_run_at=task.last_run_at, last_status=task.last_status, last_error=task.last_error,
-            next_fire_times=fires, schedule_error=error,
-        )
+        return task_view(task, fires, error)
 
 
 # --- helpers ------------------------------------------------------------------------------------
 
-_COLUMNS = tuple(name for name in TASK_FIELDS if name != "trigger_args")
+
+#: Task columns beat reads to schedule a row (``scheduler.store.ROW_COLUMNS``).
+_ROW_COLUMNS = (*COLUMNS, "id", "status", "create_at", "update_at", "last_run_at", "next_run_at", "last_error")
+
+
+def _publishing_app(broker_url: str) -> Any:
+    """A Celery app with tablebeat's settings, publishing to ``broker_url``."""
+    from celery import Celery
+
+    # celeryconfig must be loaded through ``workers`` (it imports workers.profiles, whose package
+    # would otherwise import half-loaded settings).
+    import workers  # noqa: F401
+
+    app = Celery("tablebeat", set_as_current=False)
+    app.config_from_object("celeryconfig")
+    app.conf.broker_url = broker_url
+    # A request must not hang while kombu retries an unreachable broker: fail fast,
+    # the run stays recorded and beat's outbox sweep publishes it later.
+    app.conf.broker_transport_options = {**(app.conf.broker_transport_options or {}), "max_retries": 1}
+    return app
 
 
 def _new_trace_id() -> str:
@@ -540,110 +464,3 @@ def _choice(name: str, value: str, enum_type: Any) -> str:
     if value not in allowed:
         raise ValidationFailed(name, f"unknown value {value!r}; use one of {', '.join(allowed)}")
     return value
-
-
-def _run_view(row: ExecuteTask) -> RunView:
-    duration = None
-    if row.started_at is not None and row.finished_at is not None:
-        duration = round((row.finished_at - row.started_at).total_seconds(), 6)
-    return RunView(
-        id=int(row.id), task_id=row.task_id, status=row.status, trace_id=row.trace_id,
-        scheduled_at=row.scheduled_at, started_at=row.started_at, finished_at=row.finished_at,
-        duration_seconds=duration, result=row.result, error=row.error, worker=row.worker,
-        attempt=row.attempt, celery_id=row.celery_id,
-    )
-
-
-def _json_or_text(value: str | None) -> Any:
-    """Decoded JSON for display; the raw text when a plain-SQL edit stored something else."""
-    if not value:
-        return {}
-    try:
-        return json.loads(value)
-    except ValueError:
-        return value
-
-
-# --- coercion of request values into column values ----------------------------------------
-
-
-def _text(name: str, value: Any) -> str | None:
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise ValidationFailed(name, f"must be a string, got {value!r}")
-    value = value.strip()
-    if len(value) > 255:
-        raise ValidationFailed(name, f"is {len(value)} characters; the limit is 255")
-    return value
-
-
-def _required_text(name: str, value: Any) -> str:
-    result = _text(name, value)
-    if not result:
-        raise ValidationFailed(name, "must not be empty")
-    return result
-
-
-def _optional_text(name: str, value: Any) -> str | None:
-    return _text(name, value) or None
-
-
-def _args(name: str, value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, (list, tuple)):
-        return json.dumps(list(value), ensure_ascii=False)
-    if not isinstance(value, str):
-        raise ValidationFailed(name, f'must be a list or text such as 1,2,3 or "a","b", got {value!r}')
-    return value.strip()
-
-
-def _json_object(name: str, value: Any) -> str:
-    if value is None:
-        return "{}"
-    if isinstance(value, Mapping):
-        return json.dumps(dict(value), ensure_ascii=False)
-    if not isinstance(value, str):
-        raise ValidationFailed(name, f"must be a JSON object, got {value!r}")
-    try:
-        parsed = parse_kwargs(value) if name == "kwargs" else parse_extra(value)
-    except RowError as exc:
-        raise ValidationFailed(name, exc.reason) from None
-    return json.dumps(parsed, ensure_ascii=False)
-
-
-def _integer(name: str, value: Any, minimum: int) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValidationFailed(name, f"must be an integer, got {value!r}")
-    if value < minimum:
-        raise ValidationFailed(name, f"must be at least {minimum}, got {value}")
-    return value
-
-
-def _flag(name: str, value: Any) -> int:
-    if value in (True, 1, "1", "true"):
-        return 1
-    if value in (False, 0, "0", "false"):
-        return 0
-    raise ValidationFailed(name, f"must be true or false, got {value!r}")
-
-
-_COERCE = {
-    "task_key": _required_text,
-    "execute_func": _required_text,
-    "trigger": _optional_text,
-    "spec": _optional_text,
-    "desc": lambda n, v: _text(n, v) or "",
-    "timezone": _optional_text,
-    "queue": _optional_text,
-    "args": _args,
-    "kwargs": _json_object,
-    "extra": _json_object,
-    "max_instances": lambda n, v: 1 if v is None else _integer(n, v, 0),
-    "misfire_grace_seconds": lambda n, v: _integer(n, v, 0),
-    "expires_seconds": lambda n, v: _integer(n, v, 1),
-    "is_valid": _flag,
-}

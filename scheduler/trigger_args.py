@@ -48,15 +48,16 @@ def _fail(key: str | None, reason: str) -> ValidationFailed:
 
 def _infer_trigger(keys: set[str]) -> str:
     kinds = [
-        kind
-        for kind, known in (("cron", CRON_KEYS), ("interval", INTERVAL_KEYS), ("date", DATE_KEYS))
-        if keys & known
+        kind for kind, known in (("cron", CRON_KEYS), ("interval", INTERVAL_KEYS), ("date", DATE_KEYS)) if keys & known
     ]
     if len(kinds) == 1:
         return kinds[0]
     if not kinds:
-        raise _fail(None, "gives no schedule; use cron fields (hour, minute, ...), "
-                          "interval units (weeks, days, hours, minutes, seconds) or run_date")
+        raise _fail(
+            None,
+            "gives no schedule; use cron fields (hour, minute, ...), "
+            "interval units (weeks, days, hours, minutes, seconds) or run_date",
+        )
     raise _fail(None, f"mixes keys of the {' and '.join(kinds)} triggers; give one kind")
 
 
@@ -66,7 +67,7 @@ def from_trigger_args(trigger: str | None, trigger_args: Mapping[str, Any]) -> S
     :raises ValidationFailed: naming ``trigger_args[.key]`` and the reason.
     """
     if not isinstance(trigger_args, Mapping):
-        raise _fail(None, "must be a JSON object such as {\"hours\": 1}")
+        raise _fail(None, 'must be a JSON object such as {"hours": 1}')
     keys = set(trigger_args) - _COMMON_KEYS
     kind = (trigger or "").strip().lower() or _infer_trigger(keys)
     allowed = {"cron": CRON_KEYS, "interval": INTERVAL_KEYS, "date": DATE_KEYS}.get(kind)

@@ -18,7 +18,6 @@ TOKEN = "s3cret-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
-
 @pytest.fixture(scope="module")
 def db_url() -> Iterator[str]:
     with migrated_mariadb() as url:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, insert, text
@@ -13,7 +13,7 @@ from models import ExecuteTask
 from models.migrate import upgrade
 from tests.conftest import fresh_database
 
-UTC = timezone.utc
+UTC = UTC
 
 
 @contextmanager
@@ -34,8 +34,15 @@ def clear_tables(engine: Engine) -> None:
 def insert_run(engine: Engine, task_id: int, status: str, scheduled_at: datetime, **values: Any) -> int:
     """One ``execute_task`` row, as a worker would have left it."""
     row = {
-        "task_id": task_id, "status": status, "scheduled_at": scheduled_at, "trace_id": f"trace-{status}-{scheduled_at:%H%M%S%f}",
-        "extra": "{}", "attempt": 1, "create_at": scheduled_at, "update_at": scheduled_at, **values,
+        "task_id": task_id,
+        "status": status,
+        "scheduled_at": scheduled_at,
+        "trace_id": f"trace-{status}-{scheduled_at:%H%M%S%f}",
+        "extra": "{}",
+        "attempt": 1,
+        "create_at": scheduled_at,
+        "update_at": scheduled_at,
+        **values,
     }
     with engine.begin() as conn:
         return int(conn.execute(insert(ExecuteTask).values(**row)).inserted_primary_key[0])

@@ -38,7 +38,12 @@ def anonymous(settings: ApiSettings, service: TaskService) -> TestClient:
 
 @pytest.mark.parametrize(("method", "path"), ENDPOINTS)
 def test_every_endpoint_but_health_needs_the_bearer_token(anonymous: TestClient, method: str, path: str) -> None:
-    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": f"Basic {TOKEN}"}, {"Authorization": TOKEN}):
+    for headers in (
+        {},
+        {"Authorization": "Bearer wrong"},
+        {"Authorization": f"Basic {TOKEN}"},
+        {"Authorization": TOKEN},
+    ):
         response = anonymous.request(method, path, headers=headers, json={})
         assert response.status_code == 401, (headers, response.text)
         assert response.headers["WWW-Authenticate"] == "Bearer"
@@ -50,7 +55,11 @@ def test_every_endpoint_but_health_needs_the_bearer_token(anonymous: TestClient,
 def test_health_needs_no_token_and_reports_database_and_broker(anonymous: TestClient) -> None:
     response = anonymous.get("/health")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "database": {"ok": True, "error": None}, "broker": {"ok": True, "error": None}}
+    assert response.json() == {
+        "status": "ok",
+        "database": {"ok": True, "error": None},
+        "broker": {"ok": True, "error": None},
+    }
 
 
 def test_health_reports_unreachable_database_and_broker() -> None:
@@ -82,8 +91,15 @@ def test_without_a_token_requests_pass_and_start_up_warns(
 def test_openapi_docs(anonymous: TestClient) -> None:
     assert anonymous.get("/docs").status_code == 200 and "swagger" in anonymous.get("/docs").text.lower()
     schema = anonymous.get("/openapi.json").json()
-    assert {"/health", "/tasks", "/tasks/{ref}", "/tasks/{ref}/pause", "/tasks/{ref}/resume", "/tasks/{ref}/run",
-            "/tasks/{ref}/logs"} <= set(schema["paths"])
+    assert {
+        "/health",
+        "/tasks",
+        "/tasks/{ref}",
+        "/tasks/{ref}/pause",
+        "/tasks/{ref}/resume",
+        "/tasks/{ref}/run",
+        "/tasks/{ref}/logs",
+    } <= set(schema["paths"])
     assert set(schema["paths"]["/tasks/{ref}"]) == {"get", "put", "patch", "delete"}
     assert "trigger_args" in schema["components"]["schemas"]["TaskCreate"]["properties"]
 

@@ -34,8 +34,10 @@ def cluster(db_url: str, broker_url: str, tmp_path_factory: pytest.TempPathFacto
     log_dir = tmp_path_factory.mktemp("pickup")
     env = {k: v for k, v in os.environ.items() if not k.startswith("TABLEBEAT_")}
     env.update(
-        TABLEBEAT_DATABASE_URL=db_url, TABLEBEAT_BROKER_URL=broker_url,
-        TABLEBEAT_REFRESH_SECONDS=str(REFRESH_SECONDS), PYTHONPATH=str(REPO),
+        TABLEBEAT_DATABASE_URL=db_url,
+        TABLEBEAT_BROKER_URL=broker_url,
+        TABLEBEAT_REFRESH_SECONDS=str(REFRESH_SECONDS),
+        PYTHONPATH=str(REPO),
     )
     running = Cluster(env, Path(log_dir))
     try:
@@ -66,9 +68,14 @@ def test_api_edit_reaches_running_beat_within_a_second(
     # Hourly tasks: nothing fires unless an edit makes it due.
     ids = []
     for index in range(PICKUPS):
-        created = client.post("/tasks", json={
-            "task_key": f"pickup-{index}", "execute_func": "noop", "trigger_args": {"hours": 1},
-        })
+        created = client.post(
+            "/tasks",
+            json={
+                "task_key": f"pickup-{index}",
+                "execute_func": "noop",
+                "trigger_args": {"hours": 1},
+            },
+        )
         assert created.status_code == 201, created.text
         ids.append(created.json()["id"])
     time.sleep(1.0)  # beat has taken the inserts in
@@ -85,22 +92,32 @@ def test_api_edit_reaches_running_beat_within_a_second(
         assert client.post(f"/tasks/{task_id}/pause").status_code == 200
     median = statistics.median(pickups)
     with capsys.disabled():
-        print(f"\nAPI edit -> beat pickup over {PICKUPS} edits: median {median * 1000:.0f} ms, "
-              f"max {max(pickups) * 1000:.0f} ms, all: {[round(p * 1000) for p in pickups]} ms")
+        print(
+            f"\nAPI edit -> beat pickup over {PICKUPS} edits: median {median * 1000:.0f} ms, "
+            f"max {max(pickups) * 1000:.0f} ms, all: {[round(p * 1000) for p in pickups]} ms"
+        )
     assert median < PICKUP_LIMIT_S and max(pickups) < PICKUP_LIMIT_S, pickups
 
 
 def test_api_insert_reaches_running_beat_within_a_second(cluster: Cluster, client: TestClient, engine: Engine) -> None:
     created_at = time.monotonic()
-    created = client.post("/tasks", json={"task_key": "fresh", "execute_func": "noop", "trigger": "interval", "spec": "1"})
+    created = client.post(
+        "/tasks", json={"task_key": "fresh", "execute_func": "noop", "trigger": "interval", "spec": "1"}
+    )
     assert created.status_code == 201
     assert first_run_seen(engine, created.json()["id"], timeout=5) - created_at < PICKUP_LIMIT_S
 
 
 def test_run_now_is_executed_by_a_worker(cluster: Cluster, client: TestClient, engine: Engine) -> None:
-    created = client.post("/tasks", json={
-        "task_key": "manual", "execute_func": "test_interval", "trigger_args": {"hours": 1}, "args": [4, 5],
-    })
+    created = client.post(
+        "/tasks",
+        json={
+            "task_key": "manual",
+            "execute_func": "test_interval",
+            "trigger_args": {"hours": 1},
+            "args": [4, 5],
+        },
+    )
     started = client.post("/tasks/manual/run").json()
 
     def finished() -> ExecuteTask | None:

@@ -10,7 +10,10 @@ import redis
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select
 
+from api.app import create_app
+from api.settings import ApiSettings
 from models import ExecuteTask
+from scheduler.service import ServiceSettings, TaskService
 from tests.api.ops_env import UTC, ago, insert_run
 
 pytestmark = pytest.mark.mariadb
@@ -39,7 +42,7 @@ def test_create_with_trigger_and_spec_shows_next_five_fires(client: TestClient) 
     assert task["spec"] == "90" and task["status"] == "ready" and task["is_valid"] is True
     assert task["args"] == "1,2,3" and task["kwargs"] == {"channel": "#ops"} and task["desc"] == "nightly"
     times = fires(task)
-    assert len(times) == 5 and all((b - a) == timedelta(seconds=90) for a, b in zip(times, times[1:]))
+    assert len(times) == 5 and all((b - a) == timedelta(seconds=90) for a, b in zip(times, times[1:], strict=False))
     assert times[0] > datetime.now(UTC)
 
 
@@ -66,7 +69,9 @@ def test_create_with_trigger_args_stores_normalised_spec(
 
 
 def test_create_trigger_args_timezone_applies(client: TestClient) -> None:
-    task = create(client, "sh", trigger=None, spec=None, trigger_args={"hour": "9", "minute": "0", "timezone": "Asia/Shanghai"})
+    task = create(
+        client, "sh", trigger=None, spec=None, trigger_args={"hour": "9", "minute": "0", "timezone": "Asia/Shanghai"}
+    )
     assert task["timezone"] == "Asia/Shanghai"
     assert all(t.astimezone(UTC).hour == 1 for t in fires(task))  # 09:00 in Shanghai is 01:00 UTC
 
@@ -99,9 +104,7 @@ def test_create_trigger_args_timezone_applies(client: TestClient) -> None:
         ({"colour": "red"}, "colour", "is not a task field"),
     ],
 )
-def test_create_invalid_body_names_field_and_reason(
-    client: TestClient, fields: dict, field: str, reason: str
-) -> None:
+def test_create_invalid_body_names_field_and_reason(client: TestClient, fields: dict, field: str, reason: str) -> None:
     response = client.post("/tasks", json=body("bad", **fields))
     assert response.status_code == 422, response.text
     error = response.json()
@@ -117,7 +120,9 @@ def test_create_missing_required_field(client: TestClient) -> None:
 
 def test_create_malformed_json(client: TestClient) -> None:
     response = client.post("/tasks", content=b'{"task_key": ', headers={"Content-Type": "application/json"})
-    assert response.status_code == 422 and response.json()["detail"].startswith("body: is not valid JSON at character 13")
+    assert response.status_code == 422 and response.json()["detail"].startswith(
+        "body: is not valid JSON at character 13"
+    )
 
 
 def test_create_duplicate_task_key_is_409(client: TestClient) -> None:
@@ -137,7 +142,11 @@ def test_list_filters_by_status_trigger_text_and_pages(client: TestClient) -> No
     for key in ("d1", "d2", "d3"):
         create(client, key)
     everything = client.get("/tasks").json()
-    assert everything["total"] == 6 and [t["task_key"] for t in everything["items"]][:3] == ["alpha-report", "beta", "gamma"]
+    assert everything["total"] == 6 and [t["task_key"] for t in everything["items"]][:3] == [
+        "alpha-report",
+        "beta",
+        "gamma",
+    ]
     assert all(len(t["next_fire_times"]) == 5 for t in everything["items"] if t["is_valid"])
     assert [t["task_key"] for t in client.get("/tasks?status=paused").json()["items"]] == ["gamma"]
     assert [t["task_key"] for t in client.get("/tasks?trigger=cron").json()["items"]] == ["beta"]
@@ -187,13 +196,23 @@ def test_get_shows_schedule_error_of_a_row_broken_by_sql(client: TestClient, eng
 
 def test_put_replaces_every_field(client: TestClient) -> None:
     task = create(client, "swap", desc="old", args="1", queue="q1", max_instances=3)
-    response = client.put(f"/tasks/{task['id']}", json={
-        "task_key": "swapped", "execute_func": "test_cron", "trigger_args": {"minute": "*/10"},
-    })
+    response = client.put(
+        f"/tasks/{task['id']}",
+        json={
+            "task_key": "swapped",
+            "execute_func": "test_cron",
+            "trigger_args": {"minute": "*/10"},
+        },
+    )
     assert response.status_code == 200, response.text
     new = response.json()
     assert (new["id"], new["task_key"], new["execute_func"], new["trigger"], new["spec"]) == (
-        task["id"], "swapped", "test_cron", "cron", "*/10 * * * *")
+        task["id"],
+        "swapped",
+        "test_cron",
+        "cron",
+        "*/10 * * * *",
+    )
     assert (new["desc"], new["args"], new["queue"], new["max_instances"]) == ("", "", None, 1)
 
 
@@ -214,7 +233,9 @@ def test_patch_changes_only_given_fields(client: TestClient) -> None:
     new = response.json()
     assert new["spec"] == "5400" and new["desc"] == "keep me" and new["args"] == '"a","b"'
     assert datetime.fromisoformat(new["update_at"]) >= datetime.fromisoformat(task["update_at"])
-    to_cron = client.patch("/tasks/patchy", json={"trigger_args": {"hour": "9", "minute": "0", "day_of_week": "mon-fri"}})
+    to_cron = client.patch(
+        "/tasks/patchy", json={"trigger_args": {"hour": "9", "minute": "0", "day_of_week": "mon-fri"}}
+    )
     assert (to_cron.json()["trigger"], to_cron.json()["spec"]) == ("cron", "0 9 * * mon-fri")
 
 
@@ -244,7 +265,11 @@ def test_pause_and_resume(client: TestClient) -> None:
     create(client, "sleepy")
     paused = client.post("/tasks/sleepy/pause")
     assert paused.status_code == 200
-    assert (paused.json()["is_valid"], paused.json()["status"], paused.json()["next_fire_times"]) == (False, "paused", [])
+    assert (paused.json()["is_valid"], paused.json()["status"], paused.json()["next_fire_times"]) == (
+        False,
+        "paused",
+        [],
+    )
     resumed = client.post("/tasks/sleepy/resume").json()
     assert (resumed["is_valid"], resumed["status"], len(resumed["next_fire_times"])) == (True, "ready", 5)
 
@@ -291,9 +316,16 @@ def test_logs_newest_first_with_durations_filtered_and_paged(client: TestClient,
     for minute, status in enumerate(["success", "failed", "success", "running"]):
         at = base + timedelta(minutes=minute)
         finished = None if status == "running" else at + timedelta(seconds=1.5)
-        insert_run(engine, task["id"], status, at, started_at=at, finished_at=finished,
-                   result="'ok'" if status == "success" else None,
-                   error="Traceback...\nRuntimeError: boom" if status == "failed" else None)
+        insert_run(
+            engine,
+            task["id"],
+            status,
+            at,
+            started_at=at,
+            finished_at=finished,
+            result="'ok'" if status == "success" else None,
+            error="Traceback...\nRuntimeError: boom" if status == "failed" else None,
+        )
     page = client.get(f"/tasks/{task['id']}/logs").json()
     assert page["total"] == 4 and [r["status"] for r in page["items"]] == ["running", "success", "failed", "success"]
     newest_done = page["items"][1]
@@ -312,3 +344,20 @@ def test_logs_failures(client: TestClient) -> None:
     assert bad.status_code == 422 and bad.json()["detail"].startswith("status: unknown value 'exploded'")
     assert client.get("/tasks/quiet/logs?limit=5000").json()["field"] == "limit"
     assert client.get("/tasks/quiet/logs").json() == {"items": [], "total": 0, "limit": 20, "offset": 0}
+
+
+def test_run_now_with_broker_down_is_503_and_keeps_the_run_for_beat(
+    client: TestClient, engine: Engine, db_url: str
+) -> None:
+    create(client, "outbox")
+    settings = ApiSettings(ServiceSettings(database_url=db_url, broker_url="redis://127.0.0.1:1/0"), api_token=None)
+    service = TaskService(settings.service)
+    try:
+        response = TestClient(create_app(settings, service=service)).post("/tasks/outbox/run")
+    finally:
+        service.close()
+    assert response.status_code == 503
+    assert "broker unreachable" in response.json()["detail"] and "beat will publish it" in response.json()["detail"]
+    with engine.connect() as conn:
+        run = conn.execute(select(ExecuteTask)).one()
+    assert run.status == "pending" and run.published_at is None  # beat's outbox sweep republishes it

@@ -7,7 +7,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -32,8 +31,11 @@ class ApiProcess:
         self.log_path = log_path
         self._log = log_path.open("wb")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "cli.main", "api", *args], env=env, cwd=str(REPO),
-            stdout=self._log, stderr=subprocess.STDOUT,
+            [sys.executable, "-m", "cli.main", "api", *args],
+            env=env,
+            cwd=str(REPO),
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
         )
 
     def log(self) -> str:

@@ -30,22 +30,58 @@ def task_row(engine: Engine, key: str) -> Task | None:
 
 
 def test_add_with_spec_prints_next_fires(tablebeat: Invoke, engine: Engine) -> None:
-    result = tablebeat("task", "add", "report", "-f", "test_interval", "-t", "interval", "-s", "90s",
-                       "--args", "1,2,3", "--kwargs", '{"channel": "#ops"}', "--desc", "nightly")
+    result = tablebeat(
+        "task",
+        "add",
+        "report",
+        "-f",
+        "test_interval",
+        "-t",
+        "interval",
+        "-s",
+        "90s",
+        "--args",
+        "1,2,3",
+        "--kwargs",
+        '{"channel": "#ops"}',
+        "--desc",
+        "nightly",
+    )
     assert result.exit_code == 0, result.output
     assert "added task" in result.stdout and "report" in result.stdout and "interval 90" in result.stdout
     assert result.stdout.count("20") >= 5 and "next fire times (UTC)" in result.stdout
     row = task_row(engine, "report")
-    assert (row.spec, row.args, row.kwargs, row.desc, row.is_valid) == ("90", "1,2,3", '{"channel": "#ops"}', "nightly", 1)
+    assert (row.spec, row.args, row.kwargs, row.desc, row.is_valid) == (
+        "90",
+        "1,2,3",
+        '{"channel": "#ops"}',
+        "nightly",
+        1,
+    )
 
 
 def test_add_with_trigger_args_and_paused(tablebeat: Invoke, engine: Engine) -> None:
-    result = tablebeat("task", "add", "standup", "-f", "test_cron", "--tz", "Asia/Shanghai", "--paused",
-                       "--trigger-args", '{"hour": "9", "minute": "0", "day_of_week": "mon-fri"}')
+    result = tablebeat(
+        "task",
+        "add",
+        "standup",
+        "-f",
+        "test_cron",
+        "--tz",
+        "Asia/Shanghai",
+        "--paused",
+        "--trigger-args",
+        '{"hour": "9", "minute": "0", "day_of_week": "mon-fri"}',
+    )
     assert result.exit_code == 0, result.output
     row = task_row(engine, "standup")
     assert (row.trigger, row.spec, row.timezone, row.is_valid, row.status) == (
-        "cron", "0 9 * * mon-fri", "Asia/Shanghai", 0, "paused")
+        "cron",
+        "0 9 * * mon-fri",
+        "Asia/Shanghai",
+        0,
+        "paused",
+    )
 
 
 @pytest.mark.parametrize(
@@ -92,8 +128,12 @@ def test_list_filters_and_pages(tablebeat: Invoke) -> None:
     assert table.exit_code == 0 and all(k in table.stdout for k in ("alpha", "beta", "gamma", "1-3 of 3"))
     as_json = json.loads(tablebeat("task", "list", "--json", "--trigger", "cron").stdout)
     assert [t["task_key"] for t in as_json["items"]] == ["beta"] and len(as_json["items"][0]["next_fire_times"]) == 5
-    assert [t["task_key"] for t in json.loads(tablebeat("task", "list", "--json", "--status", "paused").stdout)["items"]] == ["gamma"]
-    assert [t["task_key"] for t in json.loads(tablebeat("task", "list", "--json", "-q", "report").stdout)["items"]] == ["alpha"]
+    assert [
+        t["task_key"] for t in json.loads(tablebeat("task", "list", "--json", "--status", "paused").stdout)["items"]
+    ] == ["gamma"]
+    assert [t["task_key"] for t in json.loads(tablebeat("task", "list", "--json", "-q", "report").stdout)["items"]] == [
+        "alpha"
+    ]
     page = json.loads(tablebeat("task", "list", "--json", "--limit", "1", "--offset", "1").stdout)
     assert page["total"] == 3 and [t["task_key"] for t in page["items"]] == ["beta"]
 
@@ -106,8 +146,16 @@ def test_list_bad_filter_exits_2(tablebeat: Invoke) -> None:
 def test_show_prints_next_fires_and_last_runs(tablebeat: Invoke, engine: Engine) -> None:
     add(tablebeat, "shown")
     task_id = task_row(engine, "shown").id
-    run_id = insert_run(engine, task_id, "failed", ago(seconds=30), started_at=ago(seconds=30), finished_at=ago(seconds=29),
-                        error="Traceback\nRuntimeError: boom", trace_id="abc123trace")
+    run_id = insert_run(
+        engine,
+        task_id,
+        "failed",
+        ago(seconds=30),
+        started_at=ago(seconds=30),
+        finished_at=ago(seconds=29),
+        error="Traceback\nRuntimeError: boom",
+        trace_id="abc123trace",
+    )
     result = tablebeat("task", "show", "shown")
     assert result.exit_code == 0, result.output
     out = result.stdout
@@ -190,11 +238,21 @@ def test_logs_newest_first_filtered(tablebeat: Invoke, engine: Engine) -> None:
     task_id = task_row(engine, "logged").id
     for minutes, status in ((3, "success"), (2, "failed"), (1, "success")):
         at = ago(minutes=minutes)
-        insert_run(engine, task_id, status, at, started_at=at, finished_at=at + timedelta(seconds=2),
-                   trace_id=f"trace-{minutes}", result="'ok'" if status == "success" else None,
-                   error="RuntimeError: boom" if status == "failed" else None)
+        insert_run(
+            engine,
+            task_id,
+            status,
+            at,
+            started_at=at,
+            finished_at=at + timedelta(seconds=2),
+            trace_id=f"trace-{minutes}",
+            result="'ok'" if status == "success" else None,
+            error="RuntimeError: boom" if status == "failed" else None,
+        )
     table = tablebeat("task", "logs", "logged")
-    assert table.exit_code == 0 and table.stdout.index("trace-1") < table.stdout.index("trace-2") < table.stdout.index("trace-3")
+    assert table.exit_code == 0 and table.stdout.index("trace-1") < table.stdout.index("trace-2") < table.stdout.index(
+        "trace-3"
+    )
     assert "2.000" in table.stdout and "runs 1-3 of 3" in table.stdout
     failed = json.loads(tablebeat("task", "logs", "logged", "--status", "failed", "--json").stdout)
     assert [r["trace_id"] for r in failed["items"]] == ["trace-2"] and failed["items"][0]["duration_seconds"] == 2.0
@@ -227,9 +285,11 @@ def test_prune_bad_duration_exits_2(tablebeat: Invoke, age: str) -> None:
     assert result.exit_code == 2 and "older-than:" in result.stderr
 
 
-@pytest.mark.parametrize(("text", "seconds"), [("30d", 30 * 86400), ("12h", 43200), ("90m", 5400), ("1d12h", 129600), ("2w", 1209600), ("45s", 45)])
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("30d", 30 * 86400), ("12h", 43200), ("90m", 5400), ("1d12h", 129600), ("2w", 1209600), ("45s", 45)],
+)
 def test_parse_duration(text: str, seconds: int) -> None:
     from cli.prune import parse_duration
 
     assert parse_duration(text) == timedelta(seconds=seconds)
-

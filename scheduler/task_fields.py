@@ -1,0 +1,138 @@
+"""The fields of a task request, and their coercion into ``task`` column values.
+
+Shape only (types, lengths, JSON text); what a value means is checked by
+``scheduler.rows.compile_row`` in the service layer.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from scheduler.errors import RowError
+from scheduler.service_errors import ValidationFailed
+from scheduler.specs import parse_extra, parse_kwargs
+
+#: Fields a create / replace / update request may carry.
+TASK_FIELDS = (
+    "task_key",
+    "desc",
+    "execute_func",
+    "trigger",
+    "spec",
+    "trigger_args",
+    "args",
+    "kwargs",
+    "timezone",
+    "queue",
+    "max_instances",
+    "misfire_grace_seconds",
+    "expires_seconds",
+    "is_valid",
+    "extra",
+)
+#: Required by create and replace (PUT); the schedule is ``trigger`` + ``spec`` or ``trigger_args``.
+REQUIRED_FIELDS = ("task_key", "execute_func")
+#: Column values of a new task for the fields a request leaves out.
+DEFAULTS: dict[str, Any] = {
+    "desc": "",
+    "args": "",
+    "kwargs": "{}",
+    "timezone": None,
+    "queue": None,
+    "max_instances": 1,
+    "misfire_grace_seconds": None,
+    "expires_seconds": None,
+    "is_valid": 1,
+    "extra": "{}",
+}
+#: The ``task`` columns a request sets (``trigger_args`` becomes ``trigger`` + ``spec``).
+COLUMNS = tuple(name for name in TASK_FIELDS if name != "trigger_args")
+
+
+def coerce_field(name: str, value: Any) -> Any:
+    """The column value of request field ``name``. :raises ValidationFailed:"""
+    return _COERCE.get(name, _text)(name, value)
+
+
+def _text(name: str, value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ValidationFailed(name, f"must be a string, got {value!r}")
+    value = value.strip()
+    if len(value) > 255:
+        raise ValidationFailed(name, f"is {len(value)} characters; the limit is 255")
+    return value
+
+
+def _required_text(name: str, value: Any) -> str:
+    result = _text(name, value)
+    if not result:
+        raise ValidationFailed(name, "must not be empty")
+    return result
+
+
+def _optional_text(name: str, value: Any) -> str | None:
+    return _text(name, value) or None
+
+
+def _args(name: str, value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, (list, tuple)):
+        return json.dumps(list(value), ensure_ascii=False)
+    if not isinstance(value, str):
+        raise ValidationFailed(name, f'must be a list or text such as 1,2,3 or "a","b", got {value!r}')
+    return value.strip()
+
+
+def _json_object(name: str, value: Any) -> str:
+    if value is None:
+        return "{}"
+    if isinstance(value, Mapping):
+        return json.dumps(dict(value), ensure_ascii=False)
+    if not isinstance(value, str):
+        raise ValidationFailed(name, f"must be a JSON object, got {value!r}")
+    try:
+        parsed = parse_kwargs(value) if name == "kwargs" else parse_extra(value)
+    except RowError as exc:
+        raise ValidationFailed(name, exc.reason) from None
+    return json.dumps(parsed, ensure_ascii=False)
+
+
+def _integer(name: str, value: Any, minimum: int) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValidationFailed(name, f"must be an integer, got {value!r}")
+    if value < minimum:
+        raise ValidationFailed(name, f"must be at least {minimum}, got {value}")
+    return value
+
+
+def _flag(name: str, value: Any) -> int:
+    if value in (True, 1, "1", "true"):
+        return 1
+    if value in (False, 0, "0", "false"):
+        return 0
+    raise ValidationFailed(name, f"must be true or false, got {value!r}")
+
+
+_COERCE = {
+    "task_key": _required_text,
+    "execute_func": _required_text,
+    "trigger": _optional_text,
+    "spec": _optional_text,
+    "desc": lambda n, v: _text(n, v) or "",
+    "timezone": _optional_text,
+    "queue": _optional_text,
+    "args": _args,
+    "kwargs": _json_object,
+    "extra": _json_object,
+    "max_instances": lambda n, v: 1 if v is None else _integer(n, v, 0),
+    "misfire_grace_seconds": lambda n, v: _integer(n, v, 0),
+    "expires_seconds": lambda n, v: _integer(n, v, 1),
+    "is_valid": _flag,
+}
