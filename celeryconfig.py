@@ -69,3 +69,31 @@ tablebeat_job_modules = _profile["job_modules"]
 tablebeat_alert_webhook = _profile["alert_webhook"]
 tablebeat_alert_min_interval_seconds = _profile["alert_min_interval_seconds"]
 tablebeat_console_url = _profile["console_url"]
+
+# --- reliability knobs (environment only; issue 4) -------------------------------------
+def _env_seconds(name: str, default: float) -> float:
+    import os
+
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < float("inf"):
+        sys.exit(f"tablebeat: invalid configuration: {name}: must be a positive number, got {raw!r}")
+    return value
+
+
+#: A claimed fire left unpublished this long is republished by any beat (the outbox sweep).
+tablebeat_stale_claim_seconds = _env_seconds("TABLEBEAT_STALE_CLAIM_SECONDS", 10.0)
+#: A worker silent this long is dead: its running rows become 'lost'.
+tablebeat_worker_dead_seconds = _env_seconds("TABLEBEAT_WORKER_DEAD_SECONDS", 30.0)
+#: How often each worker stamps worker_heartbeat.
+tablebeat_heartbeat_seconds = _env_seconds("TABLEBEAT_HEARTBEAT_SECONDS", 5.0)
+if tablebeat_heartbeat_seconds * 2 > tablebeat_worker_dead_seconds:
+    sys.exit(
+        "tablebeat: invalid configuration: TABLEBEAT_WORKER_DEAD_SECONDS must be at least twice "
+        f"TABLEBEAT_HEARTBEAT_SECONDS ({tablebeat_worker_dead_seconds} < 2 x {tablebeat_heartbeat_seconds})"
+    )

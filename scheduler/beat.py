@@ -105,6 +105,10 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
         self._next_broker_probe = 0.0
         self._db_down_since: float | None = None
         self._broker_down_since: float | None = None
+        #: No lost-run detection before this (monotonic): after a database outage workers need time to stamp again.
+        self._lost_check_after = 0.0
+        #: Set when the broker comes back: pending runs published before it may have lost their message.
+        self._requeue_published_before: datetime | None = None
         self._engine: Any = None
         self._registered: frozenset[str] = frozenset()
         self.publisher = Publisher(app, self.settings.publish_batch_size)
@@ -435,9 +439,11 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
             self._republish_unpublished()
             with self._engine.begin() as conn:
                 now = utcnow()
-                lost = store.mark_lost_runs(
-                    conn, store.heartbeat_cutoff(now, self.settings.worker_dead_seconds), now
-                )
+                lost = []
+                if now_m >= self._lost_check_after:
+                    lost = store.mark_lost_runs(
+                        conn, store.heartbeat_cutoff(now, self.settings.worker_dead_seconds), now
+                    )
                 if now_m >= self._next_prune:
                     self._next_prune = now_m + PRUNE_EVERY_S
                     store.prune_changes(conn, now - CHANGE_LOG_KEEP)
@@ -452,6 +458,14 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
 
     def _republish_unpublished(self) -> None:
         now = utcnow()
+        if self._requeue_published_before is not None:
+            # A broker restart may have dropped queued messages: publish them again. A copy of a
+            # message that did survive is harmless: the worker's pending->running guard drops it.
+            with self._engine.begin() as conn:
+                count = store.unpublish_pending(conn, self._requeue_published_before)
+            self._requeue_published_before = None
+            if count:
+                logger.warning("tablebeat: %d pending runs published before the broker outage will be republished", count)
         with self._engine.begin() as conn:
             runs = store.take_unpublished(
                 conn, now - timedelta(seconds=self.settings.stale_claim_seconds), self.token, now
@@ -521,6 +535,8 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
         if self._db_down_since is not None:
             logger.warning("tablebeat: database back after %.1fs", time.monotonic() - self._db_down_since)
             self._db_down_since = None
+            # Workers could not stamp their heartbeats either: do not call their runs lost for that.
+            self._lost_check_after = time.monotonic() + self.settings.worker_dead_seconds
 
     def _broker_failed(self, exc: Exception) -> None:
         if self._broker_down_since is None:
@@ -539,4 +555,6 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
             return False
         logger.warning("tablebeat: broker back after %.1fs", time.monotonic() - (self._broker_down_since or 0.0))
         self._broker_down_since = None
+        self._requeue_published_before = utcnow()
+        self._next_housekeep = 0.0  # republish now, not at the next refresh
         return True

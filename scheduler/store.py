@@ -300,6 +300,26 @@ def take_unpublished(
     return [UnpublishedRun(int(r.id), int(r.task_id), r.scheduled_at, r.trace_id, r.celery_id) for r in rows]
 
 
+def unpublish_pending(conn: Connection, published_before: datetime) -> int:
+    """Clear ``published_at`` of runs still ``pending`` that were published before ``published_before``.
+
+    Used after a broker outage (a Redis restart without persistence drops its queues): the
+    outbox sweep then publishes them again. Returns how many rows it touched.
+    """
+    return (
+        conn.execute(
+            update(ExecuteTask)
+            .where(
+                ExecuteTask.status == RunStatus.PENDING.value,
+                ExecuteTask.published_at.is_not(None),
+                ExecuteTask.published_at < published_before,
+            )
+            .values(published_at=None)
+        ).rowcount
+        or 0
+    )
+
+
 def still_claimed(conn: Connection, run_ids: Sequence[int], token: str) -> set[int]:
     """Which of ``run_ids`` are still this beat's and unpublished (after a stall, others may have taken them)."""
     held: set[int] = set()
@@ -322,6 +342,12 @@ def mark_lost_runs(conn: Connection, dead_before: datetime, now: datetime) -> li
     """Runs ``running`` on a worker whose heartbeat stopped before ``dead_before`` become ``lost``."""
     dead = select(WorkerHeartbeat.hostname).where(WorkerHeartbeat.seen_at < dead_before)
     alive = select(WorkerHeartbeat.hostname)
+    # The worker restarted (same hostname) after the run began: the run died with the old process.
+    restarted = (
+        select(WorkerHeartbeat.hostname)
+        .where(WorkerHeartbeat.hostname == ExecuteTask.worker, WorkerHeartbeat.started_at > ExecuteTask.started_at)
+        .exists()
+    )
     stuck = conn.execute(
         select(ExecuteTask.id, ExecuteTask.task_id, ExecuteTask.trace_id, ExecuteTask.worker).where(
             ExecuteTask.status == RunStatus.RUNNING.value,
@@ -331,20 +357,23 @@ def mark_lost_runs(conn: Connection, dead_before: datetime, now: datetime) -> li
                     ExecuteTask.worker.not_in(alive),
                     ExecuteTask.started_at < dead_before,
                 ),
+                restarted,
             ),
         )
     ).all()
-    for chunk in chunks([r.id for r in stuck]):
-        conn.execute(
+    marked: list[Row[Any]] = []
+    for run in stuck:  # one guarded write each (rare): a run that finished meanwhile is not reported lost
+        if conn.execute(
             update(ExecuteTask)
-            .where(ExecuteTask.id.in_(chunk), ExecuteTask.status == RunStatus.RUNNING.value)
+            .where(ExecuteTask.id == run.id, ExecuteTask.status == RunStatus.RUNNING.value)
             .values(
                 status=RunStatus.LOST.value,
                 finished_at=now,
                 error="worker stopped sending heartbeats while the run was in progress",
             )
-        )
-    return list(stuck)
+        ).rowcount:
+            marked.append(run)
+    return marked
 
 
 def heartbeat_cutoff(now: datetime, dead_seconds: float) -> datetime:

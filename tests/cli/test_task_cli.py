@@ -293,3 +293,37 @@ def test_parse_duration(text: str, seconds: int) -> None:
     from cli.prune import parse_duration
 
     assert parse_duration(text) == timedelta(seconds=seconds)
+
+
+@pytest.mark.parametrize(
+    ("argv", "body"),
+    [
+        (["-t", "cron", "-s", "0 25 * * *"], {"trigger": "cron", "spec": "0 25 * * *"}),
+        (
+            ["-t", "interval", "-s", "5", "--tz", "No/Cty"],
+            {"trigger": "interval", "spec": "5", "timezone": "Nowhere/City"},
+        ),
+        (["--trigger-args", '{"minutes": -3}'], {"trigger_args": {"minutes": -3}}),
+        (["-t", "interval", "-s", "5", "--args", "1,,2"], {"trigger": "interval", "spec": "5", "args": "1,,2"}),
+    ],
+)
+def test_cli_and_api_give_the_same_message(
+    tablebeat: Invoke, db_url: str, broker_url: str, argv: list[str], body: dict
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from api.settings import ApiSettings
+    from scheduler.service import ServiceSettings, TaskService
+
+    settings = ApiSettings(ServiceSettings(database_url=db_url, broker_url=broker_url))
+    service = TaskService(settings.service)
+    try:
+        api_error = TestClient(create_app(settings, service=service)).post(
+            "/tasks", json={"task_key": "same", "execute_func": "test_interval", **body}
+        )
+    finally:
+        service.close()
+    cli_error = tablebeat("task", "add", "same", "-f", "test_interval", *argv)
+    assert api_error.status_code == 422 and cli_error.exit_code == 2
+    assert " ".join(cli_error.stderr.split()) == f"error: {api_error.json()['detail']}"
