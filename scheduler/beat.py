@@ -19,12 +19,12 @@ from celery import beat, schedules
 from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
-from models import RunStatus, TaskStatus, TriggerKind, make_engine
+from models import RunStatus, TaskStatus, make_engine
 from scheduler import store
 from scheduler.dispatch import BrokerUnavailable, Dispatch, Publisher
 from scheduler.errors import RowError
 from scheduler.planning import PlannedFire, first_pending_instant, plan_due
-from scheduler.rows import ScheduledJob, compile_row
+from scheduler.rows import ScheduledJob, compile_row, config_revision, registered_set
 from scheduler.settings import SchedulerSettings
 from scheduler.triggers import Trigger
 from workers.alerts import alert_run
@@ -34,7 +34,7 @@ logger = logging.getLogger("tablebeat.beat")
 #: Housekeeping that need not run every refresh.
 PRUNE_EVERY_S = 600.0
 CHANGE_LOG_KEEP = timedelta(hours=1)
-ROW_STATE_WRITES_PER_TICK = 2000
+ROW_STATE_WRITES_PER_TICK = 10000
 #: Bursts larger than this log one summary line instead of a line per fire.
 LOG_EACH_FIRE_UP_TO = 20
 
@@ -89,8 +89,8 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
         self.settings = SchedulerSettings.from_conf(app.conf)
         self.token = f"{socket.gethostname()[:30]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._jobs: dict[int, ScheduledJob] = {}
-        self._revisions: dict[int, int] = {}
-        self._errors: dict[int, int] = {}
+        #: Rows known but not scheduled (in error, or a date job done): id -> config revision.
+        self._parked: dict[int, int] = {}
         self._fire_heap: list[tuple[float, int, int]] = []
         self._seq = 0
         self._ready: list[tuple[float, int, Dispatch]] = []
@@ -121,14 +121,14 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
         from workers.registry import registered_names
 
         self._engine = make_engine(self.settings.database_url or None)
-        self._registered = registered_names()
+        self._registered = registered_set(registered_names())
         started = time.monotonic()
         self._full_sync()
         self._next_refresh = time.monotonic() + self.settings.refresh_seconds
         logger.info(
-            "tablebeat: %d tasks scheduled, %d in error, loaded in %.2fs (beat %s)",
+            "tablebeat: %d tasks scheduled, %d parked (error or completed), loaded in %.2fs (beat %s)",
             len(self._jobs),
-            len(self._errors),
+            len(self._parked),
             time.monotonic() - started,
             self.token,
         )
@@ -208,16 +208,15 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
 
     def _full_sync_in(self, conn: Connection) -> None:
         self._change_cursor = store.change_cursor(conn)
-        rows = store.load_enabled_rows(conn)
         now = utcnow()
         seen: set[int] = set()
-        for row in rows:
-            seen.add(int(row.id))
+        for row in store.load_enabled_rows(conn):
+            seen.add(row.id)
             self._apply_row(row, now)
         for task_id in [tid for tid in self._jobs if tid not in seen]:
             self._drop(task_id)
-        for task_id in [tid for tid in self._errors if tid not in seen]:
-            del self._errors[task_id]
+        for task_id in [tid for tid in self._parked if tid not in seen]:
+            del self._parked[task_id]
         store.mark_disabled_paused(conn)
         self._fingerprint = store.fingerprint(conn)
 
@@ -229,11 +228,9 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
             if row is None:
                 if self._drop(task_id):
                     logger.info("tablebeat: task %s deleted; unscheduled", task_id)
-                self._errors.pop(task_id, None)
             elif row.is_valid != 1:
                 if self._drop(task_id):
                     logger.info("tablebeat: task %s (%s) paused", row.task_key, task_id)
-                self._errors.pop(task_id, None)
                 if row.status != TaskStatus.PAUSED.value:
                     self._row_state_backlog[task_id] = store.RowState(task_id, TaskStatus.PAUSED.value, None, None)
             else:
@@ -242,12 +239,10 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
         self._fingerprint = store.fingerprint(conn)
 
     def _apply_row(self, row: Any, now: datetime, announce: bool = False) -> None:
-        task_id = int(row.id)
-        revision = hash(
-            (row.task_key, row.execute_func, row.trigger, row.spec, row.args, row.kwargs, row.timezone, row.queue,
-             row.max_instances, row.misfire_grace_seconds, row.expires_seconds, row.update_at)
-        )
-        if self._revisions.get(task_id) == revision or self._errors.get(task_id) == revision:
+        task_id = row.id
+        revision = config_revision(row)
+        current = self._jobs.get(task_id)
+        if (current is not None and current.revision == revision) or self._parked.get(task_id) == revision:
             return
         try:
             job = compile_row(
@@ -258,22 +253,25 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
             )
         except RowError as exc:
             self._drop(task_id)
-            self._errors[task_id] = revision
+            self._parked[task_id] = revision
             logger.error("tablebeat: task %r (id %s) cannot be scheduled: %s", row.task_key, task_id, exc)
             if row.status != TaskStatus.ERROR.value or row.last_error != str(exc):
                 self._row_state_backlog[task_id] = store.RowState(task_id, TaskStatus.ERROR.value, None, str(exc))
             return
-        self._errors.pop(task_id, None)
-        self._revisions[task_id] = revision
-        self._jobs[task_id] = job
+        job.revision = revision
+        self._parked.pop(task_id, None)
         nxt = first_pending_instant(job)
-        self._schedule_next(job, nxt)
+        if nxt is None:
+            # A date job that has fired: remembered, not scheduled.
+            self._drop(task_id)
+            self._parked[task_id] = revision
+            status = TaskStatus.COMPLETED.value
+        else:
+            self._jobs[task_id] = job
+            self._schedule_next(job, nxt)
+            status = TaskStatus.READY.value
         if announce:
             logger.info("tablebeat: task %r scheduled, next fire %s", job.task_key, nxt)
-        status = TaskStatus.READY.value if nxt is not None else TaskStatus.COMPLETED.value
-        if job.trigger_kind == TriggerKind.DATE.value and nxt is None:
-            self._drop(task_id)
-            self._revisions[task_id] = revision
         keep_status = row.status == TaskStatus.DOING.value and status == TaskStatus.READY.value
         if (not keep_status and row.status != status) or row.next_run_at != nxt or row.last_error is not None:
             self._row_state_backlog[task_id] = store.RowState(
@@ -288,7 +286,7 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
             heapq.heappush(self._fire_heap, (nxt.timestamp(), self._seq, job.task_id))
 
     def _drop(self, task_id: int) -> bool:
-        self._revisions.pop(task_id, None)
+        self._parked.pop(task_id, None)
         return self._jobs.pop(task_id, None) is not None
 
     # --- claim ------------------------------------------------------------------------

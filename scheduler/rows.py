@@ -1,54 +1,91 @@
-"""Turning a ``task`` row into a schedulable job, or a clear per-column error."""
+"""Turning a ``task`` row into a schedulable job, or a clear per-column error.
+
+Rows that share a configuration (same job, trigger, spec, args, zone...) share one
+compiled :class:`JobConfig`; only the identity and the anchor are per row.  That keeps
+100,000 rows cheap to load and small in memory.
+"""
 
 from __future__ import annotations
 
 import functools
+import sys
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from types import MappingProxyType
 from typing import Any, Mapping
+from zoneinfo import ZoneInfo
 
 from scheduler.errors import RowError
 from scheduler.specs import parse_args, parse_kwargs, parse_timezone, validate_job_name
 from scheduler.triggers import Trigger, build_trigger
 
-@dataclass(slots=True, eq=False)
-class ScheduledJob:
-    """An enabled, valid row, compiled for the scheduler. Mutable only in ``next_at``/``last_run_at``."""
 
-    task_id: int
-    task_key: str
+@dataclass(frozen=True, slots=True, eq=False)
+class JobConfig:
+    """The validated, shared part of a row: everything but its identity and anchor.
+
+    Compared by identity: equal rows get the very same object from the compile cache.
+    """
+
     job_name: str
     trigger_kind: str
-    trigger: Trigger
+    spec: str
+    tz: ZoneInfo
     args: tuple[Any, ...]
     kwargs: Mapping[str, Any]
     queue: str | None
     expires_seconds: int | None
     grace_seconds: int
+    max_instances: int
+
+
+@dataclass(slots=True, eq=False)
+class ScheduledJob:
+    """An enabled, valid row, compiled for the scheduler."""
+
+    task_id: int
+    task_key: str
+    config: JobConfig
+    trigger: Trigger
     anchor: datetime
     last_run_at: datetime | None
+    #: Hash of the row's config columns; an unchanged hash means nothing to recompile.
+    revision: int = 0
     next_at: datetime | None = None
-    stored_next_run_at: datetime | None = None
-    stored_status: str | None = None
-    stored_error: str | None = None
     #: Bumped whenever ``next_at`` changes; heap entries carrying an older value are stale.
     heap_seq: int = 0
 
+    @property
+    def job_name(self) -> str:
+        return self.config.job_name
 
-@functools.lru_cache(maxsize=4096)
-def _cached_args(text: str | None) -> tuple[Any, ...]:
-    return parse_args(text)
+    @property
+    def trigger_kind(self) -> str:
+        return self.config.trigger_kind
+
+    @property
+    def args(self) -> tuple[Any, ...]:
+        return self.config.args
+
+    @property
+    def kwargs(self) -> Mapping[str, Any]:
+        return self.config.kwargs
+
+    @property
+    def queue(self) -> str | None:
+        return self.config.queue
+
+    @property
+    def expires_seconds(self) -> int | None:
+        return self.config.expires_seconds
+
+    @property
+    def grace_seconds(self) -> int:
+        return self.config.grace_seconds
 
 
-@functools.lru_cache(maxsize=4096)
-def _cached_kwargs(text: str | None) -> Mapping[str, Any]:
-    # Read-only view: one parsed dict is shared by every row with the same text.
-    return MappingProxyType(parse_kwargs(text))
-
-
-def _positive_or_none(column: str, value: Any) -> int | None:
+def _non_negative(column: str, value: Any) -> int | None:
     if value is None:
         return None
     if not isinstance(value, int) or value < 0:
@@ -56,8 +93,59 @@ def _positive_or_none(column: str, value: Any) -> int | None:
     return value
 
 
+@functools.lru_cache(maxsize=8192)
+def compile_config(
+    execute_func: str | None,
+    trigger: str | None,
+    spec: str | None,
+    args: str | None,
+    kwargs: str | None,
+    tz_name: str | None,
+    queue: str | None,
+    max_instances: Any,
+    misfire_grace_seconds: Any,
+    expires_seconds: Any,
+    registered: frozenset[str],
+    default_timezone: str,
+    default_grace_seconds: int,
+) -> JobConfig:
+    """Validate the shared columns of a row (cached: equal rows compile once).
+
+    :raises RowError: naming the first column that is not acceptable.
+    """
+    job_name = sys.intern(validate_job_name(execute_func, registered))
+    tz = parse_timezone(tz_name, default_timezone)
+    trigger_kind = sys.intern((trigger or "").strip().lower())
+    # Validate the spec now, with a fixed anchor; the row's own trigger is built per row.
+    build_trigger(trigger_kind, spec or "", tz, datetime(2000, 1, 1, tzinfo=timezone.utc))
+    grace = _non_negative("misfire_grace_seconds", misfire_grace_seconds)
+    expires = _non_negative("expires_seconds", expires_seconds)
+    if expires == 0:
+        raise RowError("expires_seconds", "must be positive (or NULL for no expiry)")
+    instances = _non_negative("max_instances", max_instances)
+    return JobConfig(
+        job_name=job_name,
+        trigger_kind=trigger_kind,
+        spec=spec or "",
+        tz=tz,
+        args=parse_args(args),
+        # Read-only view: one parsed dict is shared by every row with the same text.
+        kwargs=MappingProxyType(parse_kwargs(kwargs)),
+        queue=(queue or "").strip() or None,
+        expires_seconds=expires,
+        grace_seconds=default_grace_seconds if grace is None else grace,
+        max_instances=1 if instances is None else instances,
+    )
+
+
+@functools.lru_cache(maxsize=65536)
+def _trigger_for(config: JobConfig, anchor: datetime) -> Trigger:
+    # Rows inserted by one statement share their anchor, so many share the trigger too.
+    return build_trigger(config.trigger_kind, config.spec, config.tz, anchor)
+
+
 def compile_row(
-    row: Any, *, registered: Collection[str], default_timezone: str, default_grace_seconds: int
+    row: Any, *, registered: frozenset[str], default_timezone: str, default_grace_seconds: int
 ) -> ScheduledJob:
     """Validate one row (a result row of ``store.ROW_COLUMNS``) into a :class:`ScheduledJob`.
 
@@ -65,35 +153,30 @@ def compile_row(
     """
     if not row.task_key:
         raise RowError("task_key", "must not be empty")
-    job_name = validate_job_name(row.execute_func, registered)
-    tz = parse_timezone(row.timezone, default_timezone)
-    anchor = row.update_at or row.create_at or datetime.now(timezone.utc)
-    trigger_kind = (row.trigger or "").strip().lower()
-    trigger = build_trigger(trigger_kind, row.spec or "", tz, anchor)
-    args = _cached_args(row.args)
-    kwargs = _cached_kwargs(row.kwargs)
-    grace = _positive_or_none("misfire_grace_seconds", row.misfire_grace_seconds)
-    expires = _positive_or_none("expires_seconds", row.expires_seconds)
-    if expires == 0:
-        raise RowError("expires_seconds", "must be positive (or NULL for no expiry)")
-    max_instances = row.max_instances
-    if max_instances is not None and (not isinstance(max_instances, int) or max_instances < 0):
-        raise RowError("max_instances", f"must be a non-negative integer, got {max_instances!r}")
-    queue = (row.queue or "").strip() or None
+    config = compile_config(
+        row.execute_func, row.trigger, row.spec, row.args, row.kwargs, row.timezone, row.queue,
+        row.max_instances, row.misfire_grace_seconds, row.expires_seconds,
+        registered, default_timezone, default_grace_seconds,
+    )
+    anchor = row.anchor or datetime.now(timezone.utc)
     return ScheduledJob(
         task_id=int(row.id),
         task_key=str(row.task_key),
-        job_name=job_name,
-        trigger_kind=trigger_kind,
-        trigger=trigger,
-        args=args,
-        kwargs=kwargs,
-        queue=queue,
-        expires_seconds=expires,
-        grace_seconds=default_grace_seconds if grace is None else grace,
+        config=config,
+        trigger=_trigger_for(config, anchor),
         anchor=anchor,
         last_run_at=row.last_run_at,
-        stored_next_run_at=row.next_run_at,
-        stored_status=row.status,
-        stored_error=row.last_error,
     )
+
+
+def config_revision(row: Any) -> int:
+    """Hash of the columns whose change means the row must be recompiled."""
+    return hash(
+        (row.task_key, row.execute_func, row.trigger, row.spec, row.args, row.kwargs, row.timezone, row.queue,
+         row.max_instances, row.misfire_grace_seconds, row.expires_seconds, row.anchor)
+    )
+
+
+def registered_set(names: Collection[str]) -> frozenset[str]:
+    """The registry as a hashable set (it is part of the compile cache key)."""
+    return frozenset(names)
