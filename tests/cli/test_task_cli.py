@@ -301,7 +301,7 @@ def test_parse_duration(text: str, seconds: int) -> None:
         (["-t", "cron", "-s", "0 25 * * *"], {"trigger": "cron", "spec": "0 25 * * *"}),
         (
             ["-t", "interval", "-s", "5", "--tz", "No/Cty"],
-            {"trigger": "interval", "spec": "5", "timezone": "Nowhere/City"},
+            {"trigger": "interval", "spec": "5", "timezone": "No/Cty"},
         ),
         (["--trigger-args", '{"minutes": -3}'], {"trigger_args": {"minutes": -3}}),
         (["-t", "interval", "-s", "5", "--args", "1,,2"], {"trigger": "interval", "spec": "5", "args": "1,,2"}),
