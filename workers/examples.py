@@ -72,3 +72,13 @@ def spawn_child(task_key: str, *args: Any, **kwargs: Any) -> str:
 
     JOBS["test_interval"].celery_task.delay(f"{task_key}.child", "from-parent")
     return "spawned"
+
+
+@job(acks_late=True, reject_on_worker_lost=True)
+def slow_acks_late(task_key: str, seconds: float = 5.0, *args: Any, **kwargs: Any) -> str:
+    """Sleeps ``seconds`` with ``acks_late``: a run cut off by a worker crash is redelivered and runs again."""
+    import time
+
+    logger.info("slow_acks_late started: %s", _describe(task_key, args, kwargs))
+    time.sleep(float(seconds))
+    return f"slept {seconds}"

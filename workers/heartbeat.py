@@ -15,32 +15,41 @@ from models import WorkerHeartbeat, make_engine
 
 logger = logging.getLogger(__name__)
 
-#: Seconds between stamps; beat declares a worker dead after several missed ones.
+#: Seconds between stamps (default; ``TABLEBEAT_HEARTBEAT_SECONDS``); beat declares a worker
+#: dead after ``TABLEBEAT_WORKER_DEAD_SECONDS`` without one.
 HEARTBEAT_EVERY_S = 5.0
+#: When this process started: a row ``running`` on this hostname that began before it belongs
+#: to a previous incarnation of the worker (restarted after a crash under the same name), so it is lost.
+PROCESS_STARTED = datetime.now(timezone.utc)
 
 
 class HeartbeatThread(threading.Thread):
     """Daemon thread that stamps this worker's row until stopped."""
 
-    def __init__(self, hostname: str) -> None:
+    def __init__(self, hostname: str, every_s: float = HEARTBEAT_EVERY_S) -> None:
         super().__init__(name="tablebeat-heartbeat", daemon=True)
         self.hostname = hostname
+        self.every_s = every_s
         self.engine = make_engine()
         self._stop_event = threading.Event()
         self._failing = False
 
     def run(self) -> None:
-        started = datetime.now(timezone.utc)
+        first = True
         while not self._stop_event.is_set():
-            self._stamp(started)
-            self._stop_event.wait(HEARTBEAT_EVERY_S)
+            if self._stamp(PROCESS_STARTED, first):
+                first = False
+            self._stop_event.wait(self.every_s)
 
-    def _stamp(self, started: datetime) -> None:
+    def _stamp(self, started: datetime, first: bool = False) -> bool:
         now = datetime.now(timezone.utc)
+        values: dict[str, Any] = {"seen_at": now}
+        if first:
+            values["started_at"] = started  # a restart under the same hostname is a new incarnation
         try:
             with self.engine.begin() as conn:
                 moved = conn.execute(
-                    update(WorkerHeartbeat).where(WorkerHeartbeat.hostname == self.hostname).values(seen_at=now)
+                    update(WorkerHeartbeat).where(WorkerHeartbeat.hostname == self.hostname).values(**values)
                 ).rowcount
                 if not moved:
                     conn.execute(
@@ -50,10 +59,11 @@ class HeartbeatThread(threading.Thread):
             if not self._failing:
                 logger.warning("heartbeat of %s not written (database unavailable?): %s", self.hostname, exc)
             self._failing = True
-            return
+            return False
         if self._failing:
             logger.warning("heartbeat of %s written again", self.hostname)
         self._failing = False
+        return True
 
     def stop(self) -> None:
         """Stop stamping and remove this worker's row (a clean shutdown is not a death)."""
@@ -72,7 +82,9 @@ _thread: HeartbeatThread | None = None
 def _start_heartbeat(sender: Any = None, **_: Any) -> None:
     global _thread
     hostname = getattr(sender, "hostname", None) or "unknown"
-    _thread = HeartbeatThread(hostname)
+    app = getattr(sender, "app", None)
+    every = float((app.conf.get("tablebeat_heartbeat_seconds") if app is not None else None) or HEARTBEAT_EVERY_S)
+    _thread = HeartbeatThread(hostname, every)
     _thread.start()
 
 

@@ -18,6 +18,7 @@ from celery.exceptions import Ignore, Retry
 
 from models import RunStatus
 from workers.alerts import alert_run
+from workers.celery_app import app
 from workers.runs import RunStore, StartDecision
 from workers.tracing import TRACE_HEADER, current_task_key, current_trace_id, new_trace_id
 
@@ -27,7 +28,7 @@ SUB_TASK_ID = "sub_task_id"
 TRACE_KWARG = "__unique_trace_id__"
 
 #: One store per worker process; its engine is built lazily after the fork.
-run_store = RunStore()
+run_store = RunStore(worker_dead_seconds=float(app.conf.get("tablebeat_worker_dead_seconds") or 30.0))
 
 
 class RecordedTask(Task):  # type: ignore[misc]  # Celery is untyped
@@ -48,8 +49,9 @@ class RecordedTask(Task):  # type: ignore[misc]  # Celery is untyped
             if run_id is None:
                 run_id = run_store.create_manual_run(task_key, trace_id, request.id or "")
             kwargs = {**kwargs, SUB_TASK_ID: run_id, TRACE_KWARG: trace_id}
-            attempt = (request.retries or 0) + 1
-            start = run_store.start_run(int(run_id), request.id or "", request.hostname or "", attempt)
+            worker = request.hostname or ""
+            start = run_store.start_run(int(run_id), request.id or "", worker)
+            attempt = start.attempt
             if start.decision is StartDecision.DUPLICATE:
                 logger.warning("run %s not started: %s", run_id, start.reason)
                 raise Ignore()
@@ -57,26 +59,31 @@ class RecordedTask(Task):  # type: ignore[misc]  # Celery is untyped
                 logger.warning("run %s skipped: %s", run_id, start.reason)
                 return None
             logger.info("run %s started (attempt %s)", run_id, attempt)
-            return self._run_and_record(int(run_id), args, kwargs)
+            return self._run_and_record(int(run_id), args, kwargs, attempt, worker)
         finally:
             current_trace_id.reset(trace_token)
             current_task_key.reset(key_token)
 
-    def _run_and_record(self, run_id: int, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    def _run_and_record(
+        self, run_id: int, args: tuple[Any, ...], kwargs: dict[str, Any], attempt: int, worker: str
+    ) -> Any:
+        # Every write below is guarded on the row still being this attempt's 'running' row.
+        mine = {"attempt": attempt, "worker": worker}
         try:
             result = self.job_function(*args, **kwargs)
             if inspect.isawaitable(result):
                 result = asyncio.run(_await(result))
         except Retry as exc:
-            run_store.finish_run(run_id, RunStatus.RETRYING, error=f"retrying: {exc}")
+            run_store.finish_run(run_id, RunStatus.RETRYING, error=f"retrying: {exc}", **mine)
             logger.info("run %s will be retried: %s", run_id, exc)
             raise
         except Exception as exc:
-            run_store.finish_run(run_id, RunStatus.FAILED, error=traceback.format_exc())
+            written = run_store.finish_run(run_id, RunStatus.FAILED, error=traceback.format_exc(), **mine)
             logger.error("run %s failed: %s: %s", run_id, type(exc).__name__, exc)
-            alert_run(run_id, RunStatus.FAILED)  # issue 3 item 5: queued, sent by a background thread
+            if written:
+                alert_run(run_id, RunStatus.FAILED)  # issue 3 item 5: queued, sent by a background thread
             raise
-        run_store.finish_run(run_id, RunStatus.SUCCESS, result=repr(result))
+        run_store.finish_run(run_id, RunStatus.SUCCESS, result=repr(result), **mine)
         logger.info("run %s succeeded", run_id)
         return result
 
@@ -133,9 +140,13 @@ def _record_expired(request: Any = None, expired: bool = False, **_: Any) -> Non
         return
     status = RunStatus.EXPIRED if expired else RunStatus.SKIPPED
     try:
-        run_store.finish_run(int(run_id), status, result="expired before start" if expired else "revoked")
+        # Only a run nobody started: a stray copy of a message must not overwrite a finished run.
+        written = run_store.finish_run(
+            int(run_id), status, result="expired before start" if expired else "revoked",
+            from_statuses=(RunStatus.PENDING.value, RunStatus.RETRYING.value),
+        )
     except Exception:  # a bookkeeping failure must not take the worker down
         logger.critical("could not record %s of run %s", status.value, run_id, exc_info=True)
         return
-    if expired:
+    if expired and written:
         alert_run(int(run_id), RunStatus.EXPIRED)  # issue 3 item 5

@@ -7,13 +7,13 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import TypeVar
 
-from sqlalchemy import Engine, func, insert, select, update
+from sqlalchemy import Connection, Engine, func, insert, select, update
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from models import ExecuteTask, RunStatus, Task, TaskStatus, make_engine
+from models import ExecuteTask, RunStatus, Task, TaskStatus, WorkerHeartbeat, make_engine
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -38,6 +38,8 @@ class StartResult:
 
     decision: StartDecision
     reason: str = ""
+    #: The attempt this delivery runs as (previous attempt + 1 for a retry or a redelivery of a lost run).
+    attempt: int = 1
 
 
 def utcnow() -> datetime:
@@ -48,8 +50,10 @@ def utcnow() -> datetime:
 class RunStore:
     """Writes the run rows of one worker process; engine created lazily (after fork)."""
 
-    def __init__(self, url: str | None = None) -> None:
+    def __init__(self, url: str | None = None, worker_dead_seconds: float = 30.0) -> None:
         self._url = url
+        #: A ``running`` row whose worker has been silent this long may be taken over by a redelivery.
+        self.worker_dead_seconds = worker_dead_seconds
         self._engine: Engine | None = None
         self._outage_since: float | None = None
 
@@ -110,25 +114,35 @@ class RunStore:
 
         return self._retrying("manual run", write)
 
-    def start_run(self, run_id: int, celery_id: str, worker: str, attempt: int) -> StartResult:
+    def start_run(self, run_id: int, celery_id: str, worker: str, attempt: int | None = None) -> StartResult:
         """Claim the run for this delivery: ``pending``/``retrying``/``lost`` -> ``running``.
 
         A second delivery of the same message finds the row taken and gets DUPLICATE, so
-        a message published twice never runs twice.  ``max_instances`` is checked under a
-        lock on the task row so two workers cannot both take the last slot.
+        a message published twice never runs twice.  A redelivery (``acks_late``) of a run
+        whose worker died -- the row is ``lost``, or still ``running`` on a worker whose
+        heartbeat is stale or that restarted since -- takes the row over as attempt + 1.
+        ``max_instances`` is checked under a lock on the task row so two workers cannot
+        both take the last slot.  ``attempt`` is ignored (kept for callers): the attempt
+        number always comes from the row.
         """
 
         def write() -> StartResult:
             with self.engine.begin() as conn:
                 row = conn.execute(
-                    select(ExecuteTask.task_id, ExecuteTask.status, ExecuteTask.celery_id).where(
-                        ExecuteTask.id == run_id
-                    )
+                    select(
+                        ExecuteTask.task_id, ExecuteTask.status, ExecuteTask.celery_id, ExecuteTask.attempt,
+                        ExecuteTask.worker, ExecuteTask.started_at,
+                    ).where(ExecuteTask.id == run_id)
                 ).first()
                 if row is None:
                     return StartResult(StartDecision.DUPLICATE, f"run {run_id} does not exist")
-                if row.status not in _STARTABLE:
+                status = row.status
+                if status == RunStatus.RUNNING.value and self._worker_died(conn, row.worker, row.started_at):
+                    status = RunStatus.LOST.value  # taken over below, guarded on the row still being 'running'
+                if status not in _STARTABLE:
                     return StartResult(StartDecision.DUPLICATE, f"run {run_id} is already {row.status}")
+                previous = int(row.attempt or 1)
+                next_attempt = previous if status == RunStatus.PENDING.value else previous + 1
                 limit = conn.scalar(
                     select(Task.max_instances).where(Task.id == row.task_id).with_for_update()
                 )
@@ -136,25 +150,34 @@ class RunStore:
                     running = conn.scalar(
                         select(func.count())
                         .select_from(ExecuteTask)
-                        .where(ExecuteTask.task_id == row.task_id, ExecuteTask.status == RunStatus.RUNNING.value)
+                        .where(
+                            ExecuteTask.task_id == row.task_id,
+                            ExecuteTask.status == RunStatus.RUNNING.value,
+                            ExecuteTask.id != run_id,
+                        )
                     )
                     if running >= limit:
                         reason = f"max_instances={limit} reached ({running} running)"
                         conn.execute(
                             update(ExecuteTask)
-                            .where(ExecuteTask.id == run_id)
+                            .where(ExecuteTask.id == run_id, ExecuteTask.status == row.status)
                             .values(status=RunStatus.SKIPPED.value, result=reason, finished_at=utcnow(), worker=worker)
                         )
-                        return StartResult(StartDecision.SKIPPED, reason)
+                        return StartResult(StartDecision.SKIPPED, reason, next_attempt)
                 taken = conn.execute(
                     update(ExecuteTask)
-                    .where(ExecuteTask.id == run_id, ExecuteTask.status.in_(_STARTABLE))
+                    .where(
+                        ExecuteTask.id == run_id,
+                        ExecuteTask.status == row.status,
+                        ExecuteTask.attempt == row.attempt,
+                    )
                     .values(
                         status=RunStatus.RUNNING.value,
                         started_at=utcnow(),
+                        finished_at=None,
                         worker=worker,
                         celery_id=celery_id,
-                        attempt=attempt,
+                        attempt=next_attempt,
                     )
                 ).rowcount
                 if not taken:
@@ -164,14 +187,47 @@ class RunStore:
                     .where(Task.id == row.task_id, Task.status == TaskStatus.READY.value)
                     .values(status=TaskStatus.DOING.value, last_status=RunStatus.RUNNING.value, update_at=Task.update_at)
                 )
-                return StartResult(StartDecision.RUN)
+                return StartResult(StartDecision.RUN, "", next_attempt)
 
         return self._retrying(f"start of run {run_id}", write)
 
-    def finish_run(self, run_id: int, status: RunStatus, result: str | None = None, error: str | None = None) -> None:
-        """Write the final (or ``retrying``) state of a run and the task's ``last_status``."""
+    def _worker_died(self, conn: Connection, worker: str | None, started_at: datetime | None) -> bool:
+        """Whether the worker a ``running`` row names is dead: silent too long, or restarted since the run began."""
+        if not worker:
+            return False
+        beat = conn.execute(
+            select(WorkerHeartbeat.seen_at, WorkerHeartbeat.started_at).where(WorkerHeartbeat.hostname == worker)
+        ).first()
+        now = utcnow()
+        if beat is None:
+            # No heartbeat row: a clean shutdown removed it, or it never wrote one; judge by the run's age.
+            return started_at is not None and _aware(started_at) < now - timedelta(seconds=self.worker_dead_seconds)
+        if _aware(beat.seen_at) < now - timedelta(seconds=self.worker_dead_seconds):
+            return True
+        return started_at is not None and _aware(beat.started_at) > _aware(started_at)
 
-        def write() -> None:
+    def finish_run(
+        self,
+        run_id: int,
+        status: RunStatus,
+        result: str | None = None,
+        error: str | None = None,
+        *,
+        attempt: int | None = None,
+        worker: str | None = None,
+        from_statuses: tuple[str, ...] | None = None,
+    ) -> bool:
+        """Write the final (or ``retrying``) state of a run and the task's ``last_status``.
+
+        Guarded: with ``attempt`` (and ``worker``) given, the write lands only while the row is
+        still ``running`` that attempt on that worker. A run declared ``lost`` (its worker's
+        heartbeat stopped) keeps ``lost``, and a run re-started by a redelivery keeps the new
+        attempt's state: the late result of an orphaned pool child is dropped (logged), never
+        written over them. ``from_statuses`` restricts the write to rows in those states.
+        Returns whether the row was written.
+        """
+
+        def write() -> bool:
             with self.engine.begin() as conn:
                 values: dict[str, object] = {"status": status.value}
                 if result is not None:
@@ -180,7 +236,15 @@ class RunStore:
                     values["error"] = error[-ERROR_MAX_CHARS:]
                 if status is not RunStatus.RETRYING:
                     values["finished_at"] = utcnow()
-                conn.execute(update(ExecuteTask).where(ExecuteTask.id == run_id).values(**values))
+                stmt = update(ExecuteTask).where(ExecuteTask.id == run_id)
+                if attempt is not None:
+                    stmt = stmt.where(ExecuteTask.status == RunStatus.RUNNING.value, ExecuteTask.attempt == attempt)
+                    if worker:
+                        stmt = stmt.where(ExecuteTask.worker == worker)
+                if from_statuses is not None:
+                    stmt = stmt.where(ExecuteTask.status.in_(from_statuses))
+                if not conn.execute(stmt.values(**values)).rowcount:
+                    return False
                 task_id = select(ExecuteTask.task_id).where(ExecuteTask.id == run_id).scalar_subquery()
                 task_values: dict[str, object] = {"last_status": status.value, "update_at": Task.update_at}
                 conn.execute(update(Task).where(Task.id == task_id).values(**task_values))
@@ -189,11 +253,23 @@ class RunStore:
                     .where(Task.id == task_id, Task.status == TaskStatus.DOING.value)
                     .values(status=TaskStatus.READY.value, update_at=Task.update_at)
                 )
+                return True
 
-        self._retrying(f"{status.value} of run {run_id}", write)
+        written = self._retrying(f"{status.value} of run {run_id}", write)
+        if not written:
+            logger.warning(
+                "run %s: %s not recorded: the row is no longer this attempt's (declared lost or re-run)",
+                run_id, status.value,
+            )
+        return written
 
 
 _STARTABLE = (RunStatus.PENDING.value, RunStatus.RETRYING.value, RunStatus.LOST.value)
+
+
+def _aware(value: datetime) -> datetime:
+    """``value`` as a UTC-aware datetime (naive values from the database are UTC)."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
 
 
 def _is_transient(exc: DBAPIError) -> bool:
