@@ -217,8 +217,11 @@ def test_failing_job_alerts_through_real_worker_with_rate_limit(
         task_id = insert_task(db, "e2e_fails", "always_fails", "1")
         team_id = insert_task(db, "e2e_team", "always_fails", "1",
                               extra=f'{{"alert_webhook": "{webhook.url}/team", "owner": "ops"}}')
-        first = wait_for(lambda: webhook.posts("/global"), 30, what="first alert")[0]
-        wait_for(lambda: len(webhook.posts("/global")) >= 2, min_interval + 15, what="second alert")
+        try:
+            first = wait_for(lambda: webhook.posts("/global"), 60, what="first alert")[0]
+            wait_for(lambda: len(webhook.posts("/global")) >= 2, min_interval + 30, what="second alert")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; received {webhook.posts()!r}\n{cluster.logs()}") from None
         failed_runs = sql(db, "SELECT COUNT(*) FROM execute_task WHERE task_id = :t AND status = 'failed'",
                           t=task_id)[0][0]
     finally:
