@@ -33,8 +33,15 @@ broker_connection_retry_on_startup = True
 broker_connection_max_retries = None  # keep reconnecting through broker outages
 # Redis: how long an un-acked (acks_late) message waits before redelivery to another worker.
 # (The SQLAlchemy transport hands unknown options to create_engine, so only Redis gets it.)
+# Kombu sweeps un-acked messages back only every interval x throttle seconds (default 10 x 10):
+# sweep every quarter of the timeout (at most 10 s), so a crashed worker's acks_late message comes
+# back within about visibility_timeout + interval.
 broker_transport_options = (
-    {"visibility_timeout": _profile["visibility_timeout_seconds"]}
+    {
+        "visibility_timeout": _profile["visibility_timeout_seconds"],
+        "unacked_restore_interval": max(1, min(10, _profile["visibility_timeout_seconds"] // 4)),
+        "unacked_restore_throttle": 1,
+    }
     if broker_url.startswith(("redis://", "rediss://"))
     else {}
 )
