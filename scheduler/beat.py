@@ -21,7 +21,7 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from models import RunStatus, TaskStatus, make_engine
 from scheduler import store
-from scheduler.dispatch import BrokerUnavailable, Dispatch, Publisher
+from scheduler.dispatch import BrokerUnavailable, Dispatch, PreparedMessage, Publisher
 from scheduler.errors import RowError
 from scheduler.planning import PlannedFire, first_pending_instant, plan_due
 from scheduler.rows import ScheduledJob, compile_row, config_revision, registered_set
@@ -93,7 +93,7 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
         self._parked: dict[int, int] = {}
         self._fire_heap: list[tuple[float, int, int]] = []
         self._seq = 0
-        self._ready: list[tuple[float, int, Dispatch]] = []
+        self._ready: list[tuple[float, int, PreparedMessage]] = []
         self._ready_claimed_at = 0.0
         self._row_state_backlog: dict[int, store.RowState] = {}
         self._change_cursor = 0
@@ -371,7 +371,8 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
                     scheduled_at=fire.scheduled_at,
                     expires_at=expires_at,
                 )
-                heapq.heappush(self._ready, (fire.scheduled_at.timestamp(), run_id, dispatch))
+                prepared = self.publisher.prepare(dispatch)  # message built ahead of the instant
+                heapq.heappush(self._ready, (fire.scheduled_at.timestamp(), run_id, prepared))
             if nxt is None:
                 self._drop(job.task_id)
             else:
@@ -384,7 +385,7 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
         if not self._ready:
             return
         now_ts = time.time()
-        batch: list[Dispatch] = []
+        batch: list[PreparedMessage] = []
         while self._ready and self._ready[0][0] <= now_ts:
             batch.append(heapq.heappop(self._ready)[2])
         if not batch:
@@ -397,7 +398,8 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
             self._broker_failed(exc)
             return  # the claims stay unpublished; the outbox sweep republishes them
         if len(batch) <= LOG_EACH_FIRE_UP_TO:
-            for item in batch:
+            for prepared in batch:
+                item = prepared.dispatch
                 logger.info(
                     "tablebeat: fired %s run=%s scheduled_at=%s [task_key=%s trace_id=%s]",
                     item.job_name, item.run_id, item.scheduled_at.isoformat(), item.task_key, item.trace_id,
@@ -406,17 +408,17 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
             logger.info("tablebeat: fired %d runs in one batch", len(batch))
         self._write_published(sent)
 
-    def _drop_stolen(self, batch: list[Dispatch]) -> list[Dispatch]:
+    def _drop_stolen(self, batch: list[PreparedMessage]) -> list[PreparedMessage]:
         """After a stall, publish only claims no other beat has republished meanwhile."""
         try:
             with self._engine.begin() as conn:
-                held = store.still_claimed(conn, [d.run_id for d in batch], self.token)
+                held = store.still_claimed(conn, [p.dispatch.run_id for p in batch], self.token)
         except SQLAlchemyError as exc:
             self._db_failed("re-checking claims after a stall", exc)
             return []
         if len(held) < len(batch):
             logger.warning("tablebeat: %d claims were taken over by another beat during a stall", len(batch) - len(held))
-        return [d for d in batch if d.run_id in held]
+        return [p for p in batch if p.dispatch.run_id in held]
 
     def _write_published(self, run_ids: list[int]) -> None:
         try:

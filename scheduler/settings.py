@@ -17,7 +17,7 @@ class SchedulerSettings:
     misfire_grace_seconds: int = 60
     default_timezone: str = "UTC"
     #: Fires due within this many seconds are claimed ahead of their instant.
-    lookahead_seconds: float = 1.0
+    lookahead_seconds: float = 2.0
     #: A claimed fire still unpublished after this long is republished by any beat.
     stale_claim_seconds: float = 10.0
     #: Running rows of a worker silent for this long become ``lost``.

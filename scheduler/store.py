@@ -11,10 +11,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Row, and_, case, delete, func, or_, select, update
+from sqlalchemy import Connection, Row, and_, bindparam, delete, func, or_, select, update
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 
 from models import ExecuteTask, RunStatus, Task, TaskChange, TaskStatus, WorkerHeartbeat
+
+_RUNS = ExecuteTask.__table__
+_TASKS = Task.__table__
 
 #: Rows per statement for bulk writes: well inside every backend's parameter limit.
 CHUNK_ROWS = 500
@@ -143,26 +146,21 @@ def write_row_states(conn: Connection, states: Sequence[RowState]) -> None:
                 .values(status=status, next_run_at=next_run_at, last_error=last_error, update_at=Task.update_at)
                 .execution_options(synchronize_session=False)
             )
-    for chunk in chunks(singles):
+    if singles:
         conn.execute(
-            update(Task)
-            .where(Task.id.in_([s.task_id for s in chunk]))
+            update(_TASKS)
+            .where(_TASKS.c.id == bindparam("b_id"))
             .values(
-                status=case({s.task_id: s.status for s in chunk}, value=Task.id),
-                next_run_at=_case_or_null(Task.id, {s.task_id: s.next_run_at for s in chunk}),
-                last_error=_case_or_null(Task.id, {s.task_id: s.last_error for s in chunk}),
-                update_at=Task.update_at,
-            )
-            .execution_options(synchronize_session=False)
+                status=bindparam("b_status"),
+                next_run_at=bindparam("b_next_run_at"),
+                last_error=bindparam("b_last_error"),
+                update_at=_TASKS.c.update_at,
+            ),
+            [
+                {"b_id": r.task_id, "b_status": r.status, "b_next_run_at": r.next_run_at, "b_last_error": r.last_error}
+                for r in singles
+            ],
         )
-
-
-def _case_or_null(column: Any, mapping: dict[int, Any]) -> Any:
-    """``CASE id WHEN .. THEN ..`` for the non-null values, NULL for the others."""
-    present = {k: v for k, v in mapping.items() if v is not None}
-    if not present:
-        return None
-    return case(present, value=column, else_=None)
 
 
 def mark_disabled_paused(conn: Connection) -> int:
@@ -196,12 +194,11 @@ class FireClaim:
 def _insert_ignoring_duplicates(conn: Connection) -> Any:
     dialect = conn.dialect.name
     if dialect in ("mysql", "mariadb"):
-        stmt = mysql.insert(ExecuteTask)
         # A no-op assignment: the duplicate row stays as the winning beat wrote it.
-        return stmt.on_duplicate_key_update(claimed_by=ExecuteTask.claimed_by)
+        return mysql.insert(_RUNS).on_duplicate_key_update(claimed_by=_RUNS.c.claimed_by)
     if dialect == "postgresql":
-        return postgresql.insert(ExecuteTask).on_conflict_do_nothing(index_elements=["task_id", "scheduled_at"])
-    return sqlite.insert(ExecuteTask).on_conflict_do_nothing(index_elements=["task_id", "scheduled_at"])
+        return postgresql.insert(_RUNS).on_conflict_do_nothing(index_elements=["task_id", "scheduled_at"])
+    return sqlite.insert(_RUNS).on_conflict_do_nothing(index_elements=["task_id", "scheduled_at"])
 
 
 def claim_fires(conn: Connection, claims: Sequence[FireClaim], token: str, now: datetime) -> dict[str, int]:
@@ -209,58 +206,73 @@ def claim_fires(conn: Connection, claims: Sequence[FireClaim], token: str, now: 
 
     The unique ``(task_id, scheduled_at)`` makes the insert the claim: a fire another beat
     already inserted is silently kept as it is.  ``last_run_at``/``next_run_at`` of the
-    won tasks are written in the same transaction.
+    won tasks are written in the same transaction.  One statement is compiled and
+    executed many times (the driver batches it into multi-row inserts).
     """
     if not claims:
         return {}
     ordered = sorted(claims, key=lambda c: (c.task_id, c.scheduled_at))  # one lock order for every beat
-    insert_stmt = _insert_ignoring_duplicates(conn)
-    for chunk in chunks(ordered):
-        conn.execute(
-            insert_stmt.values(
-                [
-                    {
-                        "task_id": c.task_id,
-                        "scheduled_at": c.scheduled_at,
-                        "status": RunStatus.SKIPPED.value if c.skip_reason else RunStatus.PENDING.value,
-                        "result": c.skip_reason,
-                        "finished_at": now if c.skip_reason else None,
-                        "trace_id": c.trace_id,
-                        "celery_id": c.celery_id,
-                        "claimed_by": token,
-                        "extra": "{}",
-                        "attempt": 1,
-                        "create_at": now,
-                        "update_at": now,
-                    }
-                    for c in chunk
-                ]
-            )
-        )
+    conn.execute(
+        _insert_ignoring_duplicates(conn),
+        [
+            {
+                "task_id": c.task_id,
+                "scheduled_at": c.scheduled_at,
+                "status": RunStatus.SKIPPED.value if c.skip_reason else RunStatus.PENDING.value,
+                "result": c.skip_reason,
+                "finished_at": now if c.skip_reason else None,
+                "trace_id": c.trace_id,
+                "celery_id": c.celery_id,
+                "claimed_by": token,
+                "extra": "{}",
+                "attempt": 1,
+                "create_at": now,
+                "update_at": now,
+            }
+            for c in ordered
+        ],
+    )
     won: dict[str, int] = {}
-    for chunk in chunks([c.trace_id for c in ordered]):
-        for row in conn.execute(
-            select(ExecuteTask.id, ExecuteTask.trace_id).where(ExecuteTask.trace_id.in_(chunk))
-        ):
+    for chunk in chunks([c.trace_id for c in ordered], 1000):
+        for row in conn.execute(select(_RUNS.c.id, _RUNS.c.trace_id).where(_RUNS.c.trace_id.in_(chunk))):
             won[row.trace_id] = int(row.id)
-    won_claims = [c for c in ordered if c.trace_id in won]
-    for chunk in chunks(won_claims):
-        conn.execute(
-            update(Task)
-            .where(Task.id.in_([c.task_id for c in chunk]))
-            .values(
-                last_run_at=case({c.task_id: c.scheduled_at for c in chunk}, value=Task.id),
-                next_run_at=_case_or_null(Task.id, {c.task_id: c.next_run_at for c in chunk}),
-                status=case({c.task_id: c.task_status for c in chunk}, value=Task.id),
-                last_status=case(
-                    {c.task_id: (RunStatus.SKIPPED.value if c.skip_reason else RunStatus.PENDING.value) for c in chunk},
-                    value=Task.id,
-                ),
-                update_at=Task.update_at,
-            )
-            .execution_options(synchronize_session=False)
-        )
+    write_fire_states(conn, [c for c in ordered if c.trace_id in won])
     return won
+
+
+def write_fire_states(conn: Connection, claims: Sequence[FireClaim]) -> None:
+    """Write last_run_at / next_run_at / status / last_status of the tasks whose fires were claimed.
+
+    Claims sharing their values (a burst of one spec) become one ``WHERE id IN`` update each.
+    """
+    groups: dict[tuple[Any, ...], list[int]] = defaultdict(list)
+    for c in claims:
+        last_status = RunStatus.SKIPPED.value if c.skip_reason else RunStatus.PENDING.value
+        groups[(c.scheduled_at, c.next_run_at, c.task_status, last_status)].append(c.task_id)
+    singles: list[dict[str, Any]] = []
+    for (last_run_at, next_run_at, status, last_status), ids in groups.items():
+        values = {"last_run_at": last_run_at, "next_run_at": next_run_at, "status": status, "last_status": last_status}
+        if len(ids) == 1:
+            singles.append({"b_id": ids[0], **{f"b_{k}": v for k, v in values.items()}})
+            continue
+        for chunk in chunks(ids, 1000):
+            conn.execute(
+                update(_TASKS).where(_TASKS.c.id.in_(chunk)).values(**values, update_at=_TASKS.c.update_at)
+            )
+    if singles:
+        conn.execute(
+            update(_TASKS)
+            .where(_TASKS.c.id == bindparam("b_id"))
+            .values(
+                last_run_at=bindparam("b_last_run_at"),
+                next_run_at=bindparam("b_next_run_at"),
+                status=bindparam("b_status"),
+                last_status=bindparam("b_last_status"),
+                # Explicitly keeping update_at stops MySQL's ON UPDATE: system writes are not edits.
+                update_at=_TASKS.c.update_at,
+            ),
+            singles,
+        )
 
 
 def mark_published(conn: Connection, run_ids: Sequence[int], now: datetime) -> None:

@@ -16,7 +16,7 @@ import workers  # noqa: F401  (registers the example jobs)
 from models import ExecuteTask, Task, make_engine
 from scheduler import store
 from scheduler.beat import SqlScheduler
-from scheduler.dispatch import Dispatch
+from scheduler.dispatch import Dispatch, PreparedMessage
 
 
 class RecordingPublisher:
@@ -25,7 +25,11 @@ class RecordingPublisher:
     def __init__(self) -> None:
         self.sent: list[Dispatch] = []
 
-    def publish(self, dispatches: Sequence[Dispatch]) -> list[int]:
+    def prepare(self, dispatch: Dispatch) -> PreparedMessage:
+        return PreparedMessage(dispatch, None, {})
+
+    def publish(self, items: Sequence[Dispatch | PreparedMessage]) -> list[int]:
+        dispatches = [i.dispatch if isinstance(i, PreparedMessage) else i for i in items]
         self.sent.extend(dispatches)
         return [d.run_id for d in dispatches]
 
