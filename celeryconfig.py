@@ -13,10 +13,10 @@ from models.engine import database_url
 
 _here = Path.cwd()
 
-# --- profile (issue 3, item 6: workers/profiles.py) ---------------------------------
+# --- profile (conf/profiles.py) ---------------------------------
 # APP_ENV=local|test|online picks conf/<env>.toml; TABLEBEAT_* variables override it. A bad or
 # missing setting stops start-up here with one line naming it, before Celery prints a traceback.
-from workers.profiles import SettingsError, export_to_environ, load_profile  # noqa: E402
+from conf.profiles import SettingsError, export_to_environ, load_profile  # noqa: E402
 
 try:
     _profile = load_profile()
@@ -62,10 +62,8 @@ beat_max_loop_interval = 5
 worker_send_task_events = True
 task_send_sent_event = True
 worker_hijack_root_logger = True
-worker_log_format = "[%(asctime)s: %(levelname)s/%(processName)s] %(message)s"
-worker_task_log_format = (
-    "[%(asctime)s: %(levelname)s/%(processName)s] [task_key=%(task_key)s trace_id=%(trace_id)s] %(message)s"
-)
+worker_log_format = "[%(asctime)s: %(levelname)s/%(processName)s]%(trace)s %(message)s"
+worker_task_log_format = "[%(asctime)s: %(levelname)s/%(processName)s]%(trace)s %(message)s"
 
 # --- tablebeat ---------------------------------------------------------------------
 tablebeat_database_url = _profile["database_url"] or database_url()

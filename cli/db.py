@@ -18,8 +18,8 @@ def upgrade(
     from models.engine import database_url, parse_database_url
     from models.migrate import current_revision, upgrade as run_upgrade
 
-    target = url or database_url()
     try:
+        target = url or database_url()
         parse_database_url(target)
     except ValueError as exc:
         console.print(f"[red]error:[/red] {exc}")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +14,13 @@ DEFAULT_DATABASE_URL = f"sqlite:///{Path.cwd() / 'tablebeat.db'}"
 
 
 def database_url() -> str:
-    """The configured database URL (``TABLEBEAT_DATABASE_URL``) or the embedded SQLite default."""
-    return os.environ.get("TABLEBEAT_DATABASE_URL") or DEFAULT_DATABASE_URL
+    """The configured database URL: ``TABLEBEAT_DATABASE_URL``, else the ``APP_ENV`` profile's, else SQLite.
+
+    :raises conf.profiles.SettingsError: when the profile or the variable is invalid.
+    """
+    from conf.profiles import load_profile
+
+    return load_profile()["database_url"] or DEFAULT_DATABASE_URL
 
 
 def parse_database_url(url: str | URL) -> URL:

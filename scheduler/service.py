@@ -424,10 +424,6 @@ def _publishing_app(broker_url: str) -> Any:
     """A Celery app with tablebeat's settings, publishing to ``broker_url``."""
     from celery import Celery
 
-    # celeryconfig must be loaded through ``workers`` (it imports workers.profiles, whose package
-    # would otherwise import half-loaded settings).
-    import workers  # noqa: F401
-
     app = Celery("tablebeat", set_as_current=False)
     app.config_from_object("celeryconfig")
     app.conf.broker_url = broker_url

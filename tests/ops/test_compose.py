@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from tests.ops.conftest import REPO
-from workers.profiles import load_profile
+from conf.profiles import load_profile
 
 COMPOSE_FILE = REPO / "docker-compose.yml"
 SECRETS = {"TABLEBEAT_API_TOKEN": "t0ken", "FLOWER_BASIC_AUTH": "admin:pw"}

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.ops.conftest import REPO
-from workers.profiles import (
+from conf.profiles import (
     CONF_DIR,
     PROFILES,
     SETTINGS,
