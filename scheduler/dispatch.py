@@ -21,6 +21,8 @@ SUB_TASK_ID = "sub_task_id"
 TRACE_KWARG = "__unique_trace_id__"
 #: Flower shows these reprs; bounded like Celery's own ``argsrepr_maxsize``.
 REPR_MAX_CHARS = 1024
+#: Size of the first pipelined batch of a burst: small, so its first message is out within milliseconds.
+FIRST_BATCH = 50
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,8 +93,7 @@ class Publisher:
         send = self.app.amqp.send_task_message
         try:
             with self.app.producer_or_acquire() as producer:
-                for start in range(0, len(prepared), self.batch_size):
-                    chunk = prepared[start : start + self.batch_size]
+                for chunk in _chunks(prepared, self.batch_size):
                     with producer.batch(max_size=self.batch_size):
                         for p in chunk:
                             send(producer, p.dispatch.job_name, p.message, retry=False, **p.route)
@@ -104,6 +105,13 @@ class Publisher:
                 raise BrokerUnavailable(str(exc)) from exc
             raise
         return sent
+
+
+def _chunks(items: list[PreparedMessage], size: int) -> list[list[PreparedMessage]]:
+    """Batches of ``size``, the first one small so the first messages of a burst land at once."""
+    first = min(FIRST_BATCH, size)
+    head, rest = items[:first], items[first:]
+    return [head] * bool(head) + [rest[i : i + size] for i in range(0, len(rest), size)]
 
 
 def _is_connection_error(app: Celery, exc: BaseException) -> bool:
