@@ -1,0 +1,1 @@
+"""One module per target; each exposes ``run(ctx: CaseContext) -> dict`` of measured numbers."""

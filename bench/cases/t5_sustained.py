@@ -1,0 +1,93 @@
+"""T5: N rows on interval 1 s for a window of ``seconds``: fires/s, lateness, none missed.
+
+All rows share one anchor on a whole second, so N fires are due at every second S, S+1, ...
+(the rows are seeded as a running beat leaves them: ``last_run_at`` = S-1, ``next_run_at`` = S).
+Counted afterwards in ``execute_task`` for fires scheduled inside [S, S+seconds):
+
+* fires/s = published runs / seconds; the lowest single second is reported too;
+* lateness = ``published_at - scheduled_at`` (beat writes ``published_at`` after the batch publish,
+  so it is an upper bound of when the message reached Redis); p50/p99/max;
+* broker arrival, from outside: ``LLEN celery`` sampled every 5 ms; for each second k, the time the
+  list reached N*(k+1) messages minus S+k (when the last message of that burst arrived).
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+from typing import Any
+
+from bench import measure, seed
+from bench.context import CaseContext
+from bench.env import running
+
+LEAD_BASE_S = 3.0
+DRAIN_S = 2.0
+
+
+def run(ctx: CaseContext) -> dict[str, Any]:
+    n = ctx.rows
+    seconds = max(1, int(round(ctx.seconds)))
+    ctx.fresh()
+    start = seed.next_grid_instant(1, LEAD_BASE_S + n / 1000)
+    seed_s = seed.seed_tasks(
+        ctx.env, n, trigger="interval", spec="1", anchor=seed.whole_second(),
+        next_run_at=start, last_run_at=start - timedelta(seconds=1),
+    )
+    s_ts = start.timestamp()
+    broker = ctx.env.new_redis()
+    beat = ctx.env.start_beat("t5-beat")
+    with running(ctx.env, beat):
+        beat.wait_ready()
+        ready_before_s = s_ts - time.time()
+        msgs = measure.Sampler(lambda: measure.llen(broker), 0.005)
+        ctx.wait_until(s_ts - 0.5)
+        msgs.start()
+        ctx.wait_until(s_ts)
+        cpu0 = measure.cpu_seconds(beat.pid)
+        ctx.wait_until(s_ts + seconds)
+        cpu1 = measure.cpu_seconds(beat.pid)
+        rss = measure.peak_rss_mb(beat.pid)
+        time.sleep(DRAIN_S)
+        msgs.stop()
+        if msgs.error:
+            raise msgs.error
+    broker.close()
+    lo, hi = seed.utc_naive(start), seed.utc_naive(start + timedelta(seconds=seconds))
+    rows = ctx.env.rows(
+        "SELECT UNIX_TIMESTAMP(scheduled_at), TIMESTAMPDIFF(MICROSECOND, scheduled_at, published_at), status"
+        " FROM execute_task WHERE scheduled_at >= :lo AND scheduled_at < :hi",
+        lo=lo, hi=hi,
+    )
+    published = [r for r in rows if r[1] is not None]
+    skipped = sum(1 for r in rows if r[2] == "skipped")
+    lateness = [r[1] / 1e6 for r in published]
+    per_second: dict[int, int] = {}
+    for r in published:
+        per_second[int(float(r[0]))] = per_second.get(int(float(r[0])), 0) + 1
+    arrivals: list[float] = []
+    for k in range(seconds):
+        reached = msgs.first_time(lambda v, want=n * (k + 1): v >= want)
+        if reached is not None:
+            arrivals.append(reached - (s_ts + k))
+    expected = n * seconds
+    ctx.dirty()
+    return {
+        "fires_per_s": round(len(published) / seconds, 1),
+        "min_fires_in_a_second": min((per_second.get(int(s_ts) + k, 0) for k in range(seconds)), default=0),
+        "p99_lateness_s": round(measure.percentile(lateness, 99), 4) if lateness else None,
+        "p50_lateness_s": round(measure.percentile(lateness, 50), 4) if lateness else None,
+        "max_lateness_s": round(max(lateness), 4) if lateness else None,
+        "missed": expected - len(published),
+        "skipped": skipped,
+        "expected_fires": expected,
+        "published_fires": len(published),
+        "broker_burst_complete_p50_s": round(measure.percentile(arrivals, 50), 4) if arrivals else None,
+        "broker_burst_complete_p99_s": round(measure.percentile(arrivals, 99), 4) if arrivals else None,
+        "broker_bursts_complete": len(arrivals),
+        "beat_cpu_util": round((cpu1 - cpu0) / seconds, 3),
+        "beat_peak_rss_mb": round(rss, 1),
+        "beat_ready_before_start_s": round(ready_before_s, 2),
+        "window_s": seconds,
+        "seed_s": round(seed_s, 3),
+    }
