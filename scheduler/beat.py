@@ -96,7 +96,8 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
         self._ready: list[tuple[float, int, PreparedMessage]] = []
         self._ready_claimed_at = 0.0
         self._row_state_backlog: dict[int, store.RowState] = {}
-        self._change_cursor = 0
+        self._change_cursor = store.ChangeCursor()
+        self._next_full_reload = 0.0
         self._fingerprint: tuple[Any, ...] | None = None
         self._next_poll = 0.0
         self._next_refresh = 0.0
@@ -188,15 +189,15 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
         full = now_m >= self._next_refresh
         try:
             with self._engine.begin() as conn:
-                cursor, changed = store.read_changes(conn, self._change_cursor)
+                changed = store.read_changes(conn, self._change_cursor, now_m)
                 if changed:
                     self._apply_changed(conn, changed)
-                    self._change_cursor = cursor
                 if full:
                     self._next_refresh = now_m + self.settings.refresh_seconds
                     current = store.fingerprint(conn)
-                    if current != self._fingerprint:
-                        logger.info("tablebeat: table fingerprint moved; reloading every row")
+                    if current != self._fingerprint or now_m >= self._next_full_reload:
+                        if current != self._fingerprint:
+                            logger.info("tablebeat: table fingerprint moved; reloading every row")
                         self._full_sync_in(conn)
             self._db_recovered()
         except SQLAlchemyError as exc:
@@ -207,7 +208,8 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
             self._full_sync_in(conn)
 
     def _full_sync_in(self, conn: Connection) -> None:
-        self._change_cursor = store.change_cursor(conn)
+        self._change_cursor = store.ChangeCursor(store.change_cursor(conn))
+        self._next_full_reload = time.monotonic() + self.settings.full_reload_seconds
         now = utcnow()
         seen: set[int] = set()
         for row in store.load_enabled_rows(conn):

@@ -23,6 +23,8 @@ class SchedulerSettings:
     #: Running rows of a worker silent for this long become ``lost``.
     worker_dead_seconds: float = 30.0
     publish_batch_size: int = 1000
+    #: Every row is re-read and diffed this often even when nothing seems to have changed.
+    full_reload_seconds: float = 3600.0
 
     def __post_init__(self) -> None:
         for name in ("refresh_seconds", "poll_seconds", "lookahead_seconds", "stale_claim_seconds"):
@@ -54,4 +56,5 @@ class SchedulerSettings:
             stale_claim_seconds=float(get("stale_claim_seconds", defaults.stale_claim_seconds)),
             worker_dead_seconds=float(get("worker_dead_seconds", defaults.worker_dead_seconds)),
             publish_batch_size=int(get("publish_batch_size", defaults.publish_batch_size)),
+            full_reload_seconds=float(get("full_reload_seconds", defaults.full_reload_seconds)),
         )
