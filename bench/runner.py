@@ -48,6 +48,21 @@ def machine() -> dict[str, Any]:
     }
 
 
+def source_state() -> dict[str, Any]:
+    """The commit measured, and which files under test differ from it (others may be editing them)."""
+    import subprocess
+
+    def git(*args: str) -> str:
+        try:
+            return subprocess.run(["git", *args], cwd=RESULTS_DIR.parent.parent, capture_output=True, text=True,
+                                  timeout=10).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return ""
+
+    dirty = git("status", "--porcelain", "--", "scheduler", "workers", "models", "celeryconfig.py")
+    return {"commit": git("rev-parse", "--short", "HEAD"), "uncommitted": dirty.splitlines()}
+
+
 def run_bench(
     env: BenchEnv,
     targets: list[Target],
@@ -97,6 +112,7 @@ def run_bench(
     return {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": machine(),
+        "source": source_state(),
         "settings": {
             "rows": rows, "seconds": seconds, "reps": reps, "t4_period": t4_period,
             "worker_loglevel": worker_loglevel, "db": env.db_url.rsplit("@", 1)[-1], "broker": env.redis_url,

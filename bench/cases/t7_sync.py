@@ -10,6 +10,7 @@ of ``reps`` (200) after 10 warm-up runs.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from bench import measure
@@ -17,6 +18,14 @@ from bench.context import CaseContext
 
 DEFAULT_REPS = 200
 WARMUP = 10
+
+
+def _probe_function(store: Any, newest: int) -> Callable[[Any], set[int]]:
+    """``conn -> changed task ids`` with beat's cursor, for either ``read_changes`` signature."""
+    if hasattr(store, "ChangeCursor"):  # read_changes(conn, cursor, now_m) -> set, cursor advanced in place
+        cursor = store.ChangeCursor(newest)
+        return lambda conn: set(store.read_changes(conn, cursor, time.monotonic()))
+    return lambda conn: set(store.read_changes(conn, newest)[1])  # read_changes(conn, after_id) -> (id, set)
 
 
 def run(ctx: CaseContext) -> dict[str, Any]:
@@ -28,11 +37,12 @@ def run(ctx: CaseContext) -> dict[str, Any]:
     engine = make_engine(ctx.env.db_url)
     try:
         with engine.begin() as conn:
-            cursor = store.change_cursor(conn)
+            newest = store.change_cursor(conn)
+        read_changes = _probe_function(store, newest)
 
         def probe() -> None:
             with engine.begin() as conn:
-                store.read_changes(conn, cursor)
+                read_changes(conn)
 
         def fingerprint() -> None:
             with engine.begin() as conn:
@@ -40,7 +50,7 @@ def run(ctx: CaseContext) -> dict[str, Any]:
 
         def refresh() -> None:
             with engine.begin() as conn:
-                store.read_changes(conn, cursor)
+                read_changes(conn)
                 store.fingerprint(conn)
 
         timings: dict[str, list[float]] = {}
@@ -54,7 +64,7 @@ def run(ctx: CaseContext) -> dict[str, Any]:
                 samples.append((time.perf_counter() - t0) * 1000.0)
             timings[name] = samples
         with engine.begin() as conn:
-            changed = store.read_changes(conn, cursor)[1]
+            changed = read_changes(conn)
     finally:
         engine.dispose()
     out: dict[str, Any] = {}
