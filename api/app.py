@@ -15,7 +15,7 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from api import tasks
+from api import console, tasks
 from api.errors import install_error_handlers
 from api.schemas import HealthOut, ReachabilityOut
 from api.settings import TOKEN_ENV, ApiSettings
@@ -61,6 +61,7 @@ def create_app(
         responses={503: {"model": HealthOut, "description": "database or broker unreachable"}},
     )
     app.include_router(tasks.router)
+    app.include_router(console.router)  # the web console at /
     for router in routers:
         app.include_router(router)
     return app

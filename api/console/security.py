@@ -1,0 +1,117 @@
+"""Console sign-in and CSRF protection.
+
+Sign-in: the login form takes the API's bearer token (``TABLEBEAT_API_TOKEN``) and sets a
+``Secure; HttpOnly; SameSite=Strict`` session cookie. The cookie holds a signed, dated
+nonce (``<issued>.<nonce>.<HMAC(token, ...)>``), not the token itself, so changing the token
+signs everyone out. Requests may also send ``Authorization: Bearer <token>`` as the API does.
+With no token configured the console is open (the API then binds to 127.0.0.1 only).
+
+CSRF: a signed double-submit token. A random ``tb_csrf`` cookie (same attributes) is set on
+the first page; every state-changing form carries ``HMAC(key, cookie)`` in ``csrf_token``,
+and POSTs whose field does not match, or whose ``Origin`` is another site, are refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+from typing import Any
+
+from fastapi import Request, Response
+
+SESSION_COOKIE = "tb_session"
+CSRF_COOKIE = "tb_csrf"
+CSRF_FIELD = "csrf_token"
+SESSION_SECONDS = 12 * 3600
+
+#: Signs CSRF tokens when no API token is configured; pages served before a restart then
+#: need a reload, which is all an open, loopback-only console can lose.
+_PROCESS_KEY = secrets.token_bytes(32)
+
+
+def _api_token(request: Request) -> str | None:
+    token: str | None = request.app.state.settings.api_token
+    return token
+
+
+def _sign(key: bytes, message: str) -> str:
+    return hmac.new(key, message.encode(), hashlib.sha256).hexdigest()
+
+
+def _csrf_key(request: Request) -> bytes:
+    token = _api_token(request)
+    return _PROCESS_KEY if token is None else hashlib.sha256(b"tablebeat-console-csrf\0" + token.encode()).digest()
+
+
+def cookie_options() -> dict[str, Any]:
+    return {"httponly": True, "secure": True, "samesite": "strict", "path": "/"}
+
+
+# --- sign-in ------------------------------------------------------------------------------
+
+
+def auth_required(request: Request) -> bool:
+    return _api_token(request) is not None
+
+
+def token_matches(request: Request, given: str) -> bool:
+    expected = _api_token(request)
+    return expected is None or hmac.compare_digest(given.encode(), expected.encode())
+
+
+def new_session(request: Request) -> str:
+    token = _api_token(request) or ""
+    payload = f"{int(time.time())}.{secrets.token_urlsafe(18)}"
+    return f"{payload}.{_sign(token.encode(), 'session:' + payload)}"
+
+
+def is_signed_in(request: Request) -> bool:
+    """True when no token is configured, or the session cookie or bearer header is valid."""
+    token = _api_token(request)
+    if token is None:
+        return True
+    header = request.headers.get("authorization", "")
+    if header.lower().startswith("bearer ") and hmac.compare_digest(header[7:].strip().encode(), token.encode()):
+        return True
+    cookie = request.cookies.get(SESSION_COOKIE, "")
+    issued, _, rest = cookie.partition(".")
+    nonce, _, signature = rest.partition(".")
+    if not (issued.isdigit() and nonce and signature):
+        return False
+    if time.time() - int(issued) > SESSION_SECONDS:
+        return False
+    return hmac.compare_digest(signature, _sign(token.encode(), f"session:{issued}.{nonce}"))
+
+
+# --- CSRF ---------------------------------------------------------------------------------
+
+
+def csrf_token(request: Request) -> str:
+    """The token forms of this page carry; creates the browser's CSRF cookie when it has none."""
+    seed = request.cookies.get(CSRF_COOKIE) or getattr(request.state, "new_csrf_seed", None)
+    if not seed:
+        seed = secrets.token_urlsafe(24)
+        request.state.new_csrf_seed = seed
+    return _sign(_csrf_key(request), "csrf:" + seed)
+
+
+def attach_csrf_cookie(request: Request, response: Response) -> None:
+    """Set the CSRF cookie if :func:`csrf_token` created one for this request."""
+    seed = getattr(request.state, "new_csrf_seed", None)
+    if seed:
+        response.set_cookie(CSRF_COOKIE, seed, max_age=SESSION_SECONDS, **cookie_options())
+
+
+def csrf_problem(request: Request, submitted: str | None) -> str | None:
+    """Why this POST must be refused, or None when its CSRF token and origin are right."""
+    origin = request.headers.get("origin")
+    if origin and origin != "null" and origin.split("://", 1)[-1] != request.headers.get("host", ""):
+        return f"the form was sent from another site ({origin})"
+    seed = request.cookies.get(CSRF_COOKIE)
+    if not seed:
+        return "the CSRF cookie is missing; reload the page and send the form again"
+    if not submitted or not hmac.compare_digest(submitted, _sign(_csrf_key(request), "csrf:" + seed)):
+        return "the form's CSRF token is missing or wrong; reload the page and send the form again"
+    return None
