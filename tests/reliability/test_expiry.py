@@ -1,0 +1,32 @@
+"""Issue 4 item 5: a message not started within expires_seconds is not run; its row says expired."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from sqlalchemy import Engine
+
+from tests.processes import Cluster, wait_for
+from tests.reliability.helpers import all_logs, insert_task, now_naive, runs, sql
+
+pytestmark = [pytest.mark.integration, pytest.mark.mariadb]
+
+
+def test_expired_messages_are_recorded_not_run(cluster: Cluster, db: Engine) -> None:
+    cluster.start_beat()
+    task_id = insert_task(db, "expiring", "test_interval", "interval", "1", expires_seconds=2)
+    wait_for(lambda: len(runs(db, task_id)) >= 4, 30, what="fires while no worker runs")
+    sql(db, "UPDATE task SET is_valid = 0 WHERE id = :t", t=task_id)
+    time.sleep(2)  # the pause is honoured (fires claimed ahead before it are still published)
+    last = max(r["scheduled_at"] for r in runs(db, task_id))
+    time.sleep(max((last - now_naive()).total_seconds(), 0) + 2 + 1)  # every message is past its expiry
+    fired = runs(db, task_id)
+    assert all(r["status"] == "pending" for r in fired), fired
+
+    cluster.start_worker(concurrency=1)
+    wait_for(lambda: all(r["status"] != "pending" for r in runs(db, task_id)), 30, what="the messages to be handled")
+    final = runs(db, task_id)
+    assert {r["status"] for r in final} == {"expired"}, final
+    assert all(r["result"] == "expired before start" and r["started_at"] is None for r in final)
+    assert "test_interval ran" not in all_logs(cluster)
