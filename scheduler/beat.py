@@ -95,6 +95,8 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
         self._seq = 0
         self._ready: list[tuple[float, int, PreparedMessage]] = []
         self._ready_claimed_at = 0.0
+        #: run id -> monotonic time of its claim, for the ready (claimed, unpublished) fires.
+        self._claimed_m: dict[int, float] = {}
         self._row_state_backlog: dict[int, store.RowState] = {}
         self._change_cursor = store.ChangeCursor()
         self._next_full_reload = 0.0
@@ -375,6 +377,7 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
                 )
                 prepared = self.publisher.prepare(dispatch)  # message built ahead of the instant
                 heapq.heappush(self._ready, (fire.scheduled_at.timestamp(), run_id, prepared))
+                self._claimed_m[run_id] = time.monotonic()
             if nxt is None:
                 self._drop(job.task_id)
             else:
@@ -392,7 +395,11 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
             batch.append(heapq.heappop(self._ready)[2])
         if not batch:
             return
-        if time.monotonic() - self._ready_claimed_at > self.settings.stale_claim_seconds:
+        # Per claim, not per tick: after a stall the fresh claims of the first tick back must
+        # not hide the old ones, which another beat's outbox sweep may have taken over meanwhile.
+        now_m = time.monotonic()
+        claimed_m = [self._claimed_m.pop(item.run_id, now_m) for item in batch]
+        if any(now_m - at > self.settings.stale_claim_seconds for at in claimed_m):
             batch = self._drop_stolen(batch)
         try:
             sent = self.publisher.publish(batch)

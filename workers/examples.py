@@ -82,3 +82,13 @@ def slow_acks_late(task_key: str, seconds: float = 5.0, *args: Any, **kwargs: An
     logger.info("slow_acks_late started: %s", _describe(task_key, args, kwargs))
     time.sleep(float(seconds))
     return f"slept {seconds}"
+
+
+@job(autoretry_for=(ConnectionError,), max_retries=2, default_retry_delay=1)
+def flaky(task_key: str, *args: Any, **kwargs: Any) -> str:
+    """Fails its first attempt with a retryable error; Celery retries it (the run shows ``retrying``)."""
+    from celery import current_task
+
+    if not current_task.request.retries:
+        raise ConnectionError(f"{task_key}: upstream not ready yet")
+    return f"ok after {current_task.request.retries} retries"

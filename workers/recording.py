@@ -9,7 +9,6 @@ import asyncio
 import inspect
 import logging
 import traceback
-from collections.abc import Callable
 from contextvars import Token
 from typing import Any
 
@@ -35,7 +34,6 @@ class RecordedTask(Task):  # type: ignore[misc]  # Celery is untyped
     """Runs a registered job function and moves its run row through its states."""
 
     abstract = True
-    job_function: Callable[..., Any]
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         request = self.request
@@ -70,7 +68,8 @@ class RecordedTask(Task):  # type: ignore[misc]  # Celery is untyped
         # Every write below is guarded on the row still being this attempt's 'running' row.
         mine = {"attempt": attempt, "worker": worker}
         try:
-            result = self.job_function(*args, **kwargs)
+            # Through ``run`` so Celery's own wrappers (autoretry_for, ...) apply to the job.
+            result = self.run(*args, **kwargs)
             if inspect.isawaitable(result):
                 result = asyncio.run(_await(result))
         except Retry as exc:

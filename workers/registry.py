@@ -47,7 +47,7 @@ def job(fn: F | None = None, *, name: str | None = None, **task_options: Any) ->
         def body(*args: Any, **kwargs: Any) -> Any:
             return func(*args, **kwargs)
 
-        celery_task = app.task(name=job_name, base=RecordedTask, job_function=staticmethod(func), **task_options)(body)
+        celery_task = app.task(name=job_name, base=RecordedTask, **task_options)(body)
         JOBS[job_name] = RegisteredJob(job_name, func, celery_task)
         return func
 

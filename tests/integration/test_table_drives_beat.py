@@ -147,3 +147,14 @@ def test_async_job_and_trace_handed_to_child(cluster: Cluster, db: Engine) -> No
         what="the child run under the parent's trace",
     )
     assert child
+
+
+def test_celery_retry_is_recorded_and_finishes_on_the_same_row(cluster: Cluster, db: Engine) -> None:
+    run_at = (datetime.now(timezone.utc) + timedelta(seconds=2)).strftime("%Y-%m-%d %H:%M:%S")
+    task_id = insert_task(db, "it_flaky", "flaky", "date", run_at, timezone="UTC")
+    done = wait_for(lambda: runs(db, task_id, "success"), REFRESH_SECONDS + 12, what="the retried run to succeed")
+    assert len(runs(db, task_id)) == 1, "a retry reuses the run's row"
+    _id, _status, trace_id, *_rest, result, error, attempt = done[0]
+    assert attempt == 2 and result == "'ok after 1 retries'"
+    assert "upstream not ready yet" in (error or ""), "the retried attempt's error stays visible"
+    assert f"trace_id={trace_id}" in cluster.logs()
