@@ -398,7 +398,7 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
         # Per claim, not per tick: after a stall the fresh claims of the first tick back must
         # not hide the old ones, which another beat's outbox sweep may have taken over meanwhile.
         now_m = time.monotonic()
-        claimed_m = [self._claimed_m.pop(item.run_id, now_m) for item in batch]
+        claimed_m = [self._claimed_m.pop(item.dispatch.run_id, now_m) for item in batch]
         if any(now_m - at > self.settings.stale_claim_seconds for at in claimed_m):
             batch = self._drop_stolen(batch)
         try:
