@@ -33,6 +33,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--db-url", default=DEFAULT_DB_URL, help="bench database (dropped and recreated!)")
     p.add_argument("--redis-url", default=DEFAULT_REDIS_URL, help="broker (its Redis DB is flushed!)")
     p.add_argument("--log-dir", type=Path, help="celery process logs (default: a temp folder)")
+    p.add_argument("--profile", type=Path, metavar="DIR",
+                   help="sample every beat/worker with py-spy into DIR (summarise: python -m bench.profile DIR/*.txt)")
     p.add_argument("--json", type=Path, help=f"results file (default {RESULTS_DIR}/bench-<time>.json)")
     args = p.parse_args(argv)
     if args.quick:
@@ -49,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     targets = select(only)
     console = Console(width=None if sys.stdout.isatty() else 150)
     log_dir = args.log_dir or Path(tempfile.mkdtemp(prefix="tablebeat-bench-"))
-    env = BenchEnv(db_url=args.db_url, redis_url=args.redis_url, log_dir=log_dir)
+    env = BenchEnv(db_url=args.db_url, redis_url=args.redis_url, log_dir=log_dir, profile_dir=args.profile)
     install_signal_cleanup(env)
     console.print(f"process logs in {log_dir}")
     try:

@@ -36,6 +36,8 @@ class BenchEnv:
     redis_url: str
     log_dir: Path
     extra_env: dict[str, str] = field(default_factory=dict)
+    #: When set, every celery process is sampled by ``py-spy record`` into this folder (raw stacks).
+    profile_dir: Path | None = None
     processes: list[CeleryProcess] = field(default_factory=list)
     _engine: Engine | None = None
     _redis: redis.Redis | None = None
@@ -126,12 +128,16 @@ class BenchEnv:
     def start_beat(self, name: str = "beat", loglevel: str = "info") -> CeleryProcess:
         proc = CeleryProcess("beat", ["-l", loglevel], self.process_env(), self.log_dir, name)
         self.processes.append(proc)
+        if self.profile_dir:
+            proc.attach_profiler(self.profile_dir, subprocesses=False)
         return proc
 
     def start_worker(self, name: str = "worker", concurrency: int = 2, loglevel: str = "info") -> CeleryProcess:
         args = ["-l", loglevel, "-c", str(concurrency), "-n", f"{name}@%h", "--without-mingle", "--without-gossip"]
         proc = CeleryProcess("worker", args, self.process_env(), self.log_dir, name)
         self.processes.append(proc)
+        if self.profile_dir:
+            proc.attach_profiler(self.profile_dir, subprocesses=True)
         return proc
 
     def stop_all(self) -> None:
@@ -168,6 +174,18 @@ class CeleryProcess:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+
+        self.profiler: subprocess.Popen[bytes] | None = None
+        self.profile_path: Path | None = None
+
+    def attach_profiler(self, folder: Path, subprocesses: bool) -> None:
+        """Sample this process (and its pool children) with py-spy until it exits; raw collapsed stacks."""
+        folder.mkdir(parents=True, exist_ok=True)
+        self.profile_path = folder / f"{self.log_path.stem}.txt"
+        cmd = ["py-spy", "record", "--pid", str(self.pid), "-r", "200", "--nonblocking", "-f", "raw", "-o", str(self.profile_path)]
+        if subprocesses:
+            cmd.append("--subprocesses")
+        self.profiler = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     @property
     def pid(self) -> int:
@@ -220,6 +238,16 @@ class CeleryProcess:
         except subprocess.TimeoutExpired:
             pass
         self._log.close()
+        if self.profiler is not None:  # py-spy writes its file when the target exits
+            try:
+                self.profiler.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.profiler.send_signal(signal.SIGINT)
+                try:
+                    self.profiler.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    self.profiler.kill()
+            self.profiler = None
 
 
 @contextmanager

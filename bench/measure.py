@@ -97,6 +97,30 @@ def mariadbd_cpu() -> float | None:
     return None if pid is None else cpu_seconds(pid, children=False)
 
 
+def mariadbd_threads_cpu(tids: Sequence[int]) -> dict[int, float]:
+    """CPU seconds of these mariadbd threads (one per client connection), from ``/proc/<pid>/task/<tid>``."""
+    pid = find_pid("mariadbd", "mysqld")
+    out: dict[int, float] = {}
+    if pid is None:
+        return out
+    for tid in tids:
+        try:
+            text = Path(f"/proc/{pid}/task/{tid}/stat").read_text()
+        except OSError:
+            continue
+        fields = text[text.rindex(")") + 2 :].split()
+        out[tid] = (int(fields[11]) + int(fields[12])) / CLK_TCK
+    return out
+
+
+def connection_threads(conn: Any, database: str) -> dict[int, int]:
+    """``connection id -> server thread id`` of every other client using ``database`` (MariaDB 10.5+)."""
+    rows = conn.exec_driver_sql(
+        "SELECT ID, TID FROM information_schema.PROCESSLIST WHERE DB = %s AND ID <> CONNECTION_ID()", (database,)
+    ).all()
+    return {int(r[0]): int(r[1]) for r in rows if r[1] is not None}
+
+
 # --- MariaDB counters ----------------------------------------------------------------------
 
 
