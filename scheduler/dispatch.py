@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from celery import Celery
+from kombu.exceptions import BatchPublishError
 
 logger = logging.getLogger(__name__)
 
@@ -101,7 +102,9 @@ class Publisher:
         except (ConnectionError, OSError) as exc:
             raise BrokerUnavailable(str(exc)) from exc
         except Exception as exc:
-            if _is_connection_error(self.app, exc):
+            # A pipelined batch cut by a broker outage: delivery of that chunk is uncertain. It
+            # counts as unsent: the outbox republishes it, and the worker's guard drops any copy.
+            if isinstance(exc, BatchPublishError) or _is_connection_error(self.app, exc):
                 raise BrokerUnavailable(str(exc)) from exc
             raise
         return sent
