@@ -108,7 +108,7 @@ def render(request: Request, name: str, context: dict[str, Any], status_code: in
         "request": request,
         "now": now,
         "csrf_token": security.csrf_token(request),
-        "auth_required": security.auth_required(request),
+        "show_sign_out": security.auth_required(request) and security.is_signed_in(request),
         **context,
     }
     response = templates.TemplateResponse(request, name, full, status_code=status_code)

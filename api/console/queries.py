@@ -105,12 +105,14 @@ class JobFilter:
 
 @dataclass(frozen=True, slots=True)
 class LastRun:
-    """The latest run of a task: outcome and length."""
+    """The latest run of a task with an outcome, and whether a newer one is under way."""
 
     status: str
     scheduled_at: datetime | None
     started_at: datetime | None
     finished_at: datetime | None
+    #: Status of a newer run still pending or running, if there is one.
+    in_flight: str | None = None
 
     @property
     def duration_seconds(self) -> float | None:
@@ -187,7 +189,11 @@ def _by_next_fire(conn: Connection, conditions: list[ColumnElement[bool]], limit
 
 
 def last_runs(conn: Connection, task_ids: Sequence[int]) -> dict[int, LastRun]:
-    """The latest run (by fire instant) of each task: two probes of the (task_id, scheduled_at) key."""
+    """The latest run of each task, all probes of the ``(task_id, scheduled_at)`` key.
+
+    When the latest run is still pending or running, the one before it gives the outcome
+    (one more probe per such task) and the newer one is reported as ``in_flight``.
+    """
     if not task_ids:
         return {}
     latest = conn.execute(
@@ -198,16 +204,32 @@ def last_runs(conn: Connection, task_ids: Sequence[int]) -> dict[int, LastRun]:
     pairs = [and_(ExecuteTask.task_id == tid, ExecuteTask.scheduled_at == at) for tid, at in latest if at]
     if not pairs:
         return {}
-    rows = conn.execute(
-        select(
-            ExecuteTask.task_id,
-            ExecuteTask.status,
-            ExecuteTask.scheduled_at,
-            ExecuteTask.started_at,
-            ExecuteTask.finished_at,
-        ).where(or_(*pairs))
-    )
-    return {row.task_id: LastRun(row.status, row.scheduled_at, row.started_at, row.finished_at) for row in rows}
+    found = {row.task_id: _last_run(row) for row in conn.execute(select(*_RUN_COLUMNS).where(or_(*pairs)))}
+    for task_id, run in list(found.items()):
+        if run.status in _IN_FLIGHT:
+            before = conn.execute(
+                select(*_RUN_COLUMNS)
+                .where(ExecuteTask.task_id == task_id, ExecuteTask.scheduled_at < run.scheduled_at)
+                .order_by(ExecuteTask.scheduled_at.desc())
+                .limit(1)
+            ).first()
+            if before is not None and before.status not in _IN_FLIGHT:
+                found[task_id] = _last_run(before, in_flight=run.status)
+    return found
+
+
+_RUN_COLUMNS = (
+    ExecuteTask.task_id,
+    ExecuteTask.status,
+    ExecuteTask.scheduled_at,
+    ExecuteTask.started_at,
+    ExecuteTask.finished_at,
+)
+_IN_FLIGHT = frozenset({RunStatus.PENDING.value, RunStatus.RUNNING.value})
+
+
+def _last_run(row: Any, in_flight: str | None = None) -> LastRun:
+    return LastRun(row.status, row.scheduled_at, row.started_at, row.finished_at, in_flight)
 
 
 def job_row(conn: Connection, task_id: int) -> Any | None:

@@ -205,6 +205,7 @@ def test_jobs_page_lists_every_column(browser: TestClient, service: TaskService,
         )
     insert_run(engine, ok_id, "success", ago(minutes=5), started_at=ago(minutes=5), finished_at=ago(minutes=4))
     insert_run(engine, ok_id, "failed", ago(minutes=1), started_at=ago(seconds=60), finished_at=ago(seconds=58))
+    insert_run(engine, ok_id, "pending", ago(seconds=1))  # under way: the outcome is still the failure
 
     page = browser.get("/")
     assert page.status_code == 200
@@ -217,6 +218,7 @@ def test_jobs_page_lists_every_column(browser: TestClient, service: TaskService,
     assert "in 2" in row or "in 3" in row  # relative next fire
     assert " UTC</time>" in row  # absolute next fire
     assert "status-failed" in row and "2.00 s" in row  # last run outcome and duration
+    assert "· next pending" in row
     assert 'role="switch" aria-checked="true"' in row
     assert f'/jobs/{tz_id}/pause' in html
     assert "Content-Security-Policy" in page.headers
