@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import heapq
 import logging
+import math
 import os
 import socket
 import time
@@ -25,6 +26,7 @@ from scheduler.dispatch import BrokerUnavailable, Dispatch, PreparedMessage, Pub
 from scheduler.errors import RowError
 from scheduler.planning import PlannedFire, first_pending_instant, plan_due
 from scheduler.rows import ScheduledJob, compile_row, config_revision, registered_set
+from scheduler.timeline import Timeline
 from scheduler.settings import SchedulerSettings
 from scheduler.triggers import Trigger
 from workers.alerts import alert_run
@@ -91,13 +93,15 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
         self._jobs: dict[int, ScheduledJob] = {}
         #: Rows known but not scheduled (in error, or a date job done): id -> config revision.
         self._parked: dict[int, int] = {}
-        self._fire_heap: list[tuple[float, int, int]] = []
-        self._seq = 0
+        self._timeline = Timeline()
         self._ready: list[tuple[float, int, PreparedMessage]] = []
         self._ready_claimed_at = 0.0
         #: run id -> monotonic time of its claim, for the ready (claimed, unpublished) fires.
         self._claimed_m: dict[int, float] = {}
+        #: Status changes to write (error, paused, completed, ready again).
         self._row_state_backlog: dict[int, store.RowState] = {}
+        #: Tasks whose next_run_at column must be set to their job's ``next_at``.
+        self._next_run_backlog: set[int] = set()
         self._change_cursor = store.ChangeCursor()
         self._next_full_reload = 0.0
         self._fingerprint: tuple[Any, ...] | None = None
@@ -244,9 +248,10 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
 
     def _apply_row(self, row: Any, now: datetime, announce: bool = False) -> None:
         task_id = row.id
-        revision = config_revision(row)
         current = self._jobs.get(task_id)
-        if (current is not None and current.revision == revision) or self._parked.get(task_id) == revision:
+        if current is not None and current.matches(row):
+            return
+        if task_id in self._parked and self._parked[task_id] == config_revision(row):
             return
         try:
             job = compile_row(
@@ -257,18 +262,17 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
             )
         except RowError as exc:
             self._drop(task_id)
-            self._parked[task_id] = revision
+            self._parked[task_id] = config_revision(row)
             logger.error("tablebeat: task %r (id %s) cannot be scheduled: %s", row.task_key, task_id, exc)
             if row.status != TaskStatus.ERROR.value or row.last_error != str(exc):
                 self._row_state_backlog[task_id] = store.RowState(task_id, TaskStatus.ERROR.value, None, str(exc))
             return
-        job.revision = revision
         self._parked.pop(task_id, None)
         nxt = first_pending_instant(job)
         if nxt is None:
             # A date job that has fired: remembered, not scheduled.
             self._drop(task_id)
-            self._parked[task_id] = revision
+            self._parked[task_id] = config_revision(row)
             status = TaskStatus.COMPLETED.value
         else:
             self._jobs[task_id] = job
@@ -276,18 +280,16 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
             status = TaskStatus.READY.value
         if announce:
             logger.info("tablebeat: task %r scheduled, next fire %s", job.task_key, nxt)
-        keep_status = row.status == TaskStatus.DOING.value and status == TaskStatus.READY.value
-        if (not keep_status and row.status != status) or row.next_run_at != nxt or row.last_error is not None:
-            self._row_state_backlog[task_id] = store.RowState(
-                task_id, row.status if keep_status else status, nxt, None
-            )
+        status_ok = row.status == status or (row.status == TaskStatus.DOING.value and status == TaskStatus.READY.value)
+        if not status_ok or row.last_error is not None:
+            self._row_state_backlog[task_id] = store.RowState(task_id, status, nxt, None)
+        elif row.next_run_at != nxt:
+            self._next_run_backlog.add(task_id)
 
     def _schedule_next(self, job: ScheduledJob, nxt: datetime | None) -> None:
         job.next_at = nxt
-        self._seq += 1
-        job.heap_seq = self._seq
         if nxt is not None:
-            heapq.heappush(self._fire_heap, (nxt.timestamp(), self._seq, job.task_id))
+            self._timeline.add(job.task_id, nxt.timestamp())
 
     def _drop(self, task_id: int) -> bool:
         self._parked.pop(task_id, None)
@@ -297,12 +299,19 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
 
     def _pop_due(self, horizon: float) -> list[ScheduledJob]:
         due: list[ScheduledJob] = []
-        heap = self._fire_heap
-        while heap and heap[0][0] <= horizon:
-            _ts, seq, task_id = heapq.heappop(heap)
+        taken: set[int] = set()
+        for second, task_id in self._timeline.take_until(horizon):
             job = self._jobs.get(task_id)
-            if job is not None and job.heap_seq == seq:
+            if job is None or job.next_at is None or task_id in taken:
+                continue  # deleted, paused or done, or a duplicate entry
+            fire_ts = job.next_at.timestamp()
+            if math.floor(fire_ts) != second:
+                continue  # stale: the job was rescheduled into another second
+            taken.add(task_id)
+            if fire_ts <= horizon:
                 due.append(job)
+            else:
+                self._timeline.add(task_id, fire_ts)  # later within the horizon's second
         return due
 
     def _claim_due(self) -> None:
@@ -352,6 +361,7 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
         for job, fires, nxt in planned:
             # The claim wrote status/next_run_at (ours or another beat's); an older pending write would undo it.
             self._row_state_backlog.pop(job.task_id, None)
+            self._next_run_backlog.discard(job.task_id)
             for fire in fires:
                 claim = by_key[(job.task_id, fire.scheduled_at)]
                 run_id = won.get(claim.trace_id)
@@ -505,19 +515,24 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
         self._write_published(sent)
 
     def _flush_row_states(self, limit: int | None) -> None:
-        if not self._row_state_backlog:
+        if not self._row_state_backlog and not self._next_run_backlog:
             return
         items = list(self._row_state_backlog.values())
+        next_ids = list(self._next_run_backlog)
         if limit is not None:
             items = items[:limit]
+            next_ids = next_ids[: max(limit - len(items), 0)]
+        next_runs = [(tid, job.next_at) for tid in next_ids if (job := self._jobs.get(tid)) is not None]
         try:
             with self._engine.begin() as conn:
                 store.write_row_states(conn, items)
+                store.write_next_run_at(conn, next_runs)
         except SQLAlchemyError as exc:
             self._db_failed("writing row states", exc)
             return
         for item in items:
             self._row_state_backlog.pop(item.task_id, None)
+        self._next_run_backlog.difference_update(next_ids)
 
     def _sleep_seconds(self) -> float:
         now_ts = time.time()
@@ -526,9 +541,10 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
         wake = now_ts + max(self._next_poll - time.monotonic(), 0.0)
         if self._ready:
             wake = min(wake, self._ready[0][0])
-        if self._fire_heap:
-            wake = min(wake, self._fire_heap[0][0] - self.settings.lookahead_seconds)
-        if self._row_state_backlog:
+        first = self._timeline.first_second()
+        if first is not None:
+            wake = min(wake, first - self.settings.lookahead_seconds)
+        if self._row_state_backlog or self._next_run_backlog:
             wake = now_ts
         return max(wake - now_ts, 0.001)
 

@@ -28,6 +28,8 @@ class JobConfig:
     Compared by identity: equal rows get the very same object from the compile cache.
     """
 
+    #: The raw column values this config was compiled from (see :func:`config_key`).
+    key: tuple[Any, ...]
     job_name: str
     trigger_kind: str
     spec: str
@@ -50,11 +52,11 @@ class ScheduledJob:
     trigger: Trigger
     anchor: datetime
     last_run_at: datetime | None
-    #: Hash of the row's config columns; an unchanged hash means nothing to recompile.
-    revision: int = 0
     next_at: datetime | None = None
-    #: Bumped whenever ``next_at`` changes; heap entries carrying an older value are stale.
-    heap_seq: int = 0
+
+    def matches(self, row: Any) -> bool:
+        """Whether ``row`` still describes this job (nothing to recompile)."""
+        return self.task_key == row.task_key and self.anchor == row.anchor and self.config.key == config_key(row)
 
     @property
     def job_name(self) -> str:
@@ -124,6 +126,8 @@ def compile_config(
         raise RowError("expires_seconds", "must be positive (or NULL for no expiry)")
     instances = _non_negative("max_instances", max_instances)
     return JobConfig(
+        key=(execute_func, trigger, spec, args, kwargs, tz_name, queue, max_instances, misfire_grace_seconds,
+             expires_seconds),
         job_name=job_name,
         trigger_kind=trigger_kind,
         spec=spec or "",
@@ -153,11 +157,7 @@ def compile_row(
     """
     if not row.task_key:
         raise RowError("task_key", "must not be empty")
-    config = compile_config(
-        row.execute_func, row.trigger, row.spec, row.args, row.kwargs, row.timezone, row.queue,
-        row.max_instances, row.misfire_grace_seconds, row.expires_seconds,
-        registered, default_timezone, default_grace_seconds,
-    )
+    config = compile_config(*config_key(row), registered, default_timezone, default_grace_seconds)
     anchor = row.anchor or datetime.now(timezone.utc)
     return ScheduledJob(
         task_id=int(row.id),
@@ -169,12 +169,17 @@ def compile_row(
     )
 
 
-def config_revision(row: Any) -> int:
-    """Hash of the columns whose change means the row must be recompiled."""
-    return hash(
-        (row.task_key, row.execute_func, row.trigger, row.spec, row.args, row.kwargs, row.timezone, row.queue,
-         row.max_instances, row.misfire_grace_seconds, row.expires_seconds, row.anchor)
+def config_key(row: Any) -> tuple[Any, ...]:
+    """The raw config columns of ``row``, in :func:`compile_config`'s order."""
+    return (
+        row.execute_func, row.trigger, row.spec, row.args, row.kwargs, row.timezone, row.queue,
+        row.max_instances, row.misfire_grace_seconds, row.expires_seconds,
     )
+
+
+def config_revision(row: Any) -> int:
+    """Hash of everything whose change means the row must be recompiled."""
+    return hash((row.task_key, row.anchor, config_key(row)))
 
 
 def registered_set(names: Collection[str]) -> frozenset[str]:

@@ -198,6 +198,29 @@ def write_row_states(conn: Connection, states: Sequence[RowState]) -> None:
         )
 
 
+def write_next_run_at(conn: Connection, pairs: Sequence[tuple[int, datetime | None]]) -> None:
+    """Set ``next_run_at`` of many rows; rows sharing a value are one ``WHERE id IN`` update."""
+    groups: dict[datetime | None, list[int]] = defaultdict(list)
+    for task_id, next_run_at in pairs:
+        groups[next_run_at].append(task_id)
+    singles: list[dict[str, Any]] = []
+    for next_run_at, ids in groups.items():
+        if len(ids) == 1:
+            singles.append({"b_id": ids[0], "b_next_run_at": next_run_at})
+            continue
+        for chunk in chunks(ids, 1000):
+            conn.execute(
+                update(_TASKS).where(_TASKS.c.id.in_(chunk)).values(next_run_at=next_run_at, update_at=_TASKS.c.update_at)
+            )
+    if singles:
+        conn.execute(
+            update(_TASKS)
+            .where(_TASKS.c.id == bindparam("b_id"))
+            .values(next_run_at=bindparam("b_next_run_at"), update_at=_TASKS.c.update_at),
+            singles,
+        )
+
+
 def mark_disabled_paused(conn: Connection) -> int:
     """Set ``status='paused'`` on every disabled row that does not say so yet."""
     return (
