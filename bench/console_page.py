@@ -24,6 +24,7 @@ from pathlib import Path
 import httpx
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 
 REPO = Path(__file__).resolve().parent.parent
 DATABASE = "tablebeat_console_bench"
@@ -127,11 +128,12 @@ def _insert_runs(cur, batch) -> None:
 
 
 def task_count() -> int:
+    """Tasks already seeded, or 0 when the bench database or its table does not exist yet."""
+    engine = create_engine(bench_url())
     try:
-        engine = create_engine(bench_url())
         with engine.connect() as conn:
             return int(conn.scalar(text("SELECT COUNT(*) FROM task")) or 0)
-    except Exception:
+    except SQLAlchemyError:
         return 0
     finally:
         engine.dispose()

@@ -20,12 +20,25 @@ from markupsafe import Markup
 from starlette.datastructures import FormData
 
 from api.console import forms, pictures, queries, security
-from api.console.formatting import absolute, duration, iso, lateness, relative, row_trigger, schedule_words
+from api.console.formatting import (
+    absolute,
+    duration,
+    iso,
+    lateness,
+    relative,
+    row_trigger,
+    schedule_words,
+)
 from api.tasks import get_service
 from models import TaskStatus
 from scheduler.errors import RowError
 from scheduler.service import TaskService
-from scheduler.service_errors import BrokerUnreachable, ServiceError, TaskNotFound, ValidationFailed
+from scheduler.service_errors import (
+    BrokerUnreachable,
+    ServiceError,
+    TaskNotFound,
+    ValidationFailed,
+)
 from scheduler.service_views import TaskView
 from scheduler.triggers import next_fires
 

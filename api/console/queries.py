@@ -14,7 +14,16 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, ColumnElement, and_, cast, func, literal_column, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    and_,
+    cast,
+    func,
+    literal_column,
+    or_,
+    select,
+)
 from sqlalchemy.types import Integer
 
 from models import ExecuteTask, RunStatus, Task, TaskStatus

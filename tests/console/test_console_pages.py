@@ -54,7 +54,7 @@ def replace_cookie(client: TestClient, name: str, value: str) -> None:
 
 
 def field_error(html: str, field: str) -> str:
-    found = re.search(rf'<p class="field-error" id="error-{field}"[^>]*>(.*?)</p>', html, re.S)
+    found = re.search(rf'<p class="field-error" id="error-{field}"[^>]*>(.*?)</p>', html, re.DOTALL)
     assert found, f"no error shown at field {field!r}"
     return found.group(1)
 
@@ -214,7 +214,7 @@ def test_jobs_page_lists_every_column(browser: TestClient, service: TaskService,
     assert "every 5 minutes" in html
     assert "at 09:00 Mon-Fri (Asia/Shanghai)" in html
     assert "spec: cron field &#39;minute&#39; bad" in html  # last_error of the error row
-    row = re.search(rf'<tr id="job-{ok_id}".*?</tr>', html, re.S).group(0)
+    row = re.search(rf'<tr id="job-{ok_id}".*?</tr>', html, re.DOTALL).group(0)
     assert "in 2" in row or "in 3" in row  # relative next fire
     assert " UTC</time>" in row  # absolute next fire
     assert "status-failed" in row and "2.00 s" in row  # last run outcome and duration
@@ -281,7 +281,7 @@ def test_timeline_colours_runs_by_outcome(browser: TestClient, service: TaskServ
     insert_run(engine, task_id, "success", ago(hours=2, minutes=-1))
     insert_run(engine, task_id, "success", ago(hours=30))  # outside the window
     html = browser.get("/timeline").text
-    svg = re.search(r'<svg class="timeline".*?</svg>', html, re.S).group(0)
+    svg = re.search(r'<svg class="timeline".*?</svg>', html, re.DOTALL).group(0)
     assert svg.count("run-success") == 1
     assert svg.count("run-failed") == 1  # the bucket with a failure shows it
     assert "1 failed, 1 success" in svg or "1 success, 1 failed" in svg
@@ -356,7 +356,7 @@ def test_job_page_shows_facts_fires_runs_and_timeline(
     assert page.status_code == 200
     html = page.text
     assert "every 5 minutes" in html and "the report" in html
-    assert len(re.findall(r"<li><time", re.search(r'<ol class="fires".*?</ol>', html, re.S).group(0))) == 10
+    assert len(re.findall(r"<li><time", re.search(r'<ol class="fires".*?</ol>', html, re.DOTALL).group(0))) == 10
     assert "trace-abc123" in html
     assert "+2.00 s" in html  # lateness: started - scheduled
     assert "1.00 s" in html  # duration
