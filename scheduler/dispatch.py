@@ -15,6 +15,7 @@ from typing import Any
 
 from celery import Celery
 from kombu.exceptions import BatchPublishError
+from kombu.exceptions import OperationalError as KombuOperationalError
 
 logger = logging.getLogger(__name__)
 
@@ -102,9 +103,10 @@ class Publisher:
         except (ConnectionError, OSError) as exc:
             raise BrokerUnavailable(str(exc)) from exc
         except Exception as exc:
-            # A pipelined batch cut by a broker outage: delivery of that chunk is uncertain. It
-            # counts as unsent: the outbox republishes it, and the worker's guard drops any copy.
-            if isinstance(exc, BatchPublishError) or _is_connection_error(self.app, exc):
+            # A pipelined batch cut by a broker outage (delivery of that chunk is uncertain), or
+            # kombu's wrapper of a refused reconnect. Unsent: the outbox republishes it, and
+            # the worker's guard drops any copy.
+            if isinstance(exc, (BatchPublishError, KombuOperationalError)) or _is_connection_error(self.app, exc):
                 raise BrokerUnavailable(str(exc)) from exc
             raise
         return sent
