@@ -111,9 +111,12 @@ def stack(db_url: str, broker_url: str, tmp_path_factory: pytest.TempPathFactory
 @pytest.fixture(scope="module")
 def shots(tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config) -> Path:
     folder = tmp_path_factory.mktemp("console-screenshots")
+    # Shown even when output is captured, so every run says where its screenshots are.
+    capture = pytestconfig.pluginmanager.get_plugin("capturemanager")
     reporter = pytestconfig.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
-        reporter.write_line(f"console screenshots: {folder}")
+    if capture is not None and reporter is not None:
+        with capture.global_and_fixture_disabled():
+            reporter.write_line(f"\nconsole screenshots: {folder}")
     return folder
 
 
