@@ -206,19 +206,24 @@ def check(engine: Engine, start: datetime, end: datetime, worker_logs: str, defa
 
 
 def insert_tasks(engine: Engine, count: int, rng: random.Random) -> None:
-    """``count`` noop tasks on second-level interval and cron schedules."""
+    """``count`` tasks on second-level interval and cron schedules: mostly ``noop``; one in ten
+    sleeps 1 s (a kill catches it mid-run: ``lost``), one in twenty of those with ``acks_late``
+    (redelivered and run again as attempt 2)."""
     values = []
     for i in range(count):
+        func, args = "noop", ""
         if i % 4 == 3:
             trigger, spec = "cron", rng.choice(CRONS)
         else:
             trigger, spec = "interval", str(rng.choice(INTERVALS))
-        values.append({"k": f"chaos_{i:04d}", "t": trigger, "s": spec})
+        if i % 20 in (0, 10):
+            func, args, trigger, spec = ("sleep_for" if i % 20 == 0 else "slow_acks_late"), "1", "interval", "5"
+        values.append({"k": f"chaos_{i:04d}", "f": func, "a": args, "t": trigger, "s": spec})
     with engine.begin() as conn:
         conn.execute(
             text(
                 "INSERT INTO task (task_key, `desc`, execute_func, `trigger`, spec, args, is_valid, status, extra) "
-                "VALUES (:k, 'chaos', 'noop', :t, :s, '', 1, 'ready', '{}')"
+                "VALUES (:k, 'chaos', :f, :t, :s, :a, 1, 'ready', '{}')"
             ),
             values,
         )
