@@ -492,9 +492,13 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
         if not runs:
             return
         dispatches: list[Dispatch] = []
+        # A date job that fired is no longer scheduled, but its claimed fire must still go out.
+        unscheduled = self._compile_for_outbox({run.task_id for run in runs if run.task_id not in self._jobs})
+        orphaned: list[int] = []
         for run in runs:
-            job = self._jobs.get(run.task_id)
+            job = self._jobs.get(run.task_id) or unscheduled.get(run.task_id)
             if job is None:
+                orphaned.append(run.run_id)
                 continue
             dispatches.append(
                 Dispatch(
@@ -504,6 +508,9 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
                     expires_at=(run.scheduled_at + timedelta(seconds=job.expires_seconds)) if job.expires_seconds else None,
                 )
             )
+        if orphaned:  # paused, deleted or invalid since the claim: recorded, never left pending
+            with self._engine.begin() as conn:
+                store.skip_unpublished(conn, orphaned, "not published: the task was paused, deleted or made invalid", now)
         if not dispatches:
             return
         logger.warning("tablebeat: republishing %d claimed runs that never reached the broker", len(dispatches))
@@ -513,6 +520,27 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
             self._broker_failed(exc)
             return
         self._write_published(sent)
+
+    def _compile_for_outbox(self, task_ids: set[int]) -> dict[int, ScheduledJob]:
+        """Enabled, valid rows this beat does not schedule (a fired date job), compiled to publish a claim."""
+        if not task_ids:
+            return {}
+        with self._engine.begin() as conn:
+            rows = store.load_rows(conn, task_ids)
+        jobs: dict[int, ScheduledJob] = {}
+        for row in rows:
+            if row.is_valid != 1:
+                continue
+            try:
+                jobs[int(row.id)] = compile_row(
+                    row,
+                    registered=self._registered,
+                    default_timezone=self.settings.default_timezone,
+                    default_grace_seconds=self.settings.misfire_grace_seconds,
+                )
+            except RowError:
+                continue
+        return jobs
 
     def _flush_row_states(self, limit: int | None) -> None:
         if not self._row_state_backlog and not self._next_run_backlog:

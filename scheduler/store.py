@@ -413,6 +413,20 @@ def unpublish_pending(conn: Connection, published_before: datetime) -> int:
     )
 
 
+def skip_unpublished(conn: Connection, run_ids: Sequence[int], reason: str, now: datetime) -> None:
+    """Record claimed, never-published runs as ``skipped`` with ``reason`` (their task is gone or paused)."""
+    for chunk in chunks(run_ids, 1000):
+        conn.execute(
+            update(ExecuteTask)
+            .where(
+                ExecuteTask.id.in_(chunk),
+                ExecuteTask.status == RunStatus.PENDING.value,
+                ExecuteTask.published_at.is_(None),
+            )
+            .values(status=RunStatus.SKIPPED.value, result=reason, finished_at=now)
+        )
+
+
 def still_claimed(conn: Connection, run_ids: Sequence[int], token: str) -> set[int]:
     """Which of ``run_ids`` are still this beat's and unpublished (after a stall, others may have taken them)."""
     held: set[int] = set()
