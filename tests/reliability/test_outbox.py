@@ -1,0 +1,47 @@
+"""Issue 4 item 1: a claimed fire whose publish was cut off by a crash is published later by
+another beat's outbox sweep, never left ``pending`` -- also for a date job that has already
+fired (no beat schedules it any more), and a claim of a task paused since is recorded skipped."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import Engine
+
+from tests.processes import Cluster, wait_for
+from tests.reliability.helpers import STALE_CLAIM_S, insert_task, now_naive, runs, sql
+
+pytestmark = [pytest.mark.integration, pytest.mark.mariadb]
+
+
+def orphan_claim(db: Engine, task_id: int, scheduled_at) -> None:
+    """The row a beat writes when it claims a fire, from a beat killed before publishing it."""
+    sql(
+        db,
+        "INSERT INTO execute_task (task_id, status, scheduled_at, trace_id, celery_id, claimed_by, extra, attempt, "
+        "create_at, update_at) VALUES (:t, 'pending', :s, :trace, :cid, 'dead-beat:1:x', '{}', 1, :old, :old)",
+        t=task_id, s=scheduled_at, trace=uuid.uuid4().hex, cid=str(uuid.uuid4()),
+        old=now_naive() - timedelta(seconds=STALE_CLAIM_S + 5),
+    )
+
+
+def test_unpublished_claims_of_a_dead_beat(cluster: Cluster, db: Engine) -> None:
+    fired_at = now_naive() - timedelta(seconds=5)
+    date_job = insert_task(db, "outbox_date", "test_date", "date", fired_at.strftime("%Y-%m-%d %H:%M:%S"))
+    # The dead beat claimed its one fire (last_run_at written with the claim) and died before publishing.
+    sql(db, "UPDATE task SET last_run_at = :s, status = 'completed' WHERE id = :t",
+        s=fired_at.replace(microsecond=0), t=date_job)
+    orphan_claim(db, date_job, fired_at.replace(microsecond=0))
+    paused = insert_task(db, "outbox_paused", "test_interval", "interval", "3600")
+    sql(db, "UPDATE task SET is_valid = 0 WHERE id = :t", t=paused)
+    orphan_claim(db, paused, now_naive() - timedelta(seconds=4))
+
+    cluster.start_worker(concurrency=1)
+    cluster.start_beat()
+    done = wait_for(lambda: runs(db, date_job, "success"), 30, what="the date job's claimed fire to run")
+    assert len(runs(db, date_job)) == 1 and done[0]["attempt"] == 1
+    skipped = wait_for(lambda: runs(db, paused, "skipped"), 30, what="the paused task's claim to be recorded")
+    assert "paused" in skipped[0]["result"]
+    assert not sql(db, "SELECT id FROM execute_task WHERE status = 'pending'")
