@@ -55,12 +55,15 @@ class ExecuteTask(Base):
     error: Mapped[Optional[str]] = mapped_column(Text)
     attempt: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     claimed_by: Mapped[Optional[str]] = mapped_column(String(64))
+    #: 1..max_instances while running, NULL otherwise; unique per task (see migration 0003).
+    running_slot: Mapped[Optional[int]] = mapped_column(Integer)
 
     __table_args__ = (
         UniqueConstraint("task_id", "scheduled_at", name="uq_execute_task_fire"),
         Index("ix_execute_task_trace_id", "trace_id"),
         Index("ix_execute_task_status", "status", "task_id"),
         Index("ix_execute_task_created", "create_at"),
+        Index("uq_execute_task_running_slot", "task_id", "running_slot", unique=True),
     )
 
     def __repr__(self) -> str:

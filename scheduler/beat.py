@@ -384,6 +384,8 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
                     celery_id=claim.celery_id,
                     scheduled_at=fire.scheduled_at,
                     expires_at=expires_at,
+                    task_id=job.task_id,
+                    max_instances=job.config.max_instances,
                 )
                 prepared = self.publisher.prepare(dispatch)  # message built ahead of the instant
                 heapq.heappush(self._ready, (fire.scheduled_at.timestamp(), run_id, prepared))
@@ -463,6 +465,7 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
                     lost = store.mark_lost_runs(
                         conn, store.heartbeat_cutoff(now, self.settings.worker_dead_seconds), now
                     )
+                    store.release_idle_doing(conn)
                 if now_m >= self._next_prune:
                     self._next_prune = now_m + PRUNE_EVERY_S
                     store.prune_changes(conn, now - CHANGE_LOG_KEEP)
@@ -506,6 +509,8 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
                     kwargs=job.kwargs, queue=job.queue, trace_id=run.trace_id, celery_id=run.celery_id,
                     scheduled_at=run.scheduled_at,
                     expires_at=(run.scheduled_at + timedelta(seconds=job.expires_seconds)) if job.expires_seconds else None,
+                    task_id=job.task_id,
+                    max_instances=job.config.max_instances,
                 )
             )
         if orphaned:  # paused, deleted or invalid since the claim: recorded, never left pending

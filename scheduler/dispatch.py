@@ -23,6 +23,8 @@ SUB_TASK_ID = "sub_task_id"
 TRACE_KWARG = "__unique_trace_id__"
 #: Flower shows these reprs; bounded like Celery's own ``argsrepr_maxsize``.
 REPR_MAX_CHARS = 1024
+TASK_ID_HEADER = "tablebeat_task_id"
+MAX_INSTANCES_HEADER = "tablebeat_max_instances"
 #: Size of the first pipelined batch of a burst: small, so its first message is out within milliseconds.
 FIRST_BATCH = 50
 
@@ -41,6 +43,9 @@ class Dispatch:
     celery_id: str
     scheduled_at: datetime
     expires_at: datetime | None
+    #: Let the worker start a fresh run with one UPDATE (no lookup of the task row).
+    task_id: int | None = None
+    max_instances: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +87,9 @@ class Publisher:
             kwargsrepr=repr(kwargs)[:REPR_MAX_CHARS],
         )
         message.headers.update(trace_id=item.trace_id, task_key=item.task_key)
+        if item.task_id is not None and item.max_instances is not None:
+            message.headers[TASK_ID_HEADER] = item.task_id
+            message.headers[MAX_INSTANCES_HEADER] = item.max_instances
         return PreparedMessage(item, message, route)
 
     def publish(self, items: Sequence[Dispatch | PreparedMessage]) -> list[int]:

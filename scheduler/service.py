@@ -203,6 +203,8 @@ class TaskService:
             celery_id=celery_id,
             scheduled_at=now,
             expires_at=expires_at,
+            task_id=job.task_id,
+            max_instances=job.config.max_instances,
         )
         try:
             Publisher(self.celery_app).publish([dispatch])

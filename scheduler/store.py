@@ -475,12 +475,30 @@ def mark_lost_runs(conn: Connection, dead_before: datetime, now: datetime) -> li
             .where(ExecuteTask.id == run.id, ExecuteTask.status == RunStatus.RUNNING.value)
             .values(
                 status=RunStatus.LOST.value,
+                running_slot=None,
                 finished_at=now,
                 error="worker stopped sending heartbeats while the run was in progress",
             )
         ).rowcount:
             marked.append(run)
     return marked
+
+
+def release_idle_doing(conn: Connection) -> int:
+    """Tasks shown ``doing`` with no run ``running`` go back to ``ready``.
+
+    Workers write ``doing``/``ready`` behind the run rows; a worker killed in between would
+    otherwise leave a task ``doing`` for ever.
+    """
+    running = select(_RUNS.c.task_id).where(_RUNS.c.status == RunStatus.RUNNING.value)
+    return (
+        conn.execute(
+            update(_TASKS)
+            .where(_TASKS.c.status == TaskStatus.DOING.value, _TASKS.c.id.not_in(running))
+            .values(status=TaskStatus.READY.value, update_at=_TASKS.c.update_at)
+        ).rowcount
+        or 0
+    )
 
 
 def heartbeat_cutoff(now: datetime, dead_seconds: float) -> datetime:

@@ -19,6 +19,7 @@ from models import RunStatus
 from workers.alerts import alert_run
 from workers.celery_app import app
 from workers.runs import RunStore, StartDecision
+from scheduler.dispatch import MAX_INSTANCES_HEADER, TASK_ID_HEADER
 from workers.tracing import TRACE_HEADER, current_task_key, current_trace_id, new_trace_id
 
 logger = logging.getLogger("tablebeat.run")
@@ -48,7 +49,11 @@ class RecordedTask(Task):  # type: ignore[misc]  # Celery is untyped
                 run_id = run_store.create_manual_run(task_key, trace_id, request.id or "")
             kwargs = {**kwargs, SUB_TASK_ID: run_id, TRACE_KWARG: trace_id}
             worker = request.hostname or ""
-            start = run_store.start_run(int(run_id), request.id or "", worker)
+            task_id = _header_int(request, TASK_ID_HEADER)
+            start = run_store.start_run(
+                int(run_id), request.id or "", worker,
+                task_id=task_id, max_instances=_header_int(request, MAX_INSTANCES_HEADER),
+            )
             attempt = start.attempt
             if start.decision is StartDecision.DUPLICATE:
                 logger.warning("run %s not started: %s", run_id, start.reason)
@@ -57,16 +62,17 @@ class RecordedTask(Task):  # type: ignore[misc]  # Celery is untyped
                 logger.warning("run %s skipped: %s", run_id, start.reason)
                 return None
             logger.info("run %s started (attempt %s)", run_id, attempt)
-            return self._run_and_record(int(run_id), args, kwargs, attempt, worker)
+            return self._run_and_record(int(run_id), args, kwargs, attempt, worker, task_id)
         finally:
             current_trace_id.reset(trace_token)
             current_task_key.reset(key_token)
 
     def _run_and_record(
-        self, run_id: int, args: tuple[Any, ...], kwargs: dict[str, Any], attempt: int, worker: str
+        self, run_id: int, args: tuple[Any, ...], kwargs: dict[str, Any], attempt: int, worker: str,
+        task_id: int | None,
     ) -> Any:
         # Every write below is guarded on the row still being this attempt's 'running' row.
-        mine = {"attempt": attempt, "worker": worker}
+        mine = {"attempt": attempt, "worker": worker, "task_id": task_id}
         try:
             # Through ``run`` so Celery's own wrappers (autoretry_for, ...) apply to the job.
             result = self.run(*args, **kwargs)
@@ -89,6 +95,17 @@ class RecordedTask(Task):  # type: ignore[misc]  # Celery is untyped
 
 async def _await(awaitable: Any) -> Any:
     return await awaitable
+
+
+def _header_int(request: Any, name: str) -> int | None:
+    """An integer header beat put on the message (None when absent, e.g. a ``.delay()`` call)."""
+    value = getattr(request, name, None)
+    if value is None:
+        value = (getattr(request, "headers", None) or {}).get(name)
+    try:
+        return None if value is None else int(value)
+    except (TypeError, ValueError):
+        return None
 
 
 def _header_trace_id(request: Any) -> str | None:

@@ -8,12 +8,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, func, insert, select, update
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
-from models import ExecuteTask, RunStatus, Task, TaskStatus, WorkerHeartbeat, make_engine
+from models import ExecuteTask, RunStatus, Task, WorkerHeartbeat, make_engine
+from workers.task_status import TaskStatusWriter, install_flush_on_shutdown
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -55,18 +56,36 @@ class RunStore:
         #: A ``running`` row whose worker has been silent this long may be taken over by a redelivery.
         self.worker_dead_seconds = worker_dead_seconds
         self._engine: Engine | None = None
+        self._autocommit: Engine | None = None
         self._outage_since: float | None = None
+        self.task_status = TaskStatusWriter(self)
+        install_flush_on_shutdown(self.task_status)
 
     @property
     def engine(self) -> Engine:
         if self._engine is None:
-            self._engine = make_engine(self._url)
+            # No pre-ping: it would add a round trip to every run; a dead connection raises a
+            # disconnect error instead, which _retrying retries on a fresh one.
+            self._engine = make_engine(self._url, pool_pre_ping=False)
         return self._engine
+
+    @property
+    def autocommit(self) -> Engine:
+        """A second pool whose connections commit each statement on their own.
+
+        A pool of its own: switching a pooled connection's mode per use costs round trips.
+        """
+        if self._autocommit is None:
+            self._autocommit = make_engine(
+                self._url, pool_pre_ping=False, isolation_level="AUTOCOMMIT", skip_autocommit_rollback=True
+            )
+        return self._autocommit
 
     def reset_after_fork(self) -> None:
         """Drop connections inherited from the parent process."""
-        if self._engine is not None:
-            self._engine.dispose(close=False)
+        for engine in (self._engine, self._autocommit):
+            if engine is not None:
+                engine.dispose(close=False)
 
     def _retrying(self, what: str, fn: Callable[[], T]) -> T:
         """Run ``fn`` and retry it through a database outage, logging one line per outage."""
@@ -114,82 +133,87 @@ class RunStore:
 
         return self._retrying("manual run", write)
 
-    def start_run(self, run_id: int, celery_id: str, worker: str, attempt: int | None = None) -> StartResult:
+    def start_run(
+        self,
+        run_id: int,
+        celery_id: str,
+        worker: str,
+        attempt: int | None = None,
+        *,
+        task_id: int | None = None,
+        max_instances: int | None = None,
+    ) -> StartResult:
         """Claim the run for this delivery: ``pending``/``retrying``/``lost`` -> ``running``.
 
         A second delivery of the same message finds the row taken and gets DUPLICATE, so
         a message published twice never runs twice.  A redelivery (``acks_late``) of a run
         whose worker died -- the row is ``lost``, or still ``running`` on a worker whose
         heartbeat is stale or that restarted since -- takes the row over as attempt + 1.
-        ``max_instances`` is checked under a lock on the task row so two workers cannot
-        both take the last slot.  ``attempt`` is ignored (kept for callers): the attempt
-        number always comes from the row.
+        ``max_instances`` is enforced by the database: a running run holds one of the
+        task's slots 1..max_instances, unique per task, so two workers can never both take
+        the last one.  With ``task_id`` and ``max_instances`` known (beat puts them in the
+        message headers) a fresh run starts with a single UPDATE.  ``attempt`` is ignored
+        (kept for callers): the attempt number always comes from the row.
         """
 
         def write() -> StartResult:
+            values = {"status": RunStatus.RUNNING.value, "started_at": utcnow(), "finished_at": None,
+                      "worker": worker, "celery_id": celery_id}
+            if task_id is not None and max_instances is not None:
+                # Single guarded statements need no transaction: one round trip each.
+                with self.autocommit.connect() as conn:
+                    fresh = (ExecuteTask.status == RunStatus.PENDING.value, ExecuteTask.attempt == 1)
+                    outcome = _take_slot(conn, run_id, task_id, max_instances, fresh, values)
+                    if outcome is _Slot.TAKEN:
+                        self.task_status.started(task_id)
+                        return StartResult(StartDecision.RUN, "", 1)
+                    if outcome is _Slot.FULL:
+                        return self._skip_full(conn, run_id, fresh, worker, max_instances, 1)
             with self.engine.begin() as conn:
-                row = conn.execute(
-                    select(
-                        ExecuteTask.task_id, ExecuteTask.status, ExecuteTask.celery_id, ExecuteTask.attempt,
-                        ExecuteTask.worker, ExecuteTask.started_at,
-                    ).where(ExecuteTask.id == run_id)
-                ).first()
-                if row is None:
-                    return StartResult(StartDecision.DUPLICATE, f"run {run_id} does not exist")
-                status = row.status
-                if status == RunStatus.RUNNING.value and self._worker_died(conn, row.worker, row.started_at):
-                    status = RunStatus.LOST.value  # taken over below, guarded on the row still being 'running'
-                if status not in _STARTABLE:
-                    return StartResult(StartDecision.DUPLICATE, f"run {run_id} is already {row.status}")
-                previous = int(row.attempt or 1)
-                next_attempt = previous if status == RunStatus.PENDING.value else previous + 1
-                limit = conn.scalar(
-                    select(Task.max_instances).where(Task.id == row.task_id).with_for_update()
-                )
-                if limit is not None and limit > 0:
-                    running = conn.scalar(
-                        select(func.count())
-                        .select_from(ExecuteTask)
-                        .where(
-                            ExecuteTask.task_id == row.task_id,
-                            ExecuteTask.status == RunStatus.RUNNING.value,
-                            ExecuteTask.id != run_id,
-                        )
-                    )
-                    if running >= limit:
-                        reason = f"max_instances={limit} reached ({running} running)"
-                        conn.execute(
-                            update(ExecuteTask)
-                            .where(ExecuteTask.id == run_id, ExecuteTask.status == row.status)
-                            .values(status=RunStatus.SKIPPED.value, result=reason, finished_at=utcnow(), worker=worker)
-                        )
-                        return StartResult(StartDecision.SKIPPED, reason, next_attempt)
-                taken = conn.execute(
-                    update(ExecuteTask)
-                    .where(
-                        ExecuteTask.id == run_id,
-                        ExecuteTask.status == row.status,
-                        ExecuteTask.attempt == row.attempt,
-                    )
-                    .values(
-                        status=RunStatus.RUNNING.value,
-                        started_at=utcnow(),
-                        finished_at=None,
-                        worker=worker,
-                        celery_id=celery_id,
-                        attempt=next_attempt,
-                    )
-                ).rowcount
-                if not taken:
-                    return StartResult(StartDecision.DUPLICATE, f"run {run_id} was taken by another delivery")
-                conn.execute(
-                    update(Task)
-                    .where(Task.id == row.task_id, Task.status == TaskStatus.READY.value)
-                    .values(status=TaskStatus.DOING.value, last_status=RunStatus.RUNNING.value, update_at=Task.update_at)
-                )
-                return StartResult(StartDecision.RUN, "", next_attempt)
+                return self._start_slow(conn, run_id, values, worker)
 
         return self._retrying(f"start of run {run_id}", write)
+
+    def _start_slow(self, conn: Connection, run_id: int, values: dict[str, Any], worker: str) -> StartResult:
+        """Start a run that is not a plain fresh one: a retry, a redelivery, or headers missing."""
+        row = conn.execute(
+            select(
+                ExecuteTask.task_id, ExecuteTask.status, ExecuteTask.attempt, ExecuteTask.worker,
+                ExecuteTask.started_at, Task.max_instances,
+            )
+            .join(Task, Task.id == ExecuteTask.task_id, isouter=True)
+            .where(ExecuteTask.id == run_id)
+        ).first()
+        if row is None:
+            return StartResult(StartDecision.DUPLICATE, f"run {run_id} does not exist")
+        status = row.status
+        if status == RunStatus.RUNNING.value and self._worker_died(conn, row.worker, row.started_at):
+            status = RunStatus.LOST.value  # taken over below, guarded on the row still being 'running'
+        if status not in _STARTABLE:
+            return StartResult(StartDecision.DUPLICATE, f"run {run_id} is already {row.status}")
+        previous = int(row.attempt or 1)
+        next_attempt = previous if status == RunStatus.PENDING.value else previous + 1
+        unchanged = (ExecuteTask.status == row.status, ExecuteTask.attempt == row.attempt)
+        limit = 1 if row.max_instances is None else int(row.max_instances)
+        outcome = _take_slot(conn, run_id, row.task_id, limit, unchanged, {**values, "attempt": next_attempt})
+        if outcome is _Slot.FULL:
+            return self._skip_full(conn, run_id, unchanged, worker, limit, next_attempt)
+        if outcome is _Slot.NOT_MATCHED:
+            return StartResult(StartDecision.DUPLICATE, f"run {run_id} was taken by another delivery")
+        self.task_status.started(row.task_id)
+        return StartResult(StartDecision.RUN, "", next_attempt)
+
+    @staticmethod
+    def _skip_full(
+        conn: Connection, run_id: int, guard: tuple[Any, ...], worker: str, limit: int, attempt: int
+    ) -> StartResult:
+        reason = f"max_instances={limit} reached ({limit} running)"
+        conn.execute(
+            update(ExecuteTask)
+            .where(ExecuteTask.id == run_id, *guard)
+            .values(status=RunStatus.SKIPPED.value, result=reason, finished_at=utcnow(), worker=worker)
+        )
+        return StartResult(StartDecision.SKIPPED, reason, attempt)
 
     def _worker_died(self, conn: Connection, worker: str | None, started_at: datetime | None) -> bool:
         """Whether the worker a ``running`` row names is dead: silent too long, or restarted since the run began."""
@@ -216,6 +240,7 @@ class RunStore:
         attempt: int | None = None,
         worker: str | None = None,
         from_statuses: tuple[str, ...] | None = None,
+        task_id: int | None = None,
     ) -> bool:
         """Write the final (or ``retrying``) state of a run and the task's ``last_status``.
 
@@ -228,7 +253,7 @@ class RunStore:
         """
 
         def write() -> bool:
-            with self.engine.begin() as conn:
+            with self.autocommit.connect() as conn:  # one guarded statement: no transaction needed
                 values: dict[str, object] = {"status": status.value}
                 if result is not None:
                     values["result"] = result[:RESULT_MAX_CHARS]
@@ -243,17 +268,16 @@ class RunStore:
                         stmt = stmt.where(ExecuteTask.worker == worker)
                 if from_statuses is not None:
                     stmt = stmt.where(ExecuteTask.status.in_(from_statuses))
-                if not conn.execute(stmt.values(**values)).rowcount:
+                if not conn.execute(stmt.values(**values, running_slot=None)).rowcount:
                     return False
-                task_id = select(ExecuteTask.task_id).where(ExecuteTask.id == run_id).scalar_subquery()
-                task_values: dict[str, object] = {"last_status": status.value, "update_at": Task.update_at}
-                conn.execute(update(Task).where(Task.id == task_id).values(**task_values))
-                conn.execute(
-                    update(Task)
-                    .where(Task.id == task_id, Task.status == TaskStatus.DOING.value)
-                    .values(status=TaskStatus.READY.value, update_at=Task.update_at)
-                )
-                return True
+            if task_id is not None:
+                self.task_status.finished(task_id, status)
+            else:
+                with self.engine.connect() as conn:
+                    found = conn.scalar(select(ExecuteTask.task_id).where(ExecuteTask.id == run_id))
+                if found is not None:
+                    self.task_status.finished(int(found), status)
+            return True
 
         written = self._retrying(f"{status.value} of run {run_id}", write)
         if not written:
@@ -265,6 +289,39 @@ class RunStore:
 
 
 _STARTABLE = (RunStatus.PENDING.value, RunStatus.RETRYING.value, RunStatus.LOST.value)
+
+
+class _Slot(enum.Enum):
+    TAKEN = "taken"
+    FULL = "full"
+    NOT_MATCHED = "not matched"
+
+
+def _take_slot(
+    conn: Connection, run_id: int, task_id: int, limit: int, guard: tuple[Any, ...], values: dict[str, Any]
+) -> _Slot:
+    """Move the run to ``running`` holding the first free slot 1..limit of its task.
+
+    The unique ``(task_id, running_slot)`` index turns "is a slot free?" into "did the
+    UPDATE violate it?", so concurrent workers cannot over-commit.  ``limit`` 0 = no limit.
+    """
+    stmt = update(ExecuteTask).where(ExecuteTask.id == run_id, *guard)
+    if limit <= 0:
+        moved = conn.execute(stmt.values(**values, running_slot=None)).rowcount
+        return _Slot.TAKEN if moved else _Slot.NOT_MATCHED
+    # PostgreSQL aborts the whole transaction on a violation; a savepoint confines it.
+    savepoint = conn.dialect.name == "postgresql" and conn.in_transaction()
+    for slot in range(1, limit + 1):
+        try:
+            if savepoint:
+                with conn.begin_nested():
+                    moved = conn.execute(stmt.values(**values, running_slot=slot)).rowcount
+            else:
+                moved = conn.execute(stmt.values(**values, running_slot=slot)).rowcount
+        except IntegrityError:
+            continue
+        return _Slot.TAKEN if moved else _Slot.NOT_MATCHED
+    return _Slot.FULL
 
 
 def _aware(value: datetime) -> datetime:
