@@ -50,14 +50,25 @@ def make_engine(url: str | URL | None = None, **kwargs: Any) -> Engine:
         # Naive DATETIMEs are UTC; make CURRENT_TIMESTAMP agree whatever the server zone is.
         options["connect_args"] = {"init_command": "SET time_zone = '+00:00'"}
         # REPEATABLE READ would hide other processes' edits inside a long-lived transaction.
-        options["isolation_level"] = "READ COMMITTED"
+        # Set when each connection is made (below), not as an engine isolation_level: SQLAlchemy
+        # applies that on every checkout *outside* its error wrapping, so a server going away at
+        # that moment raised a raw pymysql error that outage handling (which catches SQLAlchemy's
+        # errors) did not recognise, and a worker's run write failed instead of being retried.
     elif backend == "postgresql":
         options["connect_args"] = {"options": "-c timezone=UTC"}
     options.update(kwargs)
     engine = create_engine(parsed, **options)
     if backend == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
+    elif backend in ("mysql", "mariadb") and "isolation_level" not in kwargs:
+        event.listen(engine, "connect", _mysql_read_committed)
     return engine
+
+
+def _mysql_read_committed(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
+    cursor.close()
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -55,7 +55,7 @@ class HeartbeatThread(threading.Thread):
                     conn.execute(
                         WorkerHeartbeat.__table__.insert().values(hostname=self.hostname, seen_at=now, started_at=started)
                     )
-        except SQLAlchemyError as exc:
+        except Exception as exc:  # noqa: BLE001 - the thread must outlive any failure: a silent worker is a dead one
             if not self._failing:
                 logger.warning("heartbeat of %s not written (database unavailable?): %s", self.hostname, exc)
             self._failing = True

@@ -94,12 +94,18 @@ class RunStore:
         while True:
             try:
                 result = fn()
-            except (OperationalError, DBAPIError) as exc:
-                if not _is_transient(exc) or time.monotonic() > deadline:
+            except Exception as exc:
+                # SQLAlchemy leaves a few driver errors unwrapped (setting a connection's
+                # isolation/autocommit mode at checkout): a raw pymysql error from a server that
+                # just went away is an outage too.
+                if not _is_database_error(exc) or not _is_transient(exc) or time.monotonic() > deadline:
                     raise
+                for engine in (self._engine, self._autocommit):
+                    if engine is not None:
+                        engine.dispose()  # no dead connection goes back out of the pools
                 if self._outage_since is None:
                     self._outage_since = time.monotonic()
-                    logger.warning("database unreachable while writing %s; retrying: %s", what, exc.orig)
+                    logger.warning("database unreachable while writing %s; retrying: %s", what, getattr(exc, "orig", exc))
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
                 continue
@@ -291,6 +297,15 @@ class RunStore:
 _STARTABLE = (RunStatus.PENDING.value, RunStatus.RETRYING.value, RunStatus.LOST.value)
 
 
+def _is_database_error(exc: BaseException) -> bool:
+    """An SQLAlchemy database error, or a DB-API driver error that escaped its wrapping."""
+    if isinstance(exc, (OperationalError, DBAPIError)):
+        return True
+    return type(exc).__module__.split(".")[0] in ("pymysql", "MySQLdb", "psycopg", "psycopg2", "sqlite3") and any(
+        base.__name__ in ("OperationalError", "InterfaceError") for base in type(exc).__mro__
+    )
+
+
 class _Slot(enum.Enum):
     TAKEN = "taken"
     FULL = "full"
@@ -329,11 +344,11 @@ def _aware(value: datetime) -> datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
 
 
-def _is_transient(exc: DBAPIError) -> bool:
+def _is_transient(exc: BaseException) -> bool:
     """Connection-level failures are worth retrying; constraint or SQL errors are not."""
-    if exc.connection_invalidated:
+    if getattr(exc, "connection_invalidated", False):
         return True
-    text = str(exc.orig).lower()
+    text = str(getattr(exc, "orig", exc)).lower()
     return any(
         marker in text
         for marker in ("can't connect", "connection refused", "lost connection", "gone away", "database is locked",
