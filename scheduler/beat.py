@@ -479,6 +479,8 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
             self._db_failed("housekeeping", exc)
 
     def _republish_unpublished(self) -> None:
+        if self._broker_down_since is not None:
+            return  # nothing can be published; the sweep runs again once the broker is back
         now = utcnow()
         if self._requeue_published_before is not None:
             # A broker restart may have dropped queued messages: publish them again. A copy of a
