@@ -35,6 +35,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--log-dir", type=Path, help="celery process logs (default: a temp folder)")
     p.add_argument("--profile", type=Path, metavar="DIR",
                    help="sample every beat/worker with py-spy into DIR (summarise: python -m bench.profile DIR/*.txt)")
+    p.add_argument("--profile-idle", action="store_true",
+                   help="with --profile: sample waiting threads too (wall time, e.g. time blocked on MariaDB)")
     p.add_argument("--json", type=Path, help=f"results file (default {RESULTS_DIR}/bench-<time>.json)")
     args = p.parse_args(argv)
     if args.quick:
@@ -51,7 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     targets = select(only)
     console = Console(width=None if sys.stdout.isatty() else 150)
     log_dir = args.log_dir or Path(tempfile.mkdtemp(prefix="tablebeat-bench-"))
-    env = BenchEnv(db_url=args.db_url, redis_url=args.redis_url, log_dir=log_dir, profile_dir=args.profile)
+    env = BenchEnv(db_url=args.db_url, redis_url=args.redis_url, log_dir=log_dir, profile_dir=args.profile,
+                   profile_idle=args.profile_idle)
     install_signal_cleanup(env)
     console.print(f"process logs in {log_dir}")
     try:

@@ -38,6 +38,8 @@ class BenchEnv:
     extra_env: dict[str, str] = field(default_factory=dict)
     #: When set, every celery process is sampled by ``py-spy record`` into this folder (raw stacks).
     profile_dir: Path | None = None
+    #: Include idle/waiting stacks (wall time: time blocked on MariaDB or Redis shows up too).
+    profile_idle: bool = False
     processes: list[CeleryProcess] = field(default_factory=list)
     _engine: Engine | None = None
     _redis: redis.Redis | None = None
@@ -129,7 +131,7 @@ class BenchEnv:
         proc = CeleryProcess("beat", ["-l", loglevel], self.process_env(), self.log_dir, name)
         self.processes.append(proc)
         if self.profile_dir:
-            proc.attach_profiler(self.profile_dir, subprocesses=False)
+            proc.attach_profiler(self.profile_dir, subprocesses=False, idle=self.profile_idle)
         return proc
 
     def start_worker(self, name: str = "worker", concurrency: int = 2, loglevel: str = "info") -> CeleryProcess:
@@ -137,7 +139,7 @@ class BenchEnv:
         proc = CeleryProcess("worker", args, self.process_env(), self.log_dir, name)
         self.processes.append(proc)
         if self.profile_dir:
-            proc.attach_profiler(self.profile_dir, subprocesses=True)
+            proc.attach_profiler(self.profile_dir, subprocesses=True, idle=self.profile_idle)
         return proc
 
     def stop_all(self) -> None:
@@ -178,13 +180,15 @@ class CeleryProcess:
         self.profiler: subprocess.Popen[bytes] | None = None
         self.profile_path: Path | None = None
 
-    def attach_profiler(self, folder: Path, subprocesses: bool) -> None:
+    def attach_profiler(self, folder: Path, subprocesses: bool, idle: bool = False) -> None:
         """Sample this process (and its pool children) with py-spy until it exits; raw collapsed stacks."""
         folder.mkdir(parents=True, exist_ok=True)
         self.profile_path = folder / f"{self.log_path.stem}.txt"
         cmd = ["py-spy", "record", "--pid", str(self.pid), "-r", "200", "--nonblocking", "-f", "raw", "-o", str(self.profile_path)]
         if subprocesses:
             cmd.append("--subprocesses")
+        if idle:
+            cmd.append("--idle")
         self.profiler = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     @property

@@ -54,6 +54,8 @@ def _fill(ctx: CaseContext, job_name: str) -> tuple[int, float]:
         Dispatch(
             run_id=run_id, task_key=keys[tid], job_name=job_name, args=(), kwargs={}, queue=None,
             trace_id=trace, celery_id=cid, scheduled_at=scheduled, expires_at=None,
+            # As beat sends them: the worker starts a fresh run with one UPDATE.
+            task_id=tid, max_instances=1,
         )
         for run_id, tid, trace, cid in runs
     ]
