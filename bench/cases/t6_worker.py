@@ -11,6 +11,7 @@ worker stopped, the queue is pre-filled: for ``noop`` the ``execute_task`` rows 
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import uuid
 from datetime import datetime, timezone
@@ -50,12 +51,14 @@ def _fill(ctx: CaseContext, job_name: str) -> tuple[int, float]:
         runs = seed.seed_pending_runs(ctx.env, ids, scheduled)
     else:
         runs = [(i + 1, tid, uuid.uuid4().hex, str(uuid.uuid4())) for i, tid in enumerate(ids)]
+    # As beat sends them: where Dispatch carries the task id and max_instances (headers that let
+    # the worker start a fresh run with one UPDATE), fill them in too.
+    fields = {f.name for f in dataclasses.fields(Dispatch)}
     dispatches = [
         Dispatch(
             run_id=run_id, task_key=keys[tid], job_name=job_name, args=(), kwargs={}, queue=None,
             trace_id=trace, celery_id=cid, scheduled_at=scheduled, expires_at=None,
-            # As beat sends them: the worker starts a fresh run with one UPDATE.
-            task_id=tid, max_instances=1,
+            **{k: v for k, v in (("task_id", tid), ("max_instances", 1)) if k in fields},
         )
         for run_id, tid, trace, cid in runs
     ]
