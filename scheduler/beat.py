@@ -37,6 +37,8 @@ logger = logging.getLogger("tablebeat.beat")
 PRUNE_EVERY_S = 600.0
 CHANGE_LOG_KEEP = timedelta(hours=1)
 ROW_STATE_WRITES_PER_TICK = 10000
+#: The safety net's COUNT(*) (it notices deletes the change log missed) runs this often.
+COUNT_EVERY_S = 60.0
 #: Bursts larger than this log one summary line instead of a line per fire.
 LOG_EACH_FIRE_UP_TO = 20
 
@@ -105,6 +107,7 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
         self._change_cursor = store.ChangeCursor()
         self._next_full_reload = 0.0
         self._fingerprint: tuple[Any, ...] | None = None
+        self._next_count = 0.0
         self._next_poll = 0.0
         self._next_refresh = 0.0
         self._next_prune = 0.0
@@ -143,6 +146,9 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
     def tick(self, *args: Any, **kwargs: Any) -> float:
         """One pass of the loop; returns seconds to sleep before the next."""
         now_m = time.monotonic()
+        # Fires due now go out before anything else: claiming the next seconds' fires or
+        # syncing edits must not make them late.
+        self._publish_ready()
         self._sync_changes(now_m)
         self._claim_due()
         self._publish_ready()
@@ -200,9 +206,14 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
                     self._apply_changed(conn, changed)
                 if full:
                     self._next_refresh = now_m + self.settings.refresh_seconds
-                    current = store.fingerprint(conn)
-                    if current != self._fingerprint or now_m >= self._next_full_reload:
-                        if current != self._fingerprint:
+                    counted = now_m >= self._next_count
+                    current = store.fingerprint(conn, with_count=counted)
+                    known = self._fingerprint or (None,)
+                    moved = current != known if counted else current[1:] != known[1:]
+                    if counted:
+                        self._next_count = now_m + COUNT_EVERY_S
+                    if moved or now_m >= self._next_full_reload:
+                        if moved:
                             logger.info("tablebeat: table fingerprint moved; reloading every row")
                         self._full_sync_in(conn)
             self._db_recovered()
