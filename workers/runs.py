@@ -10,10 +10,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy import Connection, Engine, Text, bindparam, func, insert, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
-from models import ExecuteTask, RunStatus, Task, WorkerHeartbeat, make_engine
+from models import ExecuteTask, RunStatus, Task, UTCDateTime, WorkerHeartbeat, make_engine
 from workers.task_status import TaskStatusWriter, install_flush_on_shutdown
 
 logger = logging.getLogger(__name__)
@@ -169,7 +169,7 @@ class RunStore:
                 # Single guarded statements need no transaction: one round trip each.
                 with self.autocommit.connect() as conn:
                     fresh = (ExecuteTask.status == RunStatus.PENDING.value, ExecuteTask.attempt == 1)
-                    outcome = _take_slot(conn, run_id, task_id, max_instances, fresh, values)
+                    outcome = _take_fresh_slot(conn, run_id, max_instances, values)
                     if outcome is _Slot.TAKEN:
                         self.task_status.started(task_id)
                         return StartResult(StartDecision.RUN, "", 1)
@@ -260,21 +260,20 @@ class RunStore:
 
         def write() -> bool:
             with self.autocommit.connect() as conn:  # one guarded statement: no transaction needed
-                values: dict[str, object] = {"status": status.value}
-                if result is not None:
-                    values["result"] = result[:RESULT_MAX_CHARS]
-                if error is not None:
-                    values["error"] = error[-ERROR_MAX_CHARS:]
-                if status is not RunStatus.RETRYING:
-                    values["finished_at"] = utcnow()
-                stmt = update(ExecuteTask).where(ExecuteTask.id == run_id)
-                if attempt is not None:
-                    stmt = stmt.where(ExecuteTask.status == RunStatus.RUNNING.value, ExecuteTask.attempt == attempt)
-                    if worker:
-                        stmt = stmt.where(ExecuteTask.worker == worker)
-                if from_statuses is not None:
-                    stmt = stmt.where(ExecuteTask.status.in_(from_statuses))
-                if not conn.execute(stmt.values(**values, running_slot=None)).rowcount:
+                params = {
+                    "b_id": run_id,
+                    "b_status": status.value,
+                    "b_result": None if result is None else result[:RESULT_MAX_CHARS],
+                    "b_error": None if error is None else error[-ERROR_MAX_CHARS:],
+                    "b_finished": None if status is RunStatus.RETRYING else utcnow(),
+                }
+                if attempt is not None and worker and from_statuses is None:
+                    # The common case: one prebuilt statement, no per-run statement building.
+                    stmt = _FINISH_MINE
+                    params.update(b_attempt=attempt, b_worker=worker)
+                else:
+                    stmt = _finish_statement(attempt, worker, from_statuses)
+                if not conn.execute(stmt, params).rowcount:
                     return False
             if task_id is not None:
                 self.task_status.finished(task_id, status)
@@ -304,6 +303,71 @@ def _is_database_error(exc: BaseException) -> bool:
     return type(exc).__module__.split(".")[0] in ("pymysql", "MySQLdb", "psycopg", "psycopg2", "sqlite3") and any(
         base.__name__ in ("OperationalError", "InterfaceError") for base in type(exc).__mro__
     )
+
+
+_RUNS = ExecuteTask.__table__
+
+#: A fresh run (pending, first attempt) -> running in one slot: the hot path of every fire.
+_START_FRESH = (
+    update(_RUNS)
+    .where(_RUNS.c.id == bindparam("b_id"), _RUNS.c.status == RunStatus.PENDING.value, _RUNS.c.attempt == 1)
+    .values(
+        status=RunStatus.RUNNING.value,
+        started_at=bindparam("b_started", type_=UTCDateTime()),
+        finished_at=None,
+        worker=bindparam("b_worker"),
+        celery_id=bindparam("b_celery"),
+        running_slot=bindparam("b_slot"),
+    )
+)
+
+#: A run's outcome; result/error/finished_at keep their value when not given (NULL).
+_FINISH_VALUES = {
+    "status": bindparam("b_status"),
+    "result": func.coalesce(bindparam("b_result", type_=Text()), _RUNS.c.result),
+    "error": func.coalesce(bindparam("b_error", type_=Text()), _RUNS.c.error),
+    "finished_at": func.coalesce(bindparam("b_finished", type_=UTCDateTime()), _RUNS.c.finished_at),
+    "running_slot": None,
+}
+
+#: This attempt's running row -> its outcome.
+_FINISH_MINE = (
+    update(_RUNS)
+    .where(
+        _RUNS.c.id == bindparam("b_id"),
+        _RUNS.c.status == RunStatus.RUNNING.value,
+        _RUNS.c.attempt == bindparam("b_attempt"),
+        _RUNS.c.worker == bindparam("b_worker"),
+    )
+    .values(_FINISH_VALUES)
+)
+
+
+def _finish_statement(attempt: int | None, worker: str | None, from_statuses: tuple[str, ...] | None) -> Any:
+    """The finish UPDATE with only the guards a caller asked for (rare paths: expiry, revocation)."""
+    guards = [_RUNS.c.id == bindparam("b_id")]
+    if attempt is not None:
+        guards += [_RUNS.c.status == RunStatus.RUNNING.value, _RUNS.c.attempt == attempt]
+        if worker:
+            guards.append(_RUNS.c.worker == worker)
+    if from_statuses is not None:
+        guards.append(_RUNS.c.status.in_(from_statuses))
+    return update(_RUNS).where(*guards).values(_FINISH_VALUES)
+
+
+def _take_fresh_slot(conn: Connection, run_id: int, limit: int, values: dict[str, Any]) -> _Slot:
+    """:func:`_take_slot` for a fresh run, with the prebuilt statement (autocommit connection)."""
+    params = {"b_id": run_id, "b_started": values["started_at"], "b_worker": values["worker"],
+              "b_celery": values["celery_id"], "b_slot": None}
+    if limit <= 0:
+        return _Slot.TAKEN if conn.execute(_START_FRESH, params).rowcount else _Slot.NOT_MATCHED
+    for slot in range(1, limit + 1):
+        try:
+            moved = conn.execute(_START_FRESH, {**params, "b_slot": slot}).rowcount
+        except IntegrityError:
+            continue
+        return _Slot.TAKEN if moved else _Slot.NOT_MATCHED
+    return _Slot.FULL
 
 
 class _Slot(enum.Enum):
