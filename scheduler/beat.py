@@ -19,6 +19,7 @@ from typing import Any
 from celery import beat, schedules
 from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from models import RunStatus, TaskStatus, make_engine
 from scheduler import store
@@ -381,23 +382,7 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
                     if fire.skip_reason and run_id is not None:
                         logger.warning("tablebeat: task %r: %s", job.task_key, fire.skip_reason)
                     continue
-                expires_at = (
-                    fire.scheduled_at + timedelta(seconds=job.expires_seconds) if job.expires_seconds else None
-                )
-                dispatch = Dispatch(
-                    run_id=run_id,
-                    task_key=job.task_key,
-                    job_name=job.job_name,
-                    args=job.args,
-                    kwargs=job.kwargs,
-                    queue=job.queue,
-                    trace_id=claim.trace_id,
-                    celery_id=claim.celery_id,
-                    scheduled_at=fire.scheduled_at,
-                    expires_at=expires_at,
-                    task_id=job.task_id,
-                    max_instances=job.config.max_instances,
-                )
+                dispatch = Dispatch.for_job(job, run_id, claim.trace_id, claim.celery_id, fire.scheduled_at)
                 prepared = self.publisher.prepare(dispatch)  # message built ahead of the instant
                 heapq.heappush(self._ready, (fire.scheduled_at.timestamp(), run_id, prepared))
                 self._claimed_m[run_id] = time.monotonic()
@@ -516,16 +501,7 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
             if job is None:
                 orphaned.append(run.run_id)
                 continue
-            dispatches.append(
-                Dispatch(
-                    run_id=run.run_id, task_key=job.task_key, job_name=job.job_name, args=job.args,
-                    kwargs=job.kwargs, queue=job.queue, trace_id=run.trace_id, celery_id=run.celery_id,
-                    scheduled_at=run.scheduled_at,
-                    expires_at=(run.scheduled_at + timedelta(seconds=job.expires_seconds)) if job.expires_seconds else None,
-                    task_id=job.task_id,
-                    max_instances=job.config.max_instances,
-                )
-            )
+            dispatches.append(Dispatch.for_job(job, run.run_id, run.trace_id, run.celery_id, run.scheduled_at))
         if orphaned:  # paused, deleted or invalid since the claim: recorded, never left pending
             with self._engine.begin() as conn:
                 store.skip_unpublished(conn, orphaned, "not published: the task was paused, deleted or made invalid", now)
@@ -597,6 +573,10 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
     # --- outages ----------------------------------------------------------------------------
 
     def _db_failed(self, doing: str, exc: SQLAlchemyError) -> None:
+        if not isinstance(exc, (DBAPIError, PoolTimeoutError)):
+            # Not an outage but a statement tablebeat got wrong: say so, with the traceback.
+            logger.critical("tablebeat: internal error while %s", doing, exc_info=exc)
+            return
         if self._db_down_since is None:
             self._db_down_since = time.monotonic()
             reason = exc.orig if isinstance(exc, DBAPIError) else exc

@@ -10,10 +10,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from celery import Celery
+
+from scheduler.rows import ScheduledJob
 from kombu.exceptions import BatchPublishError
 from kombu.exceptions import OperationalError as KombuOperationalError
 
@@ -46,6 +48,27 @@ class Dispatch:
     #: Let the worker start a fresh run with one UPDATE (no lookup of the task row).
     task_id: int | None = None
     max_instances: int | None = None
+
+    @classmethod
+    def for_job(
+        cls, job: ScheduledJob, run_id: int, trace_id: str, celery_id: str, scheduled_at: datetime
+    ) -> Dispatch:
+        """The message of one run of ``job`` (expiry counted from the fire's instant)."""
+        expires = job.expires_seconds
+        return cls(
+            run_id=run_id,
+            task_key=job.task_key,
+            job_name=job.job_name,
+            args=job.args,
+            kwargs=job.kwargs,
+            queue=job.queue,
+            trace_id=trace_id,
+            celery_id=celery_id,
+            scheduled_at=scheduled_at,
+            expires_at=scheduled_at + timedelta(seconds=expires) if expires else None,
+            task_id=job.task_id,
+            max_instances=job.config.max_instances,
+        )
 
 
 @dataclass(frozen=True, slots=True)

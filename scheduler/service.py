@@ -191,21 +191,7 @@ class TaskService:
             session.add(run)
             session.commit()
             run_id = int(run.id)
-        expires_at = now + timedelta(seconds=job.expires_seconds) if job.expires_seconds else None
-        dispatch = Dispatch(
-            run_id=run_id,
-            task_key=job.task_key,
-            job_name=job.job_name,
-            args=job.args,
-            kwargs=job.kwargs,
-            queue=job.queue,
-            trace_id=trace_id,
-            celery_id=celery_id,
-            scheduled_at=now,
-            expires_at=expires_at,
-            task_id=job.task_id,
-            max_instances=job.config.max_instances,
-        )
+        dispatch = Dispatch.for_job(job, run_id, trace_id, celery_id, now)
         try:
             Publisher(self.celery_app).publish([dispatch])
         except (BrokerUnavailable, KombuOperationalError) as exc:

@@ -162,65 +162,43 @@ class RowState:
 
 
 def write_row_states(conn: Connection, states: Sequence[RowState]) -> None:
-    """Write status / next_run_at / last_error of many rows in few statements.
+    """Write status / next_run_at / last_error of many rows in few statements."""
+    _write_task_columns(
+        conn,
+        ((r.task_id, {"status": r.status, "next_run_at": r.next_run_at, "last_error": r.last_error}) for r in states),
+    )
 
-    Rows sharing the same values (one spec, one anchor) get one ``WHERE id IN`` update;
-    the rest are written with ``CASE id WHEN ...`` chunks.
+
+def _write_task_columns(conn: Connection, rows: Iterable[tuple[int, dict[str, Any]]]) -> None:
+    """Set system-written columns of many task rows in few statements.
+
+    Rows sharing their values (one spec, one anchor, one burst) get one ``WHERE id IN``
+    update per chunk; the rest go as one executemany per set of columns.  ``update_at``
+    is assigned to itself, which stops MySQL's ON UPDATE: system writes are not edits.
     """
-    groups: dict[tuple[str, datetime | None, str | None], list[int]] = defaultdict(list)
-    for state in states:
-        groups[(state.status, state.next_run_at, state.last_error)].append(state.task_id)
-    singles: list[RowState] = []
-    for (status, next_run_at, last_error), ids in groups.items():
+    groups: dict[tuple[tuple[str, Any], ...], list[int]] = defaultdict(list)
+    for task_id, values in rows:
+        groups[tuple(sorted(values.items()))].append(task_id)
+    singles: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
+    for items, ids in groups.items():
+        values = dict(items)
         if len(ids) == 1:
-            singles.append(RowState(ids[0], status, next_run_at, last_error))
+            singles[tuple(values)].append({"b_id": ids[0], **{f"b_{k}": v for k, v in values.items()}})
             continue
         for chunk in chunks(ids, 1000):
-            conn.execute(
-                update(Task)
-                .where(Task.id.in_(chunk))
-                # Explicitly keeping update_at stops MySQL's ON UPDATE: system writes are not edits.
-                .values(status=status, next_run_at=next_run_at, last_error=last_error, update_at=Task.update_at)
-                .execution_options(synchronize_session=False)
-            )
-    if singles:
+            conn.execute(update(_TASKS).where(_TASKS.c.id.in_(chunk)).values(**values, update_at=_TASKS.c.update_at))
+    for columns, params in singles.items():
         conn.execute(
             update(_TASKS)
             .where(_TASKS.c.id == bindparam("b_id"))
-            .values(
-                status=bindparam("b_status"),
-                next_run_at=bindparam("b_next_run_at"),
-                last_error=bindparam("b_last_error"),
-                update_at=_TASKS.c.update_at,
-            ),
-            [
-                {"b_id": r.task_id, "b_status": r.status, "b_next_run_at": r.next_run_at, "b_last_error": r.last_error}
-                for r in singles
-            ],
+            .values({**{c: bindparam(f"b_{c}") for c in columns}, "update_at": _TASKS.c.update_at}),
+            params,
         )
 
 
 def write_next_run_at(conn: Connection, pairs: Sequence[tuple[int, datetime | None]]) -> None:
-    """Set ``next_run_at`` of many rows; rows sharing a value are one ``WHERE id IN`` update."""
-    groups: dict[datetime | None, list[int]] = defaultdict(list)
-    for task_id, next_run_at in pairs:
-        groups[next_run_at].append(task_id)
-    singles: list[dict[str, Any]] = []
-    for next_run_at, ids in groups.items():
-        if len(ids) == 1:
-            singles.append({"b_id": ids[0], "b_next_run_at": next_run_at})
-            continue
-        for chunk in chunks(ids, 1000):
-            conn.execute(
-                update(_TASKS).where(_TASKS.c.id.in_(chunk)).values(next_run_at=next_run_at, update_at=_TASKS.c.update_at)
-            )
-    if singles:
-        conn.execute(
-            update(_TASKS)
-            .where(_TASKS.c.id == bindparam("b_id"))
-            .values(next_run_at=bindparam("b_next_run_at"), update_at=_TASKS.c.update_at),
-            singles,
-        )
+    """Set ``next_run_at`` of many rows."""
+    _write_task_columns(conn, ((task_id, {"next_run_at": next_run_at}) for task_id, next_run_at in pairs))
 
 
 def mark_disabled_paused(conn: Connection) -> int:
@@ -301,38 +279,22 @@ def claim_fires(conn: Connection, claims: Sequence[FireClaim], token: str, now: 
 
 
 def write_fire_states(conn: Connection, claims: Sequence[FireClaim]) -> None:
-    """Write last_run_at / next_run_at / status / last_status of the tasks whose fires were claimed.
-
-    Claims sharing their values (a burst of one spec) become one ``WHERE id IN`` update each.
-    """
-    groups: dict[tuple[Any, ...], list[int]] = defaultdict(list)
-    for c in claims:
-        last_status = RunStatus.SKIPPED.value if c.skip_reason else RunStatus.PENDING.value
-        groups[(c.scheduled_at, c.next_run_at, c.task_status, last_status)].append(c.task_id)
-    singles: list[dict[str, Any]] = []
-    for (last_run_at, next_run_at, status, last_status), ids in groups.items():
-        values = {"last_run_at": last_run_at, "next_run_at": next_run_at, "status": status, "last_status": last_status}
-        if len(ids) == 1:
-            singles.append({"b_id": ids[0], **{f"b_{k}": v for k, v in values.items()}})
-            continue
-        for chunk in chunks(ids, 1000):
-            conn.execute(
-                update(_TASKS).where(_TASKS.c.id.in_(chunk)).values(**values, update_at=_TASKS.c.update_at)
+    """Write last_run_at / next_run_at / status / last_status of the tasks whose fires were claimed."""
+    _write_task_columns(
+        conn,
+        (
+            (
+                c.task_id,
+                {
+                    "last_run_at": c.scheduled_at,
+                    "next_run_at": c.next_run_at,
+                    "status": c.task_status,
+                    "last_status": RunStatus.SKIPPED.value if c.skip_reason else RunStatus.PENDING.value,
+                },
             )
-    if singles:
-        conn.execute(
-            update(_TASKS)
-            .where(_TASKS.c.id == bindparam("b_id"))
-            .values(
-                last_run_at=bindparam("b_last_run_at"),
-                next_run_at=bindparam("b_next_run_at"),
-                status=bindparam("b_status"),
-                last_status=bindparam("b_last_status"),
-                # Explicitly keeping update_at stops MySQL's ON UPDATE: system writes are not edits.
-                update_at=_TASKS.c.update_at,
-            ),
-            singles,
-        )
+            for c in claims
+        ),
+    )
 
 
 def mark_published(conn: Connection, run_ids: Sequence[int], now: datetime) -> None:
