@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import heapq
 import logging
-import math
 import os
 import socket
 import time
@@ -16,7 +15,7 @@ import uuid
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from celery import beat, schedules
+from celery import beat
 from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
@@ -25,11 +24,11 @@ from models import RunStatus, TaskStatus, make_engine
 from scheduler import store
 from scheduler.dispatch import BrokerUnavailable, Dispatch, PreparedMessage, Publisher
 from scheduler.errors import RowError
-from scheduler.planning import PlannedFire, first_pending_instant, plan_due
-from scheduler.rows import ScheduledJob, compile_row, config_revision, registered_set
-from scheduler.timeline import Timeline
+from scheduler.planning import PlannedFire, plan_due
+from scheduler.entries import TableEntry, TableSchedule
+from scheduler.rows import ScheduledJob, compile_row, registered_set
+from scheduler.schedule_index import ScheduleIndex
 from scheduler.settings import SchedulerSettings
-from scheduler.triggers import Trigger
 from workers.alerts import alert_run
 
 logger = logging.getLogger("tablebeat.beat")
@@ -49,37 +48,6 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
-class TableSchedule(schedules.BaseSchedule):  # type: ignore[misc]
-    """A Celery schedule view of a tablebeat trigger (for ``scheduler.schedule`` readers)."""
-
-    def __init__(self, trigger: Trigger, app: Any = None) -> None:
-        super().__init__(app=app)
-        self.trigger = trigger
-
-    def remaining_estimate(self, last_run_at: datetime) -> timedelta:
-        nxt = self.trigger.next_after(last_run_at)
-        return timedelta(days=36500) if nxt is None else max(nxt - utcnow(), timedelta(0))
-
-    def is_due(self, last_run_at: datetime) -> schedules.schedstate:
-        remaining = self.remaining_estimate(last_run_at).total_seconds()
-        return schedules.schedstate(remaining <= 0, max(remaining, 0.0))
-
-    def __repr__(self) -> str:
-        return f"<TableSchedule: {self.trigger.describe()}>"
-
-
-class TableEntry(beat.ScheduleEntry):  # type: ignore[misc]
-    """A read-only ``ScheduleEntry`` for one task row; dispatch does not go through it."""
-
-    def __init__(self, *args: Any, task_id: int | None = None, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.task_id = task_id
-
-    def __iter__(self) -> Any:
-        yield from super().__iter__()
-        yield "task_id", self.task_id
-
-
 class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
     """Celery beat scheduler whose schedule is the ``task`` table.
 
@@ -93,18 +61,11 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
         # Celery's __init__ calls setup_schedule(); everything it needs must exist first.
         self.settings = SchedulerSettings.from_conf(app.conf)
         self.token = f"{socket.gethostname()[:30]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self._jobs: dict[int, ScheduledJob] = {}
-        #: Rows known but not scheduled (in error, or a date job done): id -> config revision.
-        self._parked: dict[int, int] = {}
-        self._timeline = Timeline()
+        self.index = ScheduleIndex(frozenset(), self.settings.default_timezone, self.settings.misfire_grace_seconds)
         self._ready: list[tuple[float, int, PreparedMessage]] = []
         self._ready_claimed_at = 0.0
         #: run id -> monotonic time of its claim, for the ready (claimed, unpublished) fires.
         self._claimed_m: dict[int, float] = {}
-        #: Status changes to write (error, paused, completed, ready again).
-        self._row_state_backlog: dict[int, store.RowState] = {}
-        #: Tasks whose next_run_at column must be set to their job's ``next_at``.
-        self._next_run_backlog: set[int] = set()
         self._change_cursor = store.ChangeCursor()
         self._next_full_reload = 0.0
         self._fingerprint: tuple[Any, ...] | None = None
@@ -121,7 +82,6 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
         #: Set when the broker comes back: pending runs published before it may have lost their message.
         self._requeue_published_before: datetime | None = None
         self._engine: Any = None
-        self._registered: frozenset[str] = frozenset()
         self.publisher = Publisher(app, self.settings.publish_batch_size)
         kwargs.pop("schedule_filename", None)
         super().__init__(app, *args, **kwargs)
@@ -132,14 +92,14 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
         from workers.registry import registered_names
 
         self._engine = make_engine(self.settings.database_url or None)
-        self._registered = registered_set(registered_names())
+        self.index.registered = registered_set(registered_names())
         started = time.monotonic()
         self._full_sync()
         self._next_refresh = time.monotonic() + self.settings.refresh_seconds
         logger.info(
             "tablebeat: %d tasks scheduled, %d parked (error or completed), loaded in %.2fs (beat %s)",
-            len(self._jobs),
-            len(self._parked),
+            len(self.index.jobs),
+            len(self.index.parked),
             time.monotonic() - started,
             self.token,
         )
@@ -171,7 +131,7 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
                 app=self.app,
                 task_id=job.task_id,
             )
-            for job in self._jobs.values()
+            for job in self.index.jobs.values()
         }
 
     def should_sync(self) -> bool:
@@ -204,7 +164,9 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
             with self._engine.begin() as conn:
                 changed = store.read_changes(conn, self._change_cursor, now_m)
                 if changed:
-                    self._apply_changed(conn, changed)
+                    self.index.apply_changed(conn, changed)
+                    # The change log explains this movement of the fingerprint: no full reload for it.
+                    self._fingerprint = store.fingerprint(conn)
                 if full:
                     self._next_refresh = now_m + self.settings.refresh_seconds
                     counted = now_m >= self._next_count
@@ -228,109 +190,17 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
     def _full_sync_in(self, conn: Connection) -> None:
         self._change_cursor = store.ChangeCursor(store.change_cursor(conn))
         self._next_full_reload = time.monotonic() + self.settings.full_reload_seconds
-        now = utcnow()
-        seen: set[int] = set()
-        for row in store.load_enabled_rows(conn):
-            seen.add(row.id)
-            self._apply_row(row, now)
-        for task_id in [tid for tid in self._jobs if tid not in seen]:
-            self._drop(task_id)
-        for task_id in [tid for tid in self._parked if tid not in seen]:
-            del self._parked[task_id]
+        self.index.load_all(conn, utcnow())
         store.mark_disabled_paused(conn)
         self._fingerprint = store.fingerprint(conn)
 
-    def _apply_changed(self, conn: Connection, task_ids: set[int]) -> None:
-        now = utcnow()
-        found = {int(row.id): row for row in store.load_rows(conn, task_ids)}
-        for task_id in task_ids:
-            row = found.get(task_id)
-            if row is None:
-                if self._drop(task_id):
-                    logger.info("tablebeat: task %s deleted; unscheduled", task_id)
-            elif row.is_valid != 1:
-                if self._drop(task_id):
-                    logger.info("tablebeat: task %s (%s) paused", row.task_key, task_id)
-                if row.status != TaskStatus.PAUSED.value:
-                    self._row_state_backlog[task_id] = store.RowState(task_id, TaskStatus.PAUSED.value, None, None)
-            else:
-                self._apply_row(row, now, announce=True)
-        # The change log explains this movement of the fingerprint; the safety net must not reload for it.
-        self._fingerprint = store.fingerprint(conn)
-
-    def _apply_row(self, row: Any, now: datetime, announce: bool = False) -> None:
-        task_id = row.id
-        current = self._jobs.get(task_id)
-        if current is not None and current.matches(row):
-            return
-        if task_id in self._parked and self._parked[task_id] == config_revision(row):
-            return
-        try:
-            job = compile_row(
-                row,
-                registered=self._registered,
-                default_timezone=self.settings.default_timezone,
-                default_grace_seconds=self.settings.misfire_grace_seconds,
-            )
-        except RowError as exc:
-            self._drop(task_id)
-            self._parked[task_id] = config_revision(row)
-            logger.error("tablebeat: task %r (id %s) cannot be scheduled: %s", row.task_key, task_id, exc)
-            if row.status != TaskStatus.ERROR.value or row.last_error != str(exc):
-                self._row_state_backlog[task_id] = store.RowState(task_id, TaskStatus.ERROR.value, None, str(exc))
-            return
-        self._parked.pop(task_id, None)
-        nxt = first_pending_instant(job)
-        if nxt is None:
-            # A date job that has fired: remembered, not scheduled.
-            self._drop(task_id)
-            self._parked[task_id] = config_revision(row)
-            status = TaskStatus.COMPLETED.value
-        else:
-            self._jobs[task_id] = job
-            self._schedule_next(job, nxt)
-            status = TaskStatus.READY.value
-        if announce:
-            logger.info("tablebeat: task %r scheduled, next fire %s", job.task_key, nxt)
-        status_ok = row.status == status or (row.status == TaskStatus.DOING.value and status == TaskStatus.READY.value)
-        if not status_ok or row.last_error is not None:
-            self._row_state_backlog[task_id] = store.RowState(task_id, status, nxt, None)
-        elif row.next_run_at != nxt:
-            self._next_run_backlog.add(task_id)
-
-    def _schedule_next(self, job: ScheduledJob, nxt: datetime | None) -> None:
-        job.next_at = nxt
-        if nxt is not None:
-            self._timeline.add(job.task_id, nxt.timestamp())
-
-    def _drop(self, task_id: int) -> bool:
-        self._parked.pop(task_id, None)
-        return self._jobs.pop(task_id, None) is not None
-
     # --- claim ------------------------------------------------------------------------
-
-    def _pop_due(self, horizon: float) -> list[ScheduledJob]:
-        due: list[ScheduledJob] = []
-        taken: set[int] = set()
-        for second, task_id in self._timeline.take_until(horizon):
-            job = self._jobs.get(task_id)
-            if job is None or job.next_at is None or task_id in taken:
-                continue  # deleted, paused or done, or a duplicate entry
-            fire_ts = job.next_at.timestamp()
-            if math.floor(fire_ts) != second:
-                continue  # stale: the job was rescheduled into another second
-            taken.add(task_id)
-            if fire_ts <= horizon:
-                due.append(job)
-            else:
-                self._timeline.add(task_id, fire_ts)  # later within the horizon's second
-        return due
 
     def _claim_due(self) -> None:
         if self._broker_down_since is not None and not self._broker_back():
             return  # leave fires overdue; they are coalesced once the broker is back
         horizon = time.time() + self.settings.lookahead_seconds
-        due = self._pop_due(horizon)
+        due = self.index.pop_due(horizon)
         if not due:
             return
         now = utcnow()
@@ -359,7 +229,7 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
         except SQLAlchemyError as exc:
             self._db_failed("claiming due fires", exc)
             for job in due:  # retry on a later tick; the misfire policy decides then
-                self._schedule_next(job, job.next_at)
+                self.index.schedule_next(job, job.next_at)
             return
         self._accept_claims(planned, claims, won)
 
@@ -372,8 +242,8 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
         by_key = {(c.task_id, c.scheduled_at): c for c in claims}
         for job, fires, nxt in planned:
             # The claim wrote status/next_run_at (ours or another beat's); an older pending write would undo it.
-            self._row_state_backlog.pop(job.task_id, None)
-            self._next_run_backlog.discard(job.task_id)
+            self.index.row_states.pop(job.task_id, None)
+            self.index.next_runs.discard(job.task_id)
             for fire in fires:
                 claim = by_key[(job.task_id, fire.scheduled_at)]
                 run_id = won.get(claim.trace_id)
@@ -387,9 +257,9 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
                 heapq.heappush(self._ready, (fire.scheduled_at.timestamp(), run_id, prepared))
                 self._claimed_m[run_id] = time.monotonic()
             if nxt is None:
-                self._drop(job.task_id)
+                self.index.drop(job.task_id)
             else:
-                self._schedule_next(job, nxt)
+                self.index.schedule_next(job, nxt)
         self._ready_claimed_at = time.monotonic()
 
     # --- publish ------------------------------------------------------------------------
@@ -494,10 +364,10 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
             return
         dispatches: list[Dispatch] = []
         # A date job that fired is no longer scheduled, but its claimed fire must still go out.
-        unscheduled = self._compile_for_outbox({run.task_id for run in runs if run.task_id not in self._jobs})
+        unscheduled = self._compile_for_outbox({run.task_id for run in runs if run.task_id not in self.index.jobs})
         orphaned: list[int] = []
         for run in runs:
-            job = self._jobs.get(run.task_id) or unscheduled.get(run.task_id)
+            job = self.index.jobs.get(run.task_id) or unscheduled.get(run.task_id)
             if job is None:
                 orphaned.append(run.run_id)
                 continue
@@ -528,7 +398,7 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
             try:
                 jobs[int(row.id)] = compile_row(
                     row,
-                    registered=self._registered,
+                    registered=self.index.registered,
                     default_timezone=self.settings.default_timezone,
                     default_grace_seconds=self.settings.misfire_grace_seconds,
                 )
@@ -537,14 +407,14 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
         return jobs
 
     def _flush_row_states(self, limit: int | None) -> None:
-        if not self._row_state_backlog and not self._next_run_backlog:
+        if not self.index.row_states and not self.index.next_runs:
             return
-        items = list(self._row_state_backlog.values())
-        next_ids = list(self._next_run_backlog)
+        items = list(self.index.row_states.values())
+        next_ids = list(self.index.next_runs)
         if limit is not None:
             items = items[:limit]
             next_ids = next_ids[: max(limit - len(items), 0)]
-        next_runs = [(tid, job.next_at) for tid in next_ids if (job := self._jobs.get(tid)) is not None]
+        next_runs = [(tid, job.next_at) for tid in next_ids if (job := self.index.jobs.get(tid)) is not None]
         try:
             with self._engine.begin() as conn:
                 store.write_row_states(conn, items)
@@ -553,8 +423,8 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
             self._db_failed("writing row states", exc)
             return
         for item in items:
-            self._row_state_backlog.pop(item.task_id, None)
-        self._next_run_backlog.difference_update(next_ids)
+            self.index.row_states.pop(item.task_id, None)
+        self.index.next_runs.difference_update(next_ids)
 
     def _sleep_seconds(self) -> float:
         now_ts = time.time()
@@ -563,10 +433,10 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
         wake = now_ts + max(self._next_poll - time.monotonic(), 0.0)
         if self._ready:
             wake = min(wake, self._ready[0][0])
-        first = self._timeline.first_second()
+        first = self.index.timeline.first_second()
         if first is not None:
             wake = min(wake, first - self.settings.lookahead_seconds)
-        if self._row_state_backlog or self._next_run_backlog:
+        if self.index.row_states or self.index.next_runs:
             wake = now_ts
         return max(wake - now_ts, 0.001)
 

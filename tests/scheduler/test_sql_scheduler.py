@@ -172,7 +172,7 @@ def test_sql_edits_are_found_through_the_change_log(
     with engine.begin() as conn:
         conn.execute(text("UPDATE task SET is_valid = 0 WHERE id = :i"), {"i": task_id})
     run_for(0.3, scheduler)
-    assert task_id not in scheduler._jobs
+    assert task_id not in scheduler.index.jobs
     assert task_row(engine, task_id).status == "paused"
     with engine.begin() as conn:
         conn.execute(text("DELETE FROM task WHERE id = :i"), {"i": task_id})
@@ -237,4 +237,4 @@ def test_no_change_sync_reads_only_the_change_log(engine: Engine, schedulers: Ca
     monkeypatch.setattr(store, "load_rows", lambda conn, ids: loads.append("rows") or [])
     monkeypatch.setattr(store, "load_enabled_rows", lambda conn: loads.append("all") or [])
     run_for(0.5, scheduler)
-    assert loads == [] and len(scheduler._jobs) == 50
+    assert loads == [] and len(scheduler.index.jobs) == 50
