@@ -103,6 +103,7 @@ class Report:
     early: int = 0
     stuck: int = 0
     statuses: dict[str, int] = field(default_factory=dict)
+    skip_reasons: dict[str, int] = field(default_factory=dict)
     attempts_above_1: int = 0
     examples: dict[str, list[str]] = field(default_factory=dict)
 
@@ -118,6 +119,7 @@ class Report:
             f"doubled={self.doubled} executed_twice={self.executed_twice} missing={self.missing} "
             f"unexpected={self.unexpected} early={self.early} stuck={self.stuck}",
             f"statuses={self.statuses} reruns(attempt>1)={self.attempts_above_1}",
+            f"skip reasons={self.skip_reasons}",
         ]
 
 
@@ -127,6 +129,18 @@ def _aware(value: datetime) -> datetime:
 
 def _iso(value: str) -> datetime:
     return _aware(datetime.fromisoformat(value))
+
+
+def _reason(result: str | None) -> str:
+    """A skipped row's reason without its numbers: 'max_instances reached', 'misfire: coalesced', ..."""
+    text_ = result or ""
+    if text_.startswith("max_instances"):
+        return "max_instances reached"
+    if "coalesced into" in text_:
+        return "misfire: coalesced"
+    if text_.startswith("misfire"):
+        return "misfire: beyond grace"
+    return text_.split(":")[0][:40] or "?"
 
 
 def check(engine: Engine, start: datetime, end: datetime, worker_logs: str, default_grace_s: int = 60) -> Report:
@@ -153,6 +167,7 @@ def check(engine: Engine, start: datetime, end: datetime, worker_logs: str, defa
     for row in rows:
         by_task[int(row.task_id)].append(row)
     statuses: Counter[str] = Counter()
+    reasons: Counter[str] = Counter()
     examples: dict[str, list[str]] = defaultdict(list)
     for task in tasks:
         anchor = _aware(task[4])
@@ -169,6 +184,7 @@ def check(engine: Engine, start: datetime, end: datetime, worker_logs: str, defa
             statuses[r.status] += 1
             if r.status == "skipped":
                 report.skipped += 1
+                reasons[_reason(r.result)] += 1
                 found = _COALESCED.search(r.result or "")
                 if found:
                     covered.append((_iso(found.group(1)), _iso(found.group(3))))
@@ -197,6 +213,7 @@ def check(engine: Engine, start: datetime, end: datetime, worker_logs: str, defa
         report.expected += len(expected)
         report.rows += len(mine)
     report.statuses = dict(statuses)
+    report.skip_reasons = dict(reasons)
     starts = Counter(_STARTED.findall(worker_logs))
     twice = [k for k, n in starts.items() if n > 1]
     report.executed_twice = len(twice)
