@@ -6,6 +6,8 @@ from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy import DateTime, Dialect
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
 
@@ -47,3 +49,32 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 class Base(DeclarativeBase):
     """Base class of tablebeat's ORM models."""
+
+
+class clock_now(FunctionElement[datetime]):  # noqa: N801  (reads like the SQL function it renders)
+    """The database clock at the moment the statement touches the row (not its start).
+
+    Used where the order of two writes must show in their timestamps: a run that takes a
+    slot freed by another run's finish is stamped after that finish, whatever the
+    workers' own clocks or scheduling did.
+    """
+
+    type = UTCDateTime()
+    inherit_cache = True
+
+
+@compiles(clock_now, "mysql")
+@compiles(clock_now, "mariadb")
+def _clock_now_mysql(element: Any, compiler: Any, **kw: Any) -> str:
+    return "SYSDATE(6)"  # unlike NOW(6), evaluated when executed (after any lock wait)
+
+
+@compiles(clock_now, "postgresql")
+def _clock_now_postgresql(element: Any, compiler: Any, **kw: Any) -> str:
+    return "clock_timestamp()"
+
+
+@compiles(clock_now)
+def _clock_now_default(element: Any, compiler: Any, **kw: Any) -> str:
+    # SQLite: text in the format SQLAlchemy's DateTime reads back (microseconds padded).
+    return "(strftime('%Y-%m-%d %H:%M:%f','now') || '000')"

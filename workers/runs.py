@@ -10,10 +10,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, Text, bindparam, func, insert, select, update
+from sqlalchemy import Boolean, Connection, Engine, Text, bindparam, case, func, insert, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
-from models import ExecuteTask, RunStatus, Task, UTCDateTime, WorkerHeartbeat, make_engine
+from models import ExecuteTask, RunStatus, Task, WorkerHeartbeat, make_engine
+from models.base import clock_now
 from workers.task_status import TaskStatusWriter, install_flush_on_shutdown
 
 logger = logging.getLogger(__name__)
@@ -163,7 +164,7 @@ class RunStore:
         """
 
         def write() -> StartResult:
-            values = {"status": RunStatus.RUNNING.value, "started_at": utcnow(), "finished_at": None,
+            values = {"status": RunStatus.RUNNING.value, "started_at": clock_now(), "finished_at": None,
                       "worker": worker, "celery_id": celery_id}
             if task_id is not None and max_instances is not None:
                 # Single guarded statements need no transaction: one round trip each.
@@ -265,7 +266,7 @@ class RunStore:
                     "b_status": status.value,
                     "b_result": None if result is None else result[:RESULT_MAX_CHARS],
                     "b_error": None if error is None else error[-ERROR_MAX_CHARS:],
-                    "b_finished": None if status is RunStatus.RETRYING else utcnow(),
+                    "b_final": status is not RunStatus.RETRYING,
                 }
                 if attempt is not None and worker and from_statuses is None:
                     # The common case: one prebuilt statement, no per-run statement building.
@@ -313,7 +314,7 @@ _START_FRESH = (
     .where(_RUNS.c.id == bindparam("b_id"), _RUNS.c.status == RunStatus.PENDING.value, _RUNS.c.attempt == 1)
     .values(
         status=RunStatus.RUNNING.value,
-        started_at=bindparam("b_started", type_=UTCDateTime()),
+        started_at=clock_now(),
         finished_at=None,
         worker=bindparam("b_worker"),
         celery_id=bindparam("b_celery"),
@@ -326,7 +327,8 @@ _FINISH_VALUES = {
     "status": bindparam("b_status"),
     "result": func.coalesce(bindparam("b_result", type_=Text()), _RUNS.c.result),
     "error": func.coalesce(bindparam("b_error", type_=Text()), _RUNS.c.error),
-    "finished_at": func.coalesce(bindparam("b_finished", type_=UTCDateTime()), _RUNS.c.finished_at),
+    # The database clock (not the worker's): a run that takes the slot this frees starts later.
+    "finished_at": case((bindparam("b_final", type_=Boolean()), clock_now()), else_=_RUNS.c.finished_at),
     "running_slot": None,
 }
 
@@ -357,7 +359,7 @@ def _finish_statement(attempt: int | None, worker: str | None, from_statuses: tu
 
 def _take_fresh_slot(conn: Connection, run_id: int, limit: int, values: dict[str, Any]) -> _Slot:
     """:func:`_take_slot` for a fresh run, with the prebuilt statement (autocommit connection)."""
-    params = {"b_id": run_id, "b_started": values["started_at"], "b_worker": values["worker"],
+    params = {"b_id": run_id, "b_worker": values["worker"],
               "b_celery": values["celery_id"], "b_slot": None}
     if limit <= 0:
         return _Slot.TAKEN if conn.execute(_START_FRESH, params).rowcount else _Slot.NOT_MATCHED
@@ -391,12 +393,13 @@ def _take_slot(
     # PostgreSQL aborts the whole transaction on a violation; a savepoint confines it.
     savepoint = conn.dialect.name == "postgresql" and conn.in_transaction()
     for slot in range(1, limit + 1):
+        attempt_values = {**values, "running_slot": slot}
         try:
             if savepoint:
                 with conn.begin_nested():
-                    moved = conn.execute(stmt.values(**values, running_slot=slot)).rowcount
+                    moved = conn.execute(stmt.values(**attempt_values)).rowcount
             else:
-                moved = conn.execute(stmt.values(**values, running_slot=slot)).rowcount
+                moved = conn.execute(stmt.values(**attempt_values)).rowcount
         except IntegrityError:
             continue
         return _Slot.TAKEN if moved else _Slot.NOT_MATCHED
