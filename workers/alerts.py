@@ -24,7 +24,7 @@ from typing import Any
 
 import httpx
 from sqlalchemy import Engine, insert, select, update
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError
 
 from models import AlertState, ExecuteTask, RunStatus, Task, make_engine
 
