@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -138,3 +139,39 @@ def migrated_url(db_url: str) -> str:
 
     upgrade(db_url)
     return db_url
+
+
+@contextmanager
+def migrated_database(kind: str) -> Iterator[str]:
+    """A fresh database of ``kind`` with tablebeat's schema; dropped afterwards."""
+    from models.migrate import upgrade
+
+    with fresh_database(kind) as url:
+        upgrade(url)
+        yield url
+
+
+@pytest.fixture(scope="module")
+def mariadb_url() -> Iterator[str]:
+    """A fresh, migrated MariaDB database shared by one test module."""
+    with migrated_database("mariadb") as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def broker_url() -> Iterator[str]:
+    """A Redis broker database of this module's own, flushed before and after."""
+    from tests.processes import redis_broker_db
+
+    with redis_broker_db() as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def db(mariadb_url: str) -> Iterator[Any]:
+    """An engine on :func:`mariadb_url`."""
+    from models import make_engine
+
+    engine = make_engine(mariadb_url)
+    yield engine
+    engine.dispose()

@@ -11,23 +11,15 @@ from sqlalchemy import Engine
 from api.app import create_app
 from api.settings import ApiSettings
 from scheduler.service import ServiceSettings, TaskService
-from tests.api.ops_env import clear_tables, migrated_mariadb
-from tests.processes import redis_broker_db
+from tests.api.ops_env import clear_tables
 
 TOKEN = "s3cret-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
 @pytest.fixture(scope="module")
-def db_url() -> Iterator[str]:
-    with migrated_mariadb() as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def broker_url() -> Iterator[str]:
-    with redis_broker_db() as url:
-        yield url
+def db_url(mariadb_url: str) -> str:
+    return mariadb_url
 
 
 @pytest.fixture(scope="module")

@@ -10,8 +10,7 @@ from typing import Any
 from sqlalchemy import Engine, insert, text
 
 from models import ExecuteTask
-from models.migrate import upgrade
-from tests.conftest import fresh_database
+from tests.conftest import migrated_database
 
 UTC = UTC
 
@@ -19,8 +18,7 @@ UTC = UTC
 @contextmanager
 def migrated_mariadb() -> Iterator[str]:
     """A fresh MariaDB database with tablebeat's schema; dropped afterwards."""
-    with fresh_database("mariadb") as url:
-        upgrade(url)
+    with migrated_database("mariadb") as url:
         yield url
 
 

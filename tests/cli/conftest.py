@@ -11,22 +11,14 @@ from typer.testing import CliRunner
 
 from cli.main import app
 from models import make_engine
-from tests.api.ops_env import clear_tables, migrated_mariadb
-from tests.processes import redis_broker_db
+from tests.api.ops_env import clear_tables
 
 Invoke = Callable[..., Result]
 
 
 @pytest.fixture(scope="module")
-def db_url() -> Iterator[str]:
-    with migrated_mariadb() as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def broker_url() -> Iterator[str]:
-    with redis_broker_db() as url:
-        yield url
+def db_url(mariadb_url: str) -> str:
+    return mariadb_url
 
 
 @pytest.fixture(scope="module")

@@ -9,10 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, text
 
-from models import make_engine
-from models.migrate import upgrade
-from tests.conftest import fresh_database
-from tests.processes import Cluster, redis_broker_db
+from tests.processes import Cluster
 
 #: Short refresh so "within one refresh" tests stay quick.
 REFRESH_SECONDS = 3
@@ -29,26 +26,6 @@ def cluster_env(db_url: str, broker_url: str, **extra: str) -> dict[str, str]:
         **extra,
     )
     return env
-
-
-@pytest.fixture(scope="module")
-def mariadb_url() -> Iterator[str]:
-    with fresh_database("mariadb") as url:
-        upgrade(url)
-        yield url
-
-
-@pytest.fixture(scope="module")
-def broker_url() -> Iterator[str]:
-    with redis_broker_db() as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def db(mariadb_url: str) -> Iterator[Engine]:
-    engine = make_engine(mariadb_url)
-    yield engine
-    engine.dispose()
 
 
 @pytest.fixture(scope="module")

@@ -14,9 +14,6 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, text
 
-from models import make_engine
-from tests.conftest import fresh_database
-from tests.processes import redis_broker_db
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -71,28 +68,6 @@ def webhook() -> Iterator[WebhookReceiver]:
     finally:
         server.shutdown()
         server.server_close()
-
-
-@pytest.fixture(scope="module")
-def mariadb_url() -> Iterator[str]:
-    from models.migrate import upgrade
-
-    with fresh_database("mariadb") as url:
-        upgrade(url)
-        yield url
-
-
-@pytest.fixture(scope="module")
-def db(mariadb_url: str) -> Iterator[Engine]:
-    engine = make_engine(mariadb_url)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture(scope="module")
-def broker_url() -> Iterator[str]:
-    with redis_broker_db() as url:
-        yield url
 
 
 def cluster_env(db_url: str, broker_url: str, **extra: str) -> dict[str, str]:

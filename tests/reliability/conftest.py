@@ -15,8 +15,7 @@ import pytest
 from sqlalchemy import Engine
 
 from models import make_engine
-from models.migrate import upgrade
-from tests.conftest import fresh_database
+from tests.conftest import migrated_database
 from tests.processes import Cluster, redis_broker_db
 from tests.reliability.helpers import reliability_env
 
@@ -26,8 +25,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.mariadb]
 @pytest.fixture
 def mariadb_url() -> Iterator[str]:
     """A fresh, migrated MariaDB database per test."""
-    with fresh_database("mariadb") as url:
-        upgrade(url)
+    with migrated_database("mariadb") as url:
         yield url
 
 
