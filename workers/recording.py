@@ -97,11 +97,17 @@ async def _await(awaitable: Any) -> Any:
     return await awaitable
 
 
-def _header_int(request: Any, name: str) -> int | None:
-    """An integer header beat put on the message (None when absent, e.g. a ``.delay()`` call)."""
+def _header(request: Any, name: str) -> Any:
+    """A message header: Celery exposes custom headers as request attributes, or in ``headers``."""
     value = getattr(request, name, None)
     if value is None:
         value = (getattr(request, "headers", None) or {}).get(name)
+    return value
+
+
+def _header_int(request: Any, name: str) -> int | None:
+    """An integer header beat put on the message (None when absent, e.g. a ``.delay()`` call)."""
+    value = _header(request, name)
     try:
         return None if value is None else int(value)
     except (TypeError, ValueError):
@@ -110,11 +116,8 @@ def _header_int(request: Any, name: str) -> int | None:
 
 def _header_trace_id(request: Any) -> str | None:
     """The trace ID a parent run attached to this message, if any."""
-    value = getattr(request, TRACE_HEADER, None)
-    if value:
-        return str(value)
-    headers = getattr(request, "headers", None) or {}
-    return headers.get(TRACE_HEADER)
+    value = _header(request, TRACE_HEADER)
+    return str(value) if value else None
 
 
 _run_context_tokens: dict[str, tuple[Token[str | None], Token[str | None]]] = {}

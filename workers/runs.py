@@ -170,7 +170,12 @@ class RunStore:
                 # Single guarded statements need no transaction: one round trip each.
                 with self.autocommit.connect() as conn:
                     fresh = (ExecuteTask.status == RunStatus.PENDING.value, ExecuteTask.attempt == 1)
-                    outcome = _take_fresh_slot(conn, run_id, max_instances, values)
+                    params = {"b_id": run_id, "b_worker": worker, "b_celery": celery_id}
+                    outcome = _take_slot(
+                        conn,
+                        max_instances,
+                        lambda slot: conn.execute(_START_FRESH, {**params, "b_slot": slot}).rowcount,
+                    )
                     if outcome is _Slot.TAKEN:
                         self.task_status.started(task_id)
                         return StartResult(StartDecision.RUN, "", 1)
@@ -202,7 +207,11 @@ class RunStore:
         next_attempt = previous if status == RunStatus.PENDING.value else previous + 1
         unchanged = (ExecuteTask.status == row.status, ExecuteTask.attempt == row.attempt)
         limit = 1 if row.max_instances is None else int(row.max_instances)
-        outcome = _take_slot(conn, run_id, row.task_id, limit, unchanged, {**values, "attempt": next_attempt})
+        stmt = update(ExecuteTask).where(ExecuteTask.id == run_id, *unchanged)
+        retaken = {**values, "attempt": next_attempt}
+        outcome = _take_slot(
+            conn, limit, lambda slot: conn.execute(stmt.values(**retaken, running_slot=slot)).rowcount
+        )
         if outcome is _Slot.FULL:
             return self._skip_full(conn, run_id, unchanged, worker, limit, next_attempt)
         if outcome is _Slot.NOT_MATCHED:
@@ -357,49 +366,30 @@ def _finish_statement(attempt: int | None, worker: str | None, from_statuses: tu
     return update(_RUNS).where(*guards).values(_FINISH_VALUES)
 
 
-def _take_fresh_slot(conn: Connection, run_id: int, limit: int, values: dict[str, Any]) -> _Slot:
-    """:func:`_take_slot` for a fresh run, with the prebuilt statement (autocommit connection)."""
-    params = {"b_id": run_id, "b_worker": values["worker"],
-              "b_celery": values["celery_id"], "b_slot": None}
-    if limit <= 0:
-        return _Slot.TAKEN if conn.execute(_START_FRESH, params).rowcount else _Slot.NOT_MATCHED
-    for slot in range(1, limit + 1):
-        try:
-            moved = conn.execute(_START_FRESH, {**params, "b_slot": slot}).rowcount
-        except IntegrityError:
-            continue
-        return _Slot.TAKEN if moved else _Slot.NOT_MATCHED
-    return _Slot.FULL
-
-
 class _Slot(enum.Enum):
     TAKEN = "taken"
     FULL = "full"
     NOT_MATCHED = "not matched"
 
 
-def _take_slot(
-    conn: Connection, run_id: int, task_id: int, limit: int, guard: tuple[Any, ...], values: dict[str, Any]
-) -> _Slot:
-    """Move the run to ``running`` holding the first free slot 1..limit of its task.
+def _take_slot(conn: Connection, limit: int, update_with_slot: Callable[[int | None], int]) -> _Slot:
+    """Move a run to ``running`` holding the first free slot 1..limit of its task.
 
+    ``update_with_slot(slot)`` runs the caller's guarded UPDATE and returns its rowcount.
     The unique ``(task_id, running_slot)`` index turns "is a slot free?" into "did the
     UPDATE violate it?", so concurrent workers cannot over-commit.  ``limit`` 0 = no limit.
     """
-    stmt = update(ExecuteTask).where(ExecuteTask.id == run_id, *guard)
     if limit <= 0:
-        moved = conn.execute(stmt.values(**values, running_slot=None)).rowcount
-        return _Slot.TAKEN if moved else _Slot.NOT_MATCHED
+        return _Slot.TAKEN if update_with_slot(None) else _Slot.NOT_MATCHED
     # PostgreSQL aborts the whole transaction on a violation; a savepoint confines it.
-    savepoint = conn.dialect.name == "postgresql" and conn.in_transaction()
+    savepoint = conn.dialect.name == "postgresql" and conn.get_isolation_level() != "AUTOCOMMIT"
     for slot in range(1, limit + 1):
-        attempt_values = {**values, "running_slot": slot}
         try:
             if savepoint:
                 with conn.begin_nested():
-                    moved = conn.execute(stmt.values(**attempt_values)).rowcount
+                    moved = update_with_slot(slot)
             else:
-                moved = conn.execute(stmt.values(**attempt_values)).rowcount
+                moved = update_with_slot(slot)
         except IntegrityError:
             continue
         return _Slot.TAKEN if moved else _Slot.NOT_MATCHED
