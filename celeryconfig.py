@@ -75,6 +75,7 @@ tablebeat_alert_webhook = _profile["alert_webhook"]
 tablebeat_alert_min_interval_seconds = _profile["alert_min_interval_seconds"]
 tablebeat_console_url = _profile["console_url"]
 
+
 # --- reliability knobs (environment only; issue 4) -------------------------------------
 def _env_seconds(name: str, default: float) -> float:
     import os

@@ -25,18 +25,33 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--rows", type=int, help="rows (runs for T6) for every selected target (default: each target's)")
     p.add_argument("--seconds", type=float, default=60.0, help="measurement window of T2 and T5 (default 60)")
     p.add_argument("--reps", type=int, help="repetitions of T3 edits (15) and T7 probes (200)")
-    p.add_argument("--t4-period", type=int, default=60, choices=(10, 15, 20, 30, 60),
-                   help="T4 cron period: 60 = '* * * * *' (the target), less = seconds cron, sooner boundary")
-    p.add_argument("--quick", action="store_true",
-                   help="tiny sizes for a check of the harness: rows=200, seconds=3, reps=5, t4 period 10")
+    p.add_argument(
+        "--t4-period",
+        type=int,
+        default=60,
+        choices=(10, 15, 20, 30, 60),
+        help="T4 cron period: 60 = '* * * * *' (the target), less = seconds cron, sooner boundary",
+    )
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="tiny sizes for a check of the harness: rows=200, seconds=3, reps=5, t4 period 10",
+    )
     p.add_argument("--worker-loglevel", default="info", help="T6 worker log level, same for both runs (info)")
     p.add_argument("--db-url", default=DEFAULT_DB_URL, help="bench database (dropped and recreated!)")
     p.add_argument("--redis-url", default=DEFAULT_REDIS_URL, help="broker (its Redis DB is flushed!)")
     p.add_argument("--log-dir", type=Path, help="celery process logs (default: a temp folder)")
-    p.add_argument("--profile", type=Path, metavar="DIR",
-                   help="sample every beat/worker with py-spy into DIR (summarise: python -m bench.profile DIR/*.txt)")
-    p.add_argument("--profile-idle", action="store_true",
-                   help="with --profile: sample waiting threads too (wall time, e.g. time blocked on MariaDB)")
+    p.add_argument(
+        "--profile",
+        type=Path,
+        metavar="DIR",
+        help="sample every beat/worker with py-spy into DIR (summarise: python -m bench.profile DIR/*.txt)",
+    )
+    p.add_argument(
+        "--profile-idle",
+        action="store_true",
+        help="with --profile: sample waiting threads too (wall time, e.g. time blocked on MariaDB)",
+    )
     p.add_argument("--json", type=Path, help=f"results file (default {RESULTS_DIR}/bench-<time>.json)")
     args = p.parse_args(argv)
     if args.quick:
@@ -53,14 +68,25 @@ def main(argv: list[str] | None = None) -> int:
     targets = select(only)
     console = Console(width=None if sys.stdout.isatty() else 150)
     log_dir = args.log_dir or Path(tempfile.mkdtemp(prefix="tablebeat-bench-"))
-    env = BenchEnv(db_url=args.db_url, redis_url=args.redis_url, log_dir=log_dir, profile_dir=args.profile,
-                   profile_idle=args.profile_idle)
+    env = BenchEnv(
+        db_url=args.db_url,
+        redis_url=args.redis_url,
+        log_dir=log_dir,
+        profile_dir=args.profile,
+        profile_idle=args.profile_idle,
+    )
     install_signal_cleanup(env)
     console.print(f"process logs in {log_dir}")
     try:
         doc = run_bench(
-            env, targets, rows=args.rows, seconds=args.seconds, reps=args.reps, t4_period=args.t4_period,
-            worker_loglevel=args.worker_loglevel, log=console.print,
+            env,
+            targets,
+            rows=args.rows,
+            seconds=args.seconds,
+            reps=args.reps,
+            t4_period=args.t4_period,
+            worker_loglevel=args.worker_loglevel,
+            log=console.print,
         )
     finally:
         env.close()

@@ -81,7 +81,9 @@ class Knobs:
     @property
     def settle_s(self) -> float:
         """Long enough for lost detection, un-acked redelivery and the outbox sweep."""
-        return self.visibility_s + max(1, min(10, self.visibility_s // 4)) + self.worker_dead_s + 3 * self.refresh_s + 20
+        return (
+            self.visibility_s + max(1, min(10, self.visibility_s // 4)) + self.worker_dead_s + 3 * self.refresh_s + 20
+        )
 
 
 @dataclass
@@ -263,7 +265,9 @@ class Chaos:
             proc = CeleryProcess(
                 "worker",
                 ["-l", "info", "-c", "2", "-n", f"{name}@chaos", "--without-mingle", "--without-gossip"],
-                self.env, self.log_dir, name,
+                self.env,
+                self.log_dir,
+                name,
             )
         self.procs[name] = proc
 
@@ -286,9 +290,7 @@ class Chaos:
             proc.stop()
 
     def worker_logs(self) -> str:
-        return "\n".join(
-            p.read_text(errors="replace") for p in self.log_dir.glob("worker-*.log")
-        )
+        return "\n".join(p.read_text(errors="replace") for p in self.log_dir.glob("worker-*.log"))
 
 
 def _fresh_database(admin_url: str) -> tuple[str, Any]:

@@ -44,8 +44,11 @@ CASES = {
 
 
 def bench_url() -> str:
-    return make_url(ADMIN_URL).set(database=DATABASE).update_query_dict({"charset": "utf8mb4"}).render_as_string(
-        hide_password=False
+    return (
+        make_url(ADMIN_URL)
+        .set(database=DATABASE)
+        .update_query_dict({"charset": "utf8mb4"})
+        .render_as_string(hide_password=False)
     )
 
 
@@ -77,10 +80,25 @@ def seed(rows: int) -> None:
             elif roll < 0.06:
                 status, error = "error", "spec: cron field 'minute' value 61 is out of range 0-59"
             nxt = now + timedelta(seconds=rng.randint(1, 86400)) if status == "ready" else None
-            batch.append((
-                f"{words[i % len(words)]}-{i:06d}", f"{words[(i * 7) % len(words)]} job {i}", "noop", trigger, spec,
-                "1,2", "{}", valid, status, "{}", now, now, nxt, now - timedelta(minutes=5), error,
-            ))
+            batch.append(
+                (
+                    f"{words[i % len(words)]}-{i:06d}",
+                    f"{words[(i * 7) % len(words)]} job {i}",
+                    "noop",
+                    trigger,
+                    spec,
+                    "1,2",
+                    "{}",
+                    valid,
+                    status,
+                    "{}",
+                    now,
+                    now,
+                    nxt,
+                    now - timedelta(minutes=5),
+                    error,
+                )
+            )
             if len(batch) == BATCH:
                 _insert_tasks(cur, batch)
                 raw.commit()
@@ -156,8 +174,18 @@ def measure(repeats: int) -> dict[str, float]:
         PYTHONPATH=str(REPO),
     )
     server = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "api.app:app", "--host", "127.0.0.1", "--port", str(port),
-         "--log-level", "warning"],
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "api.app:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
         env=env,
         cwd=str(REPO),
         start_new_session=True,
@@ -184,8 +212,10 @@ def measure(repeats: int) -> dict[str, float]:
                     times.append(time.perf_counter() - started)
                     response.raise_for_status()
                 medians[name] = statistics.median(times)
-                print(f"{name:45s} median {medians[name] * 1000:7.1f} ms  (min {min(times) * 1000:.1f}, "
-                      f"max {max(times) * 1000:.1f}, n={repeats}, {len(response.content):,} bytes)")
+                print(
+                    f"{name:45s} median {medians[name] * 1000:7.1f} ms  (min {min(times) * 1000:.1f}, "
+                    f"max {max(times) * 1000:.1f}, n={repeats}, {len(response.content):,} bytes)"
+                )
     finally:
         server.terminate()
         try:
@@ -206,8 +236,10 @@ def main() -> None:
         seed(args.rows)
     medians = measure(args.repeats)
     verdict = "PASS" if medians["GET / (sort by next fire, page 1)"] < 1.0 else "FAIL"
-    print(f"jobs page with {args.rows:,} tasks: median {medians['GET / (sort by next fire, page 1)'] * 1000:.1f} ms "
-          f"({verdict}: the limit is 1 s)")
+    print(
+        f"jobs page with {args.rows:,} tasks: median {medians['GET / (sort by next fire, page 1)'] * 1000:.1f} ms "
+        f"({verdict}: the limit is 1 s)"
+    )
 
 
 if __name__ == "__main__":

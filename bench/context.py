@@ -41,7 +41,11 @@ class CaseContext:
         self.env.flush_broker()
         anchor = seed.whole_second()
         took = seed.seed_tasks(
-            self.env, self.rows, trigger="interval", spec=str(IDLE_INTERVAL_S), anchor=anchor,
+            self.env,
+            self.rows,
+            trigger="interval",
+            spec=str(IDLE_INTERVAL_S),
+            anchor=anchor,
             next_run_at=anchor + timedelta(seconds=IDLE_INTERVAL_S),
         )
         info = {"seed_rows": self.rows, "seed_s": round(took, 3), "seed_rows_per_s": round(self.rows / took)}

@@ -184,7 +184,19 @@ class CeleryProcess:
         """Sample this process (and its pool children) with py-spy until it exits; raw collapsed stacks."""
         folder.mkdir(parents=True, exist_ok=True)
         self.profile_path = folder / f"{self.log_path.stem}.txt"
-        cmd = ["py-spy", "record", "--pid", str(self.pid), "-r", "200", "--nonblocking", "-f", "raw", "-o", str(self.profile_path)]
+        cmd = [
+            "py-spy",
+            "record",
+            "--pid",
+            str(self.pid),
+            "-r",
+            "200",
+            "--nonblocking",
+            "-f",
+            "raw",
+            "-o",
+            str(self.profile_path),
+        ]
         if subprocesses:
             cmd.append("--subprocesses")
         if idle:
@@ -201,7 +213,9 @@ class CeleryProcess:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
-    def wait_for_line(self, pattern: re.Pattern[str], timeout: float, poll: float = 0.005) -> tuple[float, re.Match[str]]:
+    def wait_for_line(
+        self, pattern: re.Pattern[str], timeout: float, poll: float = 0.005
+    ) -> tuple[float, re.Match[str]]:
         """Seconds from process start until ``pattern`` appears in the log, and the match."""
         deadline = time.monotonic() + timeout
         offset = 0

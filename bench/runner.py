@@ -54,8 +54,9 @@ def source_state() -> dict[str, Any]:
 
     def git(*args: str) -> str:
         try:
-            return subprocess.run(["git", *args], cwd=RESULTS_DIR.parent.parent, capture_output=True, text=True,
-                                  timeout=10).stdout.strip()
+            return subprocess.run(
+                ["git", *args], cwd=RESULTS_DIR.parent.parent, capture_output=True, text=True, timeout=10
+            ).stdout.strip()
         except (OSError, subprocess.SubprocessError):
             return ""
 
@@ -87,8 +88,14 @@ def run_bench(
         target = TARGETS[target_id]
         size = rows or target.default_rows
         ctx = CaseContext(
-            env=env, rows=size, seconds=seconds, reps=reps, t4_period=t4_period,
-            worker_loglevel=worker_loglevel, log=log, state=state,
+            env=env,
+            rows=size,
+            seconds=seconds,
+            reps=reps,
+            t4_period=t4_period,
+            worker_loglevel=worker_loglevel,
+            log=log,
+            state=state,
         )
         log(f"{target.id}: {target.title} (rows={size:,})")
         started = time.perf_counter()
@@ -114,8 +121,13 @@ def run_bench(
         "machine": machine(),
         "source": source_state(),
         "settings": {
-            "rows": rows, "seconds": seconds, "reps": reps, "t4_period": t4_period,
-            "worker_loglevel": worker_loglevel, "db": env.db_url.rsplit("@", 1)[-1], "broker": env.redis_url,
+            "rows": rows,
+            "seconds": seconds,
+            "reps": reps,
+            "t4_period": t4_period,
+            "worker_loglevel": worker_loglevel,
+            "db": env.db_url.rsplit("@", 1)[-1],
+            "broker": env.redis_url,
         },
         "results": {k: results[k] for k in sorted(results)},
     }
@@ -134,8 +146,15 @@ def _fmt(value: Any, unit: str = "") -> str:
 def render(doc: dict[str, Any], console: Console | None = None) -> Table:
     m = doc["machine"]
     table = Table(title=f"tablebeat benchmark — {doc['date']} — {m['cores']} cores, {m['cpu']}", show_lines=False)
-    for col, justify in (("#", "left"), ("what", "left"), ("rows", "right"), ("measured", "right"),
-                         ("target", "right"), ("ratio", "right"), ("result", "center")):
+    for col, justify in (
+        ("#", "left"),
+        ("what", "left"),
+        ("rows", "right"),
+        ("measured", "right"),
+        ("target", "right"),
+        ("ratio", "right"),
+        ("result", "center"),
+    ):
         table.add_column(col, justify=justify)  # type: ignore[arg-type]
     for target_id, entry in doc["results"].items():
         for i, check in enumerate(entry["checks"]):

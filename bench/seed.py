@@ -75,8 +75,23 @@ def seed_tasks(
         rows: list[Sequence[Any]] = []
         for i in range(count):
             rows.append(
-                (f"{key_prefix}-{i:07d}-{uuid.uuid4().hex[:6]}", "bench row", execute_func, trigger, spec,
-                 f"{i % 97},\"k{i % 13}\"", "{}", 1, "ready", "{}", anchor_n, anchor_n, max_instances, nxt, last)
+                (
+                    f"{key_prefix}-{i:07d}-{uuid.uuid4().hex[:6]}",
+                    "bench row",
+                    execute_func,
+                    trigger,
+                    spec,
+                    f'{i % 97},"k{i % 13}"',
+                    "{}",
+                    1,
+                    "ready",
+                    "{}",
+                    anchor_n,
+                    anchor_n,
+                    max_instances,
+                    nxt,
+                    last,
+                )
             )
             if len(rows) >= BATCH:
                 cur.executemany(_TASK_INSERT, rows)
@@ -108,8 +123,10 @@ def seed_pending_runs(env: BenchEnv, ids: Sequence[int], scheduled_at: datetime)
         for start in range(0, len(planned), BATCH):
             cur.executemany(
                 _RUN_INSERT,
-                [(tid, "pending", "{}", trace, now, now, sched, now, cid, 1, "bench")
-                 for tid, trace, cid in planned[start : start + BATCH]],
+                [
+                    (tid, "pending", "{}", trace, now, now, sched, now, cid, 1, "bench")
+                    for tid, trace, cid in planned[start : start + BATCH]
+                ],
             )
         raw.commit()
         cur.close()
@@ -124,4 +141,3 @@ def next_grid_instant(period_s: int, at_least_in: float) -> datetime:
     earliest = time.time() + at_least_in
     ts = (int(earliest) // period_s + 1) * period_s
     return datetime.fromtimestamp(ts, tz=timezone.utc)
-

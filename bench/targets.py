@@ -37,8 +37,14 @@ class Check:
             ok = _OPS[self.op](float(value), limit)
             ratio = (max(float(value), 0.0) / limit) if limit else None
         return {
-            "key": self.key, "label": self.label, "op": self.op, "target": limit, "unit": self.unit,
-            "measured": value, "pass": ok, "ratio": ratio,
+            "key": self.key,
+            "label": self.label,
+            "op": self.op,
+            "target": limit,
+            "unit": self.unit,
+            "measured": value,
+            "pass": ok,
+            "ratio": ratio,
         }
 
 
@@ -55,25 +61,36 @@ TARGETS: dict[str, Target] = {
     t.id: t
     for t in (
         Target(
-            "T1", "beat start, 100,000 enabled rows: start -> ready; peak RSS", "bench.cases.t1_startup", 100_000,
+            "T1",
+            "beat start, 100,000 enabled rows: start -> ready; peak RSS",
+            "bench.cases.t1_startup",
+            100_000,
             (
                 Check("startup_s", "start -> ready", "<=", 3.0, "s"),
                 Check("peak_rss_mb", "peak RSS (VmHWM)", "<=", 150.0, "MiB"),
             ),
         ),
         Target(
-            "T2", "beat CPU while idle, 100,000 rows", "bench.cases.t2_idle", 100_000,
+            "T2",
+            "beat CPU while idle, 100,000 rows",
+            "bench.cases.t2_idle",
+            100_000,
             (Check("beat_cpu_s_per_min", "beat CPU per minute", "<=", 0.3, "CPU-s"),),
         ),
         Target(
-            "T3", "SQL UPDATE makes one of 100,000 rows due -> message in broker", "bench.cases.t3_pickup", 100_000,
+            "T3",
+            "SQL UPDATE makes one of 100,000 rows due -> message in broker",
+            "bench.cases.t3_pickup",
+            100_000,
             (
                 Check("median_s", "edit -> message, median", "<=", 1.0, "s"),
                 Check("max_s", "edit -> message, max", "<=", 10.0, "s"),
             ),
         ),
         Target(
-            "T4", "10,000 rows on `* * * * *`: boundary -> all in broker and execute_task", "bench.cases.t4_burst",
+            "T4",
+            "10,000 rows on `* * * * *`: boundary -> all in broker and execute_task",
+            "bench.cases.t4_burst",
             10_000,
             (
                 Check("first_message_s", "boundary -> first message", "<=", 0.05, "s"),
@@ -84,7 +101,10 @@ TARGETS: dict[str, Target] = {
             ),
         ),
         Target(
-            "T5", "2,000 rows on interval 1 s, sustained", "bench.cases.t5_sustained", 2_000,
+            "T5",
+            "2,000 rows on interval 1 s, sustained",
+            "bench.cases.t5_sustained",
+            2_000,
             (
                 Check("fires_per_s", "fires/s sustained", ">=", 1990.0, "/s", scale_rows=2000),
                 Check("p99_lateness_s", "p99 scheduled_at -> published_at", "<=", 0.2, "s"),
@@ -92,11 +112,17 @@ TARGETS: dict[str, Target] = {
             ),
         ),
         Target(
-            "T6", "recording worker vs bare Celery task, 20,000 no-op runs, -c 2", "bench.cases.t6_worker", 20_000,
+            "T6",
+            "recording worker vs bare Celery task, 20,000 no-op runs, -c 2",
+            "bench.cases.t6_worker",
+            20_000,
             (Check("ratio", "time ratio noop / bare", "<=", 1.5, "x"),),
         ),
         Target(
-            "T7", "one sync that finds nothing changed, 100,000 rows", "bench.cases.t7_sync", 100_000,
+            "T7",
+            "one sync that finds nothing changed, 100,000 rows",
+            "bench.cases.t7_sync",
+            100_000,
             (
                 Check("probe_ms", "change-log probe (every poll), median", "<=", 5.0, "ms"),
                 Check("refresh_sync_ms", "probe + fingerprint (every refresh), median", "<=", 5.0, "ms"),

@@ -16,7 +16,8 @@ def upgrade(
 ) -> None:
     """Create the tables, or upgrade them in place keeping every row."""
     from models.engine import database_url, parse_database_url
-    from models.migrate import current_revision, upgrade as run_upgrade
+    from models.migrate import current_revision
+    from models.migrate import upgrade as run_upgrade
 
     try:
         target = url or database_url()

@@ -19,7 +19,14 @@ console = Console()
 #: (task_key, desc, execute_func, trigger, spec, args)
 EXAMPLE_ROWS: tuple[tuple[str, str, str, str, str, str], ...] = (
     ("test_interval", "测试interval任务: every 5 s", "test_interval", "interval", "5", "1,2,3"),
-    ("test_cron", "测试cron任务: every 10 s by cron (6th field = seconds)", "test_cron", "cron", "* * * * * */10", '"guess","hello"'),
+    (
+        "test_cron",
+        "测试cron任务: every 10 s by cron (6th field = seconds)",
+        "test_cron",
+        "cron",
+        "* * * * * */10",
+        '"guess","hello"',
+    ),
     ("test_async", "an async def job every 15 s", "test_async", "interval", "15s", ""),
     ("always_fails", "fails every 20 s, to show a failed run", "always_fails", "interval", "20s", "42"),
 )
@@ -31,7 +38,10 @@ def seed_examples() -> None:
 
     engine = make_engine()
     run_at = (datetime.now(timezone.utc) + timedelta(seconds=15)).strftime("%Y-%m-%d %H:%M:%S")
-    rows = (*EXAMPLE_ROWS, ("test_date", "测试date任务: once, 15 s after the demo starts", "test_date", "date", run_at, ""))
+    rows = (
+        *EXAMPLE_ROWS,
+        ("test_date", "测试date任务: once, 15 s after the demo starts", "test_date", "date", run_at, ""),
+    )
     with engine.begin() as conn:
         existing = set(conn.scalars(select(Task.task_key)))
         for key, desc, func, trigger, spec, args in rows:
@@ -39,8 +49,16 @@ def seed_examples() -> None:
                 continue
             conn.execute(
                 Task.__table__.insert().values(
-                    task_key=key, desc=desc, execute_func=func, trigger=trigger, spec=spec, args=args,
-                    is_valid=1, status="ready", extra="{}", kwargs="{}",
+                    task_key=key,
+                    desc=desc,
+                    execute_func=func,
+                    trigger=trigger,
+                    spec=spec,
+                    args=args,
+                    is_valid=1,
+                    status="ready",
+                    extra="{}",
+                    kwargs="{}",
                 )
             )
     engine.dispose()
@@ -58,8 +76,21 @@ def demo(
     console.print(f"[bold]tablebeat demo[/bold]: database {database_url()}")
     console.print("Edit the [bold]task[/bold] table while this runs; Ctrl-C stops.")
     worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "workers", "worker", "-B", "-l", "info", "-c", "2",
-         "--without-mingle", "--without-gossip"],
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "workers",
+            "worker",
+            "-B",
+            "-l",
+            "info",
+            "-c",
+            "2",
+            "--without-mingle",
+            "--without-gossip",
+        ],
         env={**os.environ},
     )
     deadline = time.monotonic() + seconds if seconds else None
@@ -85,8 +116,15 @@ def _print_runs(worker: subprocess.Popen[bytes], deadline: float | None) -> None
         time.sleep(1)
         with engine.connect() as conn:
             rows = conn.execute(
-                select(ExecuteTask.id, ExecuteTask.status, ExecuteTask.trace_id, ExecuteTask.scheduled_at,
-                       ExecuteTask.result, ExecuteTask.error, Task.task_key)
+                select(
+                    ExecuteTask.id,
+                    ExecuteTask.status,
+                    ExecuteTask.trace_id,
+                    ExecuteTask.scheduled_at,
+                    ExecuteTask.result,
+                    ExecuteTask.error,
+                    Task.task_key,
+                )
                 .join(Task, Task.id == ExecuteTask.task_id, isouter=True)
                 .order_by(ExecuteTask.id.desc())
                 .limit(50)

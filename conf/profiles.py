@@ -205,9 +205,7 @@ def read_profile_file(path: Path) -> dict[str, Any]:
         raise SettingsError(f"{path}: not valid TOML: {exc}") from None
     unknown = sorted(set(data) - set(SETTINGS_BY_KEY) - _META_KEYS)
     if unknown:
-        raise SettingsError(
-            f"{path}: unknown setting {unknown[0]!r}; known settings are {', '.join(SETTINGS_BY_KEY)}"
-        )
+        raise SettingsError(f"{path}: unknown setting {unknown[0]!r}; known settings are {', '.join(SETTINGS_BY_KEY)}")
     required = data.get("required", [])
     if not isinstance(required, list) or any(r not in SETTINGS_BY_KEY for r in required):
         raise SettingsError(f"{path}: 'required' must be a list of setting names, got {required!r}")

@@ -25,4 +25,6 @@ class AlertState(Base):
     suppressed: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     def __repr__(self) -> str:
-        return f"AlertState(task_id={self.task_id!r}, last_sent_at={self.last_sent_at!r}, suppressed={self.suppressed!r})"
+        return (
+            f"AlertState(task_id={self.task_id!r}, last_sent_at={self.last_sent_at!r}, suppressed={self.suppressed!r})"
+        )

@@ -26,9 +26,7 @@ class RunStatus(str, enum.Enum):
 
 
 #: Statuses after which a run never changes again.
-FINAL_STATUSES = frozenset(
-    {RunStatus.SUCCESS, RunStatus.FAILED, RunStatus.SKIPPED, RunStatus.LOST, RunStatus.EXPIRED}
-)
+FINAL_STATUSES = frozenset({RunStatus.SUCCESS, RunStatus.FAILED, RunStatus.SKIPPED, RunStatus.LOST, RunStatus.EXPIRED})
 
 
 class ExecuteTask(Base):
@@ -36,9 +34,7 @@ class ExecuteTask(Base):
 
     __tablename__ = "execute_task"
 
-    id: Mapped[int] = mapped_column(
-        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
-    )
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
     task_id: Mapped[int] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(255), default=RunStatus.PENDING.value)
     extra: Mapped[Optional[str]] = mapped_column(Text, default="{}")

@@ -96,9 +96,7 @@ class TaskChange(Base):
 
     __tablename__ = "task_change"
 
-    id: Mapped[int] = mapped_column(
-        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
-    )
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
     task_id: Mapped[int] = mapped_column(Integer)
     changed_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime, server_default=func.current_timestamp())
 

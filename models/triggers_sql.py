@@ -100,10 +100,8 @@ def _mysql_create(columns: Sequence[str]) -> list[str]:
     log = "INSERT INTO `task_change` (`task_id`, `changed_at`) VALUES ({ref}.`id`, " + now + ")"
     changed = _mysql_changed(columns)
     return [
-        f"CREATE TRIGGER `{TRIGGER_LOG_INSERT}` AFTER INSERT ON `task` FOR EACH ROW "
-        + log.format(ref="NEW"),
-        f"CREATE TRIGGER `{TRIGGER_LOG_DELETE}` AFTER DELETE ON `task` FOR EACH ROW "
-        + log.format(ref="OLD"),
+        f"CREATE TRIGGER `{TRIGGER_LOG_INSERT}` AFTER INSERT ON `task` FOR EACH ROW " + log.format(ref="NEW"),
+        f"CREATE TRIGGER `{TRIGGER_LOG_DELETE}` AFTER DELETE ON `task` FOR EACH ROW " + log.format(ref="OLD"),
         f"CREATE TRIGGER `{TRIGGER_LOG_UPDATE}` AFTER UPDATE ON `task` FOR EACH ROW\n"
         f"BEGIN\n"
         f"  IF {changed} THEN\n"
@@ -166,10 +164,8 @@ def _sqlite_create(columns: Sequence[str]) -> list[str]:
     changed = _sqlite_changed(columns)
     log = 'INSERT INTO "task_change" ("task_id", "changed_at") VALUES ({ref}."id", ' + SQLITE_NOW + ")"
     return [
-        f'CREATE TRIGGER "{TRIGGER_LOG_INSERT}" AFTER INSERT ON "task"\n'
-        f"BEGIN {log.format(ref='NEW')}; END",
-        f'CREATE TRIGGER "{TRIGGER_LOG_DELETE}" AFTER DELETE ON "task"\n'
-        f"BEGIN {log.format(ref='OLD')}; END",
+        f'CREATE TRIGGER "{TRIGGER_LOG_INSERT}" AFTER INSERT ON "task"\nBEGIN {log.format(ref="NEW")}; END',
+        f'CREATE TRIGGER "{TRIGGER_LOG_DELETE}" AFTER DELETE ON "task"\nBEGIN {log.format(ref="OLD")}; END',
         f'CREATE TRIGGER "{TRIGGER_LOG_UPDATE}" AFTER UPDATE ON "task" WHEN {changed}\n'
         f"BEGIN\n"
         f"  {log.format(ref='NEW')};\n"

@@ -23,9 +23,9 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from models import RunStatus, TaskStatus, make_engine
 from scheduler import store
 from scheduler.dispatch import BrokerUnavailable, Dispatch, PreparedMessage, Publisher
+from scheduler.entries import TableEntry, TableSchedule
 from scheduler.errors import RowError
 from scheduler.planning import PlannedFire, plan_due
-from scheduler.entries import TableEntry, TableSchedule
 from scheduler.rows import ScheduledJob, compile_row, registered_set
 from scheduler.schedule_index import ScheduleIndex
 from scheduler.settings import SchedulerSettings
@@ -155,7 +155,9 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
 
     @property
     def info(self) -> str:
-        return f"tablebeat {self.settings.database_url or 'default database'} (refresh {self.settings.refresh_seconds}s)"
+        return (
+            f"tablebeat {self.settings.database_url or 'default database'} (refresh {self.settings.refresh_seconds}s)"
+        )
 
     # --- sync -----------------------------------------------------------------------
 
@@ -301,7 +303,11 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
                 item = prepared.dispatch
                 logger.info(
                     "tablebeat: fired %s run=%s scheduled_at=%s [task_key=%s trace_id=%s]",
-                    item.job_name, item.run_id, item.scheduled_at.isoformat(), item.task_key, item.trace_id,
+                    item.job_name,
+                    item.run_id,
+                    item.scheduled_at.isoformat(),
+                    item.task_key,
+                    item.trace_id,
                 )
         else:
             logger.info("tablebeat: fired %d runs in one batch", len(batch))
@@ -316,7 +322,9 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
             self._db_failed("re-checking claims after a stall", exc)
             return []
         if len(held) < len(batch):
-            logger.warning("tablebeat: %d claims were taken over by another beat during a stall", len(batch) - len(held))
+            logger.warning(
+                "tablebeat: %d claims were taken over by another beat during a stall", len(batch) - len(held)
+            )
         return [p for p in batch if p.dispatch.run_id in held]
 
     def _write_published(self, run_ids: list[int]) -> None:
@@ -350,7 +358,10 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
             for run in lost:
                 logger.error(
                     "tablebeat: run %s lost (worker %s stopped) [task_id=%s trace_id=%s]",
-                    run.id, run.worker, run.task_id, run.trace_id,
+                    run.id,
+                    run.worker,
+                    run.task_id,
+                    run.trace_id,
                 )
                 alert_run(run.id, RunStatus.LOST)  # issue 3 item 5: queued, sent by a background thread
         except SQLAlchemyError as exc:
@@ -367,7 +378,9 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
                 count = store.unpublish_pending(conn, self._requeue_published_before)
             self._requeue_published_before = None
             if count:
-                logger.warning("tablebeat: %d pending runs published before the broker outage will be republished", count)
+                logger.warning(
+                    "tablebeat: %d pending runs published before the broker outage will be republished", count
+                )
         with self._engine.begin() as conn:
             runs = store.take_unpublished(
                 conn, now - timedelta(seconds=self.settings.stale_claim_seconds), self.token, now
@@ -386,7 +399,9 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
             dispatches.append(Dispatch.for_job(job, run.run_id, run.trace_id, run.celery_id, run.scheduled_at))
         if orphaned:  # paused, deleted or invalid since the claim: recorded, never left pending
             with self._engine.begin() as conn:
-                store.skip_unpublished(conn, orphaned, "not published: the task was paused, deleted or made invalid", now)
+                store.skip_unpublished(
+                    conn, orphaned, "not published: the task was paused, deleted or made invalid", now
+                )
         if not dispatches:
             return
         logger.warning("tablebeat: republishing %d claimed runs that never reached the broker", len(dispatches))

@@ -14,10 +14,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from celery import Celery
-
-from scheduler.rows import ScheduledJob
 from kombu.exceptions import BatchPublishError
 from kombu.exceptions import OperationalError as KombuOperationalError
+
+from scheduler.rows import ScheduledJob
 
 logger = logging.getLogger(__name__)
 
@@ -50,9 +50,7 @@ class Dispatch:
     max_instances: int | None = None
 
     @classmethod
-    def for_job(
-        cls, job: ScheduledJob, run_id: int, trace_id: str, celery_id: str, scheduled_at: datetime
-    ) -> Dispatch:
+    def for_job(cls, job: ScheduledJob, run_id: int, trace_id: str, celery_id: str, scheduled_at: datetime) -> Dispatch:
         """The message of one run of ``job`` (expiry counted from the fire's instant)."""
         expires = job.expires_seconds
         return cls(

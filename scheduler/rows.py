@@ -126,8 +126,18 @@ def compile_config(
         raise RowError("expires_seconds", "must be positive (or NULL for no expiry)")
     instances = _non_negative("max_instances", max_instances)
     return JobConfig(
-        key=(execute_func, trigger, spec, args, kwargs, tz_name, queue, max_instances, misfire_grace_seconds,
-             expires_seconds),
+        key=(
+            execute_func,
+            trigger,
+            spec,
+            args,
+            kwargs,
+            tz_name,
+            queue,
+            max_instances,
+            misfire_grace_seconds,
+            expires_seconds,
+        ),
         job_name=job_name,
         trigger_kind=trigger_kind,
         spec=spec or "",
@@ -172,8 +182,16 @@ def compile_row(
 def config_key(row: Any) -> tuple[Any, ...]:
     """The raw config columns of ``row``, in :func:`compile_config`'s order."""
     return (
-        row.execute_func, row.trigger, row.spec, row.args, row.kwargs, row.timezone, row.queue,
-        row.max_instances, row.misfire_grace_seconds, row.expires_seconds,
+        row.execute_func,
+        row.trigger,
+        row.spec,
+        row.args,
+        row.kwargs,
+        row.timezone,
+        row.queue,
+        row.max_instances,
+        row.misfire_grace_seconds,
+        row.expires_seconds,
     )
 
 

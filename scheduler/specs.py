@@ -55,8 +55,18 @@ _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _STRING = {q: re.compile(rf"{q}([^{q}\\]*(?:\\.[^{q}\\]*)*){q}", re.S) for q in "\"'"}
 _ESCAPE = re.compile(r"\\(x[0-9A-Fa-f]{2}|u[0-9A-Fa-f]{4}|U[0-9A-Fa-f]{8}|[0-7]{1,3}|.)", re.S)
 _SIMPLE_ESCAPES = {
-    "\\": "\\", "'": "'", '"': '"', "/": "/", "n": "\n", "t": "\t", "r": "\r",
-    "b": "\b", "f": "\f", "a": "\a", "v": "\v", "\n": "",
+    "\\": "\\",
+    "'": "'",
+    '"': '"',
+    "/": "/",
+    "n": "\n",
+    "t": "\t",
+    "r": "\r",
+    "b": "\b",
+    "f": "\f",
+    "a": "\a",
+    "v": "\v",
+    "\n": "",
 }
 _LITERALS: dict[str, Any] = {"True": True, "False": False, "None": None, "true": True, "false": False, "null": None}
 
@@ -167,6 +177,7 @@ def parse_args(text: str | None) -> tuple[Any, ...]:
 
 
 # --- JSON objects ------------------------------------------------------------
+
 
 def _parse_object(column: str, text: str | None) -> dict[str, Any]:
     if text is None or not text.strip():
@@ -304,8 +315,14 @@ def _read_date(spec: str) -> datetime:
         tzinfo = timezone(sign * timedelta(hours=hours, minutes=minutes))
     try:
         return datetime(
-            int(year), int(month), int(day), int(hour or 0), int(minute or 0), int(second or 0),
-            int((fraction or "0").ljust(6, "0")), tzinfo=tzinfo,
+            int(year),
+            int(month),
+            int(day),
+            int(hour or 0),
+            int(minute or 0),
+            int(second or 0),
+            int((fraction or "0").ljust(6, "0")),
+            tzinfo=tzinfo,
         )
     except ValueError as exc:
         raise RowError("spec", f"{_show(spec)} is not a valid date ({exc})") from None
@@ -335,6 +352,7 @@ def parse_date(text: str | None, tz: ZoneInfo) -> datetime:
 
 # --- cron ----------------------------------------------------------------------
 
+
 @dataclass(frozen=True, slots=True)
 class CronSpec:
     """A validated cron expression (5 fields, or 6 with seconds last)."""
@@ -356,12 +374,21 @@ class _Field:
 _MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
 _DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
 _FIELDS = (
-    _Field("minute", 0, 59), _Field("hour", 0, 23), _Field("day of month", 1, 31),
-    _Field("month", 1, 12, _MONTHS), _Field("day of week", 0, 7, _DAYS), _Field("second", 0, 59),
+    _Field("minute", 0, 59),
+    _Field("hour", 0, 23),
+    _Field("day of month", 1, 31),
+    _Field("month", 1, 12, _MONTHS),
+    _Field("day of week", 0, 7, _DAYS),
+    _Field("second", 0, 59),
 )
 _MACROS = {
-    "@hourly": "0 * * * *", "@daily": "0 0 * * *", "@midnight": "0 0 * * *", "@weekly": "0 0 * * 0",
-    "@monthly": "0 0 1 * *", "@yearly": "0 0 1 1 *", "@annually": "0 0 1 1 *",
+    "@hourly": "0 * * * *",
+    "@daily": "0 0 * * *",
+    "@midnight": "0 0 * * *",
+    "@weekly": "0 0 * * 0",
+    "@monthly": "0 0 1 * *",
+    "@yearly": "0 0 1 1 *",
+    "@annually": "0 0 1 1 *",
 }
 _REFERENCE = datetime(2000, 1, 1, tzinfo=timezone.utc)
 
@@ -461,6 +488,7 @@ def _parse_cron(spec: str) -> CronSpec:
 
 
 # --- normalisation -----------------------------------------------------------------
+
 
 def normalise_spec(trigger: str, spec: str, tz: ZoneInfo | None = None) -> str:
     """Canonical text for `spec` under `trigger`: what the API stores in the column.

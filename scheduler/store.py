@@ -143,9 +143,7 @@ def prune_changes(conn: Connection, before: datetime) -> int:
     Keeping the newest row stops a MySQL restart from reusing ids below a beat's cursor.
     """
     newest = change_cursor(conn)
-    return (
-        conn.execute(delete(TaskChange).where(TaskChange.changed_at < before, TaskChange.id < newest)).rowcount or 0
-    )
+    return conn.execute(delete(TaskChange).where(TaskChange.changed_at < before, TaskChange.id < newest)).rowcount or 0
 
 
 # --- writing row state ------------------------------------------------------------------------

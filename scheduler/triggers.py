@@ -55,6 +55,7 @@ def _from_ts(ts: int) -> datetime:
 
 # --- cron --------------------------------------------------------------------------
 
+
 def _fold_repeat_end(tz: ZoneInfo, ts: int) -> int | None:
     """If `ts` lies in the repeated hour after a DST fall-back, the instant that repeat ends."""
     local = datetime.fromtimestamp(ts, tz)
@@ -104,6 +105,7 @@ def _cron_next_ts(spec: CronSpec, tz: ZoneInfo, after_ts: int) -> int | None:
 @functools.lru_cache(maxsize=_MEMO_SIZE)
 def _cron_prev_ts(spec: CronSpec, tz: ZoneInfo, at_ts: int) -> int | None:
     """Memoised core of CronTrigger.previous_at_or_before, on whole UTC seconds."""
+
     def after(ts: int) -> int | None:
         return _cron_next_ts(spec, tz, ts)
 
@@ -175,6 +177,7 @@ _MONTH_NAMES = ("", "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep
 
 def _named(raw: str, names: tuple[str, ...]) -> str:
     """`1-5` -> `Mon-Fri`, `jan,jul` -> `Jan,Jul`; anything with steps stays as written."""
+
     def one(token: str) -> str:
         return names[int(token)] if token.isdigit() else token.capitalize()
 
@@ -210,6 +213,7 @@ def _describe_cron(expression: str, tz: ZoneInfo) -> str:
 
 
 # --- interval and date ---------------------------------------------------------------
+
 
 @dataclass(frozen=True, slots=True)
 class IntervalTrigger:
@@ -277,6 +281,7 @@ class DateTrigger:
 
 
 # --- building ---------------------------------------------------------------------
+
 
 @functools.lru_cache(maxsize=4096)
 def _cron_trigger(expression: str, tz: ZoneInfo) -> CronTrigger:

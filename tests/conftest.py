@@ -27,9 +27,7 @@ DB_KINDS = ("sqlite", "mariadb", "postgresql")
 
 _ADMIN_URLS = {
     "mariadb": os.environ.get("TABLEBEAT_TEST_MARIADB_URL", "mysql+pymysql://root@127.0.0.1:3306/test"),
-    "postgresql": os.environ.get(
-        "TABLEBEAT_TEST_POSTGRESQL_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-    ),
+    "postgresql": os.environ.get("TABLEBEAT_TEST_POSTGRESQL_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"),
 }
 
 #: Reachability of each server, probed once per session: kind -> error message or None.

@@ -116,9 +116,7 @@ def decide_rate_limit(engine: Engine, task_id: int, now: datetime, min_interval_
                     )
                     return RateDecision(True, int(row.suppressed or 0))
                 conn.execute(
-                    update(AlertState)
-                    .where(AlertState.task_id == task_id)
-                    .values(suppressed=AlertState.suppressed + 1)
+                    update(AlertState).where(AlertState.task_id == task_id).values(suppressed=AlertState.suppressed + 1)
                 )
                 return RateDecision(False, int(row.suppressed or 0) + 1)
         except IntegrityError:
@@ -247,10 +245,20 @@ class Alerter:
         with self.engine.connect() as conn:
             run = conn.execute(
                 select(
-                    ExecuteTask.id, ExecuteTask.task_id, ExecuteTask.trace_id, ExecuteTask.celery_id,
-                    ExecuteTask.worker, ExecuteTask.attempt, ExecuteTask.scheduled_at, ExecuteTask.started_at,
-                    ExecuteTask.finished_at, ExecuteTask.error, ExecuteTask.result,
-                    Task.task_key, Task.execute_func, Task.extra,
+                    ExecuteTask.id,
+                    ExecuteTask.task_id,
+                    ExecuteTask.trace_id,
+                    ExecuteTask.celery_id,
+                    ExecuteTask.worker,
+                    ExecuteTask.attempt,
+                    ExecuteTask.scheduled_at,
+                    ExecuteTask.started_at,
+                    ExecuteTask.finished_at,
+                    ExecuteTask.error,
+                    ExecuteTask.result,
+                    Task.task_key,
+                    Task.execute_func,
+                    Task.extra,
                 )
                 .outerjoin(Task, Task.id == ExecuteTask.task_id)
                 .where(ExecuteTask.id == run_id)
@@ -262,14 +270,24 @@ class Alerter:
         if not url:
             return
         if not url.startswith(("http://", "https://")):
-            logger.warning("alert for run %s not sent: task %r: extra.%s is not an http(s) URL",
-                           run_id, run.task_key, EXTRA_WEBHOOK_KEY)
+            logger.warning(
+                "alert for run %s not sent: task %r: extra.%s is not an http(s) URL",
+                run_id,
+                run.task_key,
+                EXTRA_WEBHOOK_KEY,
+            )
             return
-        decision = decide_rate_limit(self.engine, int(run.task_id), datetime.now(timezone.utc), settings.min_interval_seconds)
+        decision = decide_rate_limit(
+            self.engine, int(run.task_id), datetime.now(timezone.utc), settings.min_interval_seconds
+        )
         if not decision.send:
             logger.info(
                 "alert for run %s (%s) of %s suppressed: rate limit %ss (%d held back)",
-                run_id, status, run.task_key, settings.min_interval_seconds, decision.suppressed,
+                run_id,
+                status,
+                run.task_key,
+                settings.min_interval_seconds,
+                decision.suppressed,
             )
             return
         payload = build_payload(run, status, settings, decision.suppressed)
@@ -277,9 +295,7 @@ class Alerter:
             response = httpx.post(url, json=payload, timeout=SEND_TIMEOUT_S)
         except httpx.HTTPError as exc:
             # httpx messages may quote the URL, whose path often is the webhook's secret.
-            logger.warning(
-                "alert for run %s (%s) not sent to %s: %s", run_id, status, _redact(url), type(exc).__name__
-            )
+            logger.warning("alert for run %s (%s) not sent to %s: %s", run_id, status, _redact(url), type(exc).__name__)
             return
         if response.is_error:
             logger.warning(

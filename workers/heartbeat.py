@@ -53,7 +53,9 @@ class HeartbeatThread(threading.Thread):
                 ).rowcount
                 if not moved:
                     conn.execute(
-                        WorkerHeartbeat.__table__.insert().values(hostname=self.hostname, seen_at=now, started_at=started)
+                        WorkerHeartbeat.__table__.insert().values(
+                            hostname=self.hostname, seen_at=now, started_at=started
+                        )
                     )
         except Exception as exc:  # noqa: BLE001 - the thread must outlive any failure: a silent worker is a dead one
             if not self._failing:

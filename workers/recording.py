@@ -16,10 +16,10 @@ from celery import Task, signals
 from celery.exceptions import Ignore, Retry
 
 from models import RunStatus
+from scheduler.dispatch import MAX_INSTANCES_HEADER, TASK_ID_HEADER
 from workers.alerts import alert_run
 from workers.celery_app import app
 from workers.runs import RunStore, StartDecision
-from scheduler.dispatch import MAX_INSTANCES_HEADER, TASK_ID_HEADER
 from workers.tracing import TRACE_HEADER, current_task_key, current_trace_id, new_trace_id
 
 logger = logging.getLogger("tablebeat.run")
@@ -51,8 +51,11 @@ class RecordedTask(Task):  # type: ignore[misc]  # Celery is untyped
             worker = request.hostname or ""
             task_id = _header_int(request, TASK_ID_HEADER)
             start = run_store.start_run(
-                int(run_id), request.id or "", worker,
-                task_id=task_id, max_instances=_header_int(request, MAX_INSTANCES_HEADER),
+                int(run_id),
+                request.id or "",
+                worker,
+                task_id=task_id,
+                max_instances=_header_int(request, MAX_INSTANCES_HEADER),
             )
             attempt = start.attempt
             if start.decision is StartDecision.DUPLICATE:
@@ -68,7 +71,12 @@ class RecordedTask(Task):  # type: ignore[misc]  # Celery is untyped
             current_task_key.reset(key_token)
 
     def _run_and_record(
-        self, run_id: int, args: tuple[Any, ...], kwargs: dict[str, Any], attempt: int, worker: str,
+        self,
+        run_id: int,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        attempt: int,
+        worker: str,
         task_id: int | None,
     ) -> Any:
         # Every write below is guarded on the row still being this attempt's 'running' row.
@@ -161,7 +169,9 @@ def _record_expired(request: Any = None, expired: bool = False, **_: Any) -> Non
     try:
         # Only a run nobody started: a stray copy of a message must not overwrite a finished run.
         written = run_store.finish_run(
-            int(run_id), status, result="expired before start" if expired else "revoked",
+            int(run_id),
+            status,
+            result="expired before start" if expired else "revoked",
             from_statuses=(RunStatus.PENDING.value, RunStatus.RETRYING.value),
         )
     except Exception:  # a bookkeeping failure must not take the worker down

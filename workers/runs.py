@@ -106,7 +106,9 @@ class RunStore:
                         engine.dispose()  # no dead connection goes back out of the pools
                 if self._outage_since is None:
                     self._outage_since = time.monotonic()
-                    logger.warning("database unreachable while writing %s; retrying: %s", what, getattr(exc, "orig", exc))
+                    logger.warning(
+                        "database unreachable while writing %s; retrying: %s", what, getattr(exc, "orig", exc)
+                    )
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
                 continue
@@ -164,8 +166,13 @@ class RunStore:
         """
 
         def write() -> StartResult:
-            values = {"status": RunStatus.RUNNING.value, "started_at": clock_now(), "finished_at": None,
-                      "worker": worker, "celery_id": celery_id}
+            values = {
+                "status": RunStatus.RUNNING.value,
+                "started_at": clock_now(),
+                "finished_at": None,
+                "worker": worker,
+                "celery_id": celery_id,
+            }
             if task_id is not None and max_instances is not None:
                 # Single guarded statements need no transaction: one round trip each.
                 with self.autocommit.connect() as conn:
@@ -190,8 +197,12 @@ class RunStore:
         """Start a run that is not a plain fresh one: a retry, a redelivery, or headers missing."""
         row = conn.execute(
             select(
-                ExecuteTask.task_id, ExecuteTask.status, ExecuteTask.attempt, ExecuteTask.worker,
-                ExecuteTask.started_at, Task.max_instances,
+                ExecuteTask.task_id,
+                ExecuteTask.status,
+                ExecuteTask.attempt,
+                ExecuteTask.worker,
+                ExecuteTask.started_at,
+                Task.max_instances,
             )
             .join(Task, Task.id == ExecuteTask.task_id, isouter=True)
             .where(ExecuteTask.id == run_id)
@@ -209,9 +220,7 @@ class RunStore:
         limit = 1 if row.max_instances is None else int(row.max_instances)
         stmt = update(ExecuteTask).where(ExecuteTask.id == run_id, *unchanged)
         retaken = {**values, "attempt": next_attempt}
-        outcome = _take_slot(
-            conn, limit, lambda slot: conn.execute(stmt.values(**retaken, running_slot=slot)).rowcount
-        )
+        outcome = _take_slot(conn, limit, lambda slot: conn.execute(stmt.values(**retaken, running_slot=slot)).rowcount)
         if outcome is _Slot.FULL:
             return self._skip_full(conn, run_id, unchanged, worker, limit, next_attempt)
         if outcome is _Slot.NOT_MATCHED:
@@ -298,7 +307,8 @@ class RunStore:
         if not written:
             logger.warning(
                 "run %s: %s not recorded: the row is no longer this attempt's (declared lost or re-run)",
-                run_id, status.value,
+                run_id,
+                status.value,
             )
         return written
 
@@ -408,6 +418,18 @@ def _is_transient(exc: BaseException) -> bool:
     text = str(getattr(exc, "orig", exc)).lower()
     return any(
         marker in text
-        for marker in ("can't connect", "connection refused", "lost connection", "gone away", "database is locked",
-                       "server closed", "connection reset", "timed out", "terminating connection", "2013", "2006", "2003")
+        for marker in (
+            "can't connect",
+            "connection refused",
+            "lost connection",
+            "gone away",
+            "database is locked",
+            "server closed",
+            "connection reset",
+            "timed out",
+            "terminating connection",
+            "2013",
+            "2006",
+            "2003",
+        )
     )

@@ -88,10 +88,14 @@ class TaskStatusWriter:
         with engine.begin() as conn:
             for event, ids in by_event.items():
                 if event == _STARTED:
-                    status = case((_TASKS.c.status == TaskStatus.READY.value, TaskStatus.DOING.value), else_=_TASKS.c.status)
+                    status = case(
+                        (_TASKS.c.status == TaskStatus.READY.value, TaskStatus.DOING.value), else_=_TASKS.c.status
+                    )
                     last_status = RunStatus.RUNNING.value
                 else:
-                    status = case((_TASKS.c.status == TaskStatus.DOING.value, TaskStatus.READY.value), else_=_TASKS.c.status)
+                    status = case(
+                        (_TASKS.c.status == TaskStatus.DOING.value, TaskStatus.READY.value), else_=_TASKS.c.status
+                    )
                     last_status = event
                 conn.execute(
                     update(_TASKS)

@@ -56,6 +56,7 @@ def fields_from_form(form: Mapping[str, Any]) -> dict[str, Any]:
 
 def form_from_task(task: TaskView) -> dict[str, str]:
     """The form's values for an existing task."""
+
     def text(value: Any) -> str:
         if value is None:
             return ""

@@ -382,9 +382,7 @@ def job_live_fragment(request: Request, task_id: int, service: Service) -> Respo
 
 
 @router.get("/jobs/{task_id}/fragments/runs", dependencies=[SignedIn])
-def job_runs_fragment(
-    request: Request, task_id: int, service: Service, runs_page: int = 1, v: str = ""
-) -> Response:
+def job_runs_fragment(request: Request, task_id: int, service: Service, runs_page: int = 1, v: str = "") -> Response:
     """The run history; ``204 No Content`` (htmx keeps the page as it is) when unchanged since ``v``."""
     try:
         context = _runs_context(request, service, task_id, runs_page)

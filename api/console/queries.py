@@ -283,8 +283,9 @@ def run_buckets(
         .subquery()
     )
     rows = conn.execute(
-        select(inner.c.task_id, inner.c.bucket, inner.c.status, func.count())
-        .group_by(inner.c.task_id, inner.c.bucket, inner.c.status)
+        select(inner.c.task_id, inner.c.bucket, inner.c.status, func.count()).group_by(
+            inner.c.task_id, inner.c.bucket, inner.c.status
+        )
     )
     found: dict[int, dict[int, Counter[str]]] = {}
     for task_id, bucket, status, count in rows:

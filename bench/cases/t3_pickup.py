@@ -46,7 +46,8 @@ def run(ctx: CaseContext) -> dict[str, Any]:
                 spec = due.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
                 t0 = time.perf_counter()
                 conn.execute(
-                    text("UPDATE task SET `trigger` = 'date', spec = :spec WHERE id = :id"), {"spec": spec, "id": task_id}
+                    text("UPDATE task SET `trigger` = 'date', spec = :spec WHERE id = :id"),
+                    {"spec": spec, "id": task_id},
                 )
                 conn.commit()
                 deadline = t0 + TIMEOUT_S
@@ -61,7 +62,9 @@ def run(ctx: CaseContext) -> dict[str, Any]:
     client.close()
     return {
         "median_s": round(measure.median(samples), 3) if samples else None,
-        "max_s": round(max(samples + [TIMEOUT_S] * timeouts), 3) if samples or timeouts else None,  # a timeout counts as >= TIMEOUT_S
+        "max_s": round(max(samples + [TIMEOUT_S] * timeouts), 3)
+        if samples or timeouts
+        else None,  # a timeout counts as >= TIMEOUT_S
         "min_s": round(min(samples), 3) if samples else None,
         "p90_s": round(measure.percentile(samples, 90), 3) if samples else None,
         "reps": len(picks),

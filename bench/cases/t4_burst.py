@@ -38,8 +38,13 @@ def run(ctx: CaseContext) -> dict[str, Any]:
     ctx.fresh()
     boundary = seed.next_grid_instant(period, LEAD_BASE_S + n / 2000)
     seed_s = seed.seed_tasks(
-        ctx.env, n, trigger="cron", spec=_spec(period), anchor=seed.whole_second(),
-        next_run_at=boundary, last_run_at=boundary - timedelta(seconds=period),
+        ctx.env,
+        n,
+        trigger="cron",
+        spec=_spec(period),
+        anchor=seed.whole_second(),
+        next_run_at=boundary,
+        last_run_at=boundary - timedelta(seconds=period),
     )
     ctx.log(f"  seeded {n:,} cron rows in {seed_s:.2f}s; boundary {boundary:%H:%M:%S}")
     b_ts = boundary.timestamp()

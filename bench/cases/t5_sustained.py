@@ -31,8 +31,13 @@ def run(ctx: CaseContext) -> dict[str, Any]:
     ctx.fresh()
     start = seed.next_grid_instant(1, LEAD_BASE_S + n / 1000)
     seed_s = seed.seed_tasks(
-        ctx.env, n, trigger="interval", spec="1", anchor=seed.whole_second(),
-        next_run_at=start, last_run_at=start - timedelta(seconds=1),
+        ctx.env,
+        n,
+        trigger="interval",
+        spec="1",
+        anchor=seed.whole_second(),
+        next_run_at=start,
+        last_run_at=start - timedelta(seconds=1),
     )
     s_ts = start.timestamp()
     broker = ctx.env.new_redis()
@@ -57,7 +62,8 @@ def run(ctx: CaseContext) -> dict[str, Any]:
     rows = ctx.env.rows(
         "SELECT UNIX_TIMESTAMP(scheduled_at), TIMESTAMPDIFF(MICROSECOND, scheduled_at, published_at), status"
         " FROM execute_task WHERE scheduled_at >= :lo AND scheduled_at < :hi",
-        lo=lo, hi=hi,
+        lo=lo,
+        hi=hi,
     )
     published = [r for r in rows if r[1] is not None]
     skipped = sum(1 for r in rows if r[2] == "skipped")

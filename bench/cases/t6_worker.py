@@ -56,8 +56,16 @@ def _fill(ctx: CaseContext, job_name: str) -> tuple[int, float]:
     fields = {f.name for f in dataclasses.fields(Dispatch)}
     dispatches = [
         Dispatch(
-            run_id=run_id, task_key=keys[tid], job_name=job_name, args=(), kwargs={}, queue=None,
-            trace_id=trace, celery_id=cid, scheduled_at=scheduled, expires_at=None,
+            run_id=run_id,
+            task_key=keys[tid],
+            job_name=job_name,
+            args=(),
+            kwargs={},
+            queue=None,
+            trace_id=trace,
+            celery_id=cid,
+            scheduled_at=scheduled,
+            expires_at=None,
             **{k: v for k, v in (("task_id", tid), ("max_instances", 1)) if k in fields},
         )
         for run_id, tid, trace, cid in runs

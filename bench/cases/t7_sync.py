@@ -61,7 +61,10 @@ def run(ctx: CaseContext) -> dict[str, Any]:
 
         timings: dict[str, list[float]] = {}
         for name, fn in (
-            ("probe", probe), ("fingerprint", fingerprint), ("refresh_sync", refresh), ("count_check", count_check)
+            ("probe", probe),
+            ("fingerprint", fingerprint),
+            ("refresh_sync", refresh),
+            ("count_check", count_check),
         ):
             for _ in range(WARMUP):
                 fn()

@@ -10,10 +10,9 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy.engine import Connection
 
+import models  # noqa: F401  (registers every table on Base.metadata)
 from models.base import Base
 from models.engine import database_url, make_engine
-
-import models  # noqa: F401  (registers every table on Base.metadata)
 
 config = context.config
 target_metadata = Base.metadata

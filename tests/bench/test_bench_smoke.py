@@ -28,7 +28,13 @@ def test_every_case_produces_numbers(tmp_path: Path) -> None:
         env = BenchEnv(db_url=db_url, redis_url=broker_url, log_dir=tmp_path / "logs")
         try:
             doc = run_bench(
-                env, list(TARGETS.values()), rows=200, seconds=2, reps=3, t4_period=10, log=lines.append,
+                env,
+                list(TARGETS.values()),
+                rows=200,
+                seconds=2,
+                reps=3,
+                t4_period=10,
+                log=lines.append,
             )
         finally:
             env.close()

@@ -166,16 +166,45 @@ def test_console_in_a_real_browser(page, stack: str, service: TaskService, engin
 
     _sign_in(page)
     # Some rows of every kind, so the jobs page shows what it can.
-    service.create_task({"task_key": "standup", "desc": "standup reminder", "execute_func": "test_cron",
-                         "trigger": "cron", "spec": "0 9 * * mon-fri", "timezone": "Asia/Shanghai"})
-    service.create_task({"task_key": "quarter-hour", "desc": "every 15 minutes", "execute_func": "noop",
-                         "trigger": "cron", "spec": "*/15 * * * *"})
-    service.create_task({"task_key": "new-year", "desc": "one shot", "execute_func": "test_date",
-                         "trigger": "date", "spec": "2031-01-01 00:00:00"})
+    service.create_task(
+        {
+            "task_key": "standup",
+            "desc": "standup reminder",
+            "execute_func": "test_cron",
+            "trigger": "cron",
+            "spec": "0 9 * * mon-fri",
+            "timezone": "Asia/Shanghai",
+        }
+    )
+    service.create_task(
+        {
+            "task_key": "quarter-hour",
+            "desc": "every 15 minutes",
+            "execute_func": "noop",
+            "trigger": "cron",
+            "spec": "*/15 * * * *",
+        }
+    )
+    service.create_task(
+        {
+            "task_key": "new-year",
+            "desc": "one shot",
+            "execute_func": "test_date",
+            "trigger": "date",
+            "spec": "2031-01-01 00:00:00",
+        }
+    )
 
     # Create a job from the form: it lands on its page, which shows a run without a reload.
-    _create(page, task_key="e2e-tick", desc="fires every 2 s", execute_func="test_interval",
-            trigger="interval", spec="2", args="1,2")
+    _create(
+        page,
+        task_key="e2e-tick",
+        desc="fires every 2 s",
+        execute_func="test_interval",
+        trigger="interval",
+        spec="2",
+        args="1,2",
+    )
     page.wait_for_url("**/jobs/*?notice=created")
     expect(page.locator(".notice")).to_contain_text("Job created.")
     page.evaluate("window.__not_reloaded = true")
@@ -185,8 +214,7 @@ def test_console_in_a_real_browser(page, stack: str, service: TaskService, engin
     expect(page.locator("#next-fires li")).to_have_count(10)
 
     # A failing job: its traceback is one click away.
-    _create(page, task_key="e2e-fail", desc="always fails", execute_func="always_fails",
-            trigger="interval", spec="3")
+    _create(page, task_key="e2e-fail", desc="always fails", execute_func="always_fails", trigger="interval", spec="3")
     page.wait_for_url("**/jobs/*?notice=created")
     failed = page.locator("#job-runs details").first
     expect(failed).to_be_visible(timeout=20_000)
@@ -230,10 +258,18 @@ def test_console_in_a_real_browser(page, stack: str, service: TaskService, engin
     page.evaluate("window.__not_reloaded = true")
     now = datetime.now(UTC)
     with engine.begin() as conn:
-        conn.execute(insert(ExecuteTask).values(
-            task_id=tick_id, status="lost", scheduled_at=now, trace_id="e2e-lost", extra="{}", attempt=1,
-            create_at=now, update_at=now,
-        ))
+        conn.execute(
+            insert(ExecuteTask).values(
+                task_id=tick_id,
+                status="lost",
+                scheduled_at=now,
+                trace_id="e2e-lost",
+                extra="{}",
+                attempt=1,
+                create_at=now,
+                update_at=now,
+            )
+        )
     changed_at = time.monotonic()
     expect(page.locator("tr[data-key=e2e-tick] .last .status-lost")).to_be_visible(timeout=LIVE_LIMIT_S * 1000)
     seen_after = time.monotonic() - changed_at
@@ -259,4 +295,3 @@ def test_login_cookie_is_secure_httponly_strict_in_the_browser(page, stack: str)
     assert session["httpOnly"] and session["secure"] and session["sameSite"] == "Strict"
     assert TOKEN not in session["value"]
     assert page.evaluate("document.cookie") == ""  # nothing readable by scripts
-

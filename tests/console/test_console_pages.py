@@ -64,8 +64,18 @@ def field_error(html: str, field: str) -> str:
 
 @pytest.mark.parametrize(
     "path",
-    ["/", "/timeline", "/jobs/new", "/jobs/1", "/jobs/1/delete", "/fragments/jobs", "/fragments/chart",
-     "/fragments/timeline", "/jobs/1/fragments/live", "/jobs/1/fragments/runs"],
+    [
+        "/",
+        "/timeline",
+        "/jobs/new",
+        "/jobs/1",
+        "/jobs/1/delete",
+        "/fragments/jobs",
+        "/fragments/chart",
+        "/fragments/timeline",
+        "/jobs/1/fragments/live",
+        "/jobs/1/fragments/runs",
+    ],
 )
 def test_every_page_requires_sign_in(anonymous: TestClient, path: str) -> None:
     response = anonymous.get(path)
@@ -79,8 +89,9 @@ def test_htmx_fragment_without_session_redirects_the_page(anonymous: TestClient)
     assert response.headers["hx-redirect"].startswith("/login")
 
 
-@pytest.mark.parametrize("action", ["/jobs/new", "/jobs/1", "/jobs/1/pause", "/jobs/1/resume", "/jobs/1/run",
-                                    "/jobs/1/delete"])
+@pytest.mark.parametrize(
+    "action", ["/jobs/new", "/jobs/1", "/jobs/1/pause", "/jobs/1/resume", "/jobs/1/run", "/jobs/1/delete"]
+)
 def test_every_form_requires_sign_in(anonymous: TestClient, action: str) -> None:
     page = anonymous.get("/login")
     response = anonymous.post(action, data={"csrf_token": csrf_of(page.text)})
@@ -151,8 +162,18 @@ def test_open_console_without_a_token(settings, service: TaskService, engine: En
 # --- CSRF ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("action", ["/jobs/new", "/jobs/{id}", "/jobs/{id}/pause", "/jobs/{id}/resume",
-                                    "/jobs/{id}/run", "/jobs/{id}/delete", "/logout"])
+@pytest.mark.parametrize(
+    "action",
+    [
+        "/jobs/new",
+        "/jobs/{id}",
+        "/jobs/{id}/pause",
+        "/jobs/{id}/resume",
+        "/jobs/{id}/run",
+        "/jobs/{id}/delete",
+        "/logout",
+    ],
+)
 def test_every_form_rejects_a_missing_or_wrong_csrf_token(
     browser: TestClient, service: TaskService, action: str
 ) -> None:
@@ -220,7 +241,7 @@ def test_jobs_page_lists_every_column(browser: TestClient, service: TaskService,
     assert "status-failed" in row and "2.00 s" in row  # last run outcome and duration
     assert "· next pending" in row
     assert 'role="switch" aria-checked="true"' in row
-    assert f'/jobs/{tz_id}/pause' in html
+    assert f"/jobs/{tz_id}/pause" in html
     assert "Content-Security-Policy" in page.headers
     assert "system-chart" in html
 
@@ -322,7 +343,7 @@ def test_create_shows_the_validation_error_at_its_field(
     response = submit(browser, "/jobs/new", "/jobs/new", data)
     assert response.status_code == 422
     assert message in field_error(response.text, field)
-    assert (f'value="{value}"' in response.text or f">{value}</textarea>" in response.text)  # what was typed is kept
+    assert f'value="{value}"' in response.text or f">{value}</textarea>" in response.text  # what was typed is kept
     assert service.list_tasks().total == 0
 
 
@@ -349,7 +370,7 @@ def test_job_page_shows_facts_fires_runs_and_timeline(
         trace_id="trace-abc123",
         started_at=failed_at + timedelta(seconds=2),
         finished_at=failed_at + timedelta(seconds=3),
-        error="Traceback (most recent call last):\n  File \"x.py\", line 1\nRuntimeError: boom",
+        error='Traceback (most recent call last):\n  File "x.py", line 1\nRuntimeError: boom',
     )
     insert_run(engine, task_id, "success", ago(minutes=8), result="interval ok [1]")
     page = browser.get(f"/jobs/{task_id}")
@@ -389,19 +410,28 @@ def test_job_runs_are_paged_and_polled_with_204_when_unchanged(
 def test_edit_saves_through_the_service(browser: TestClient, service: TaskService) -> None:
     task_id = make_task(service)
     response = submit(
-        browser, f"/jobs/{task_id}", f"/jobs/{task_id}",
+        browser,
+        f"/jobs/{task_id}",
+        f"/jobs/{task_id}",
         {**FORM, "trigger": "cron", "spec": "0 9 * * mon-fri", "timezone": "Asia/Shanghai", "is_valid": ""},
     )
     assert response.status_code == 303
     assert response.headers["location"] == f"/jobs/{task_id}?notice=saved"
     task = service.get_task(task_id)
-    assert (task.trigger, task.spec, task.timezone, task.is_valid) == ("cron", "0 9 * * mon-fri", "Asia/Shanghai", False)
+    assert (task.trigger, task.spec, task.timezone, task.is_valid) == (
+        "cron",
+        "0 9 * * mon-fri",
+        "Asia/Shanghai",
+        False,
+    )
     assert "Saved." in browser.get(response.headers["location"]).text
 
 
 def test_edit_error_is_shown_at_the_field_and_nothing_changes(browser: TestClient, service: TaskService) -> None:
     task_id = make_task(service)
-    response = submit(browser, f"/jobs/{task_id}", f"/jobs/{task_id}", {**FORM, "trigger": "cron", "spec": "61 * * * *"})
+    response = submit(
+        browser, f"/jobs/{task_id}", f"/jobs/{task_id}", {**FORM, "trigger": "cron", "spec": "61 * * * *"}
+    )
     assert response.status_code == 422
     error = field_error(response.text, "spec")
     assert "minute" in error and "61" in error
@@ -409,9 +439,7 @@ def test_edit_error_is_shown_at_the_field_and_nothing_changes(browser: TestClien
     assert service.get_task(task_id).spec == "300"
 
 
-def test_run_now_dispatches_and_reports_the_trace(
-    browser: TestClient, service: TaskService, engine: Engine
-) -> None:
+def test_run_now_dispatches_and_reports_the_trace(browser: TestClient, service: TaskService, engine: Engine) -> None:
     task_id = make_task(service)
     response = submit(browser, f"/jobs/{task_id}", f"/jobs/{task_id}/run", {})
     assert response.status_code == 303
@@ -456,8 +484,14 @@ def test_delete_asks_first(browser: TestClient, service: TaskService) -> None:
 
 @pytest.mark.parametrize(
     ("method", "path"),
-    [("get", "/jobs/999999"), ("get", "/jobs/999999/delete"), ("get", "/jobs/999999/fragments/live"),
-     ("post", "/jobs/999999/pause"), ("post", "/jobs/999999/run"), ("post", "/jobs/999999/delete")],
+    [
+        ("get", "/jobs/999999"),
+        ("get", "/jobs/999999/delete"),
+        ("get", "/jobs/999999/fragments/live"),
+        ("post", "/jobs/999999/pause"),
+        ("post", "/jobs/999999/run"),
+        ("post", "/jobs/999999/delete"),
+    ],
 )
 def test_unknown_job_is_a_404_page(browser: TestClient, method: str, path: str) -> None:
     if method == "get":

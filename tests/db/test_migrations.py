@@ -147,7 +147,9 @@ def test_orm_round_trip_and_server_defaults(migrated_url: str) -> None:
         with engine.begin() as conn:
             insert_task(conn, "plain")
             row = conn.execute(
-                text(f"SELECT {q(conn, 'desc')}, args, extra, kwargs, status, is_valid FROM task WHERE task_key='plain'")
+                text(
+                    f"SELECT {q(conn, 'desc')}, args, extra, kwargs, status, is_valid FROM task WHERE task_key='plain'"
+                )
             ).one()
             assert tuple(row) == ("", "", "{}", "{}", "ready", 1)
 
@@ -239,7 +241,9 @@ def test_update_at_moves_on_config_edit_only(migrated_url: str) -> None:
         with engine.begin() as conn:
             task_id = insert_task(conn, "touch")
             # Setting update_at explicitly (no config change) keeps the given value.
-            conn.execute(text("UPDATE task SET update_at = :u WHERE id = :i"), {"u": utc_param(conn, old), "i": task_id})
+            conn.execute(
+                text("UPDATE task SET update_at = :u WHERE id = :i"), {"u": utc_param(conn, old), "i": task_id}
+            )
         assert read_update_at(engine, task_id) == old
 
         with engine.begin() as conn:
@@ -297,8 +301,13 @@ def create_legacy(url: str, table_options: str = "", session_tz: str = "+08:00")
 
     parsed = sa.engine.make_url(url)
     conn = pymysql.connect(
-        host=parsed.host, port=parsed.port or 3306, user=parsed.username, password=parsed.password or "",
-        database=parsed.database, charset="utf8mb4", autocommit=True,
+        host=parsed.host,
+        port=parsed.port or 3306,
+        user=parsed.username,
+        password=parsed.password or "",
+        database=parsed.database,
+        charset="utf8mb4",
+        autocommit=True,
     )
     try:
         cur = conn.cursor()
@@ -357,9 +366,20 @@ def test_original_schema_upgraded_in_place(legacy_url: str) -> None:
         # The upgraded tables take the new columns and enforce the new keys.
         with Session(engine) as s, s.begin():
             s.add(
-                Task(task_key="new", execute_func="f", trigger="interval", spec="90s", kwargs='{"a": 1}',
-                     timezone="Asia/Shanghai", queue="q", max_instances=2, misfire_grace_seconds=5,
-                     expires_seconds=9, last_status="success", next_run_at=now_utc())
+                Task(
+                    task_key="new",
+                    execute_func="f",
+                    trigger="interval",
+                    spec="90s",
+                    kwargs='{"a": 1}',
+                    timezone="Asia/Shanghai",
+                    queue="q",
+                    max_instances=2,
+                    misfire_grace_seconds=5,
+                    expires_seconds=9,
+                    last_status="success",
+                    next_run_at=now_utc(),
+                )
             )
             s.add(ExecuteTask(task_id=1, scheduled_at=now_utc(), worker="w", celery_id="c", result="ok"))
         with Session(engine) as s:
@@ -380,7 +400,9 @@ def test_original_schema_upgraded_in_place(legacy_url: str) -> None:
             conn.execute(text("UPDATE task SET spec = '6' WHERE id = 1"))
             assert change_count(conn, 1) == before + 1
             charset = conn.execute(
-                text("SELECT TABLE_COLLATION FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'task'")
+                text(
+                    "SELECT TABLE_COLLATION FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'task'"
+                )
             ).scalar_one()
             assert charset.startswith("utf8mb4")
 
@@ -401,7 +423,9 @@ def _mysql_schema(url: str) -> dict[str, Any]:
             )
         ).all()
         triggers = conn.execute(
-            text("SELECT TRIGGER_NAME, ACTION_STATEMENT FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE()")
+            text(
+                "SELECT TRIGGER_NAME, ACTION_STATEMENT FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE()"
+            )
         ).all()
     return {
         "columns": {(r[0], r[1]): tuple(r[2:]) for r in columns},
@@ -441,9 +465,11 @@ def test_original_schema_in_utf8mb3_and_duplicate_keys(legacy_url: str) -> None:
             (3, "test_cron", "测试cron任务", 1, "ready"),
             (7, "test_cron#dup7", "重复", 0, "ready"),
         ]
-        collations = conn.execute(
-            text("SELECT TABLE_COLLATION FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE()")
-        ).scalars().all()
+        collations = (
+            conn.execute(text("SELECT TABLE_COLLATION FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE()"))
+            .scalars()
+            .all()
+        )
         assert all(c.startswith("utf8mb4") for c in collations)
 
 
@@ -452,7 +478,9 @@ def test_interrupted_original_schema_upgrade_can_rerun(legacy_url: str) -> None:
     create_legacy(legacy_url)
     with engine_for(legacy_url) as engine, engine.begin() as conn:
         # as if a previous attempt died after its first ALTERs
-        conn.exec_driver_sql("ALTER TABLE task DROP INDEX task_key, ADD COLUMN kwargs TEXT, ADD COLUMN queue VARCHAR(255)")
+        conn.exec_driver_sql(
+            "ALTER TABLE task DROP INDEX task_key, ADD COLUMN kwargs TEXT, ADD COLUMN queue VARCHAR(255)"
+        )
         conn.exec_driver_sql("ALTER TABLE execute_task ADD COLUMN scheduled_at DATETIME(6)")
     upgrade(legacy_url)
     with engine_for(legacy_url) as engine, engine.connect() as conn:
@@ -475,13 +503,17 @@ def test_mysql_timestamps_are_utc_whatever_the_session_zone(legacy_url: str) -> 
             assert abs(value - now_utc()) < timedelta(minutes=1)
         old = datetime(2001, 1, 1, tzinfo=timezone.utc)
         with engine.begin() as conn:
-            conn.execute(text("UPDATE task SET update_at = :u WHERE id = :i"), {"u": old.replace(tzinfo=None), "i": task_id})
+            conn.execute(
+                text("UPDATE task SET update_at = :u WHERE id = :i"), {"u": old.replace(tzinfo=None), "i": task_id}
+            )
         with engine.begin() as conn:
             conn.exec_driver_sql("SET time_zone = '+08:00'")
             conn.execute(text("UPDATE task SET spec = '9' WHERE id = :i"), {"i": task_id})
         assert abs(read_update_at(engine, task_id) - now_utc()) < timedelta(minutes=1)
         with engine.begin() as conn:
-            conn.execute(text("UPDATE task SET update_at = :u WHERE id = :i"), {"u": old.replace(tzinfo=None), "i": task_id})
+            conn.execute(
+                text("UPDATE task SET update_at = :u WHERE id = :i"), {"u": old.replace(tzinfo=None), "i": task_id}
+            )
         with engine.begin() as conn:
             conn.exec_driver_sql("SET time_zone = '+08:00'")
             conn.execute(text("UPDATE task SET status = 'paused' WHERE id = :i"), {"i": task_id})

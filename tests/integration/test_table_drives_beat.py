@@ -26,7 +26,12 @@ def insert_task(db: Engine, key: str, func: str, trigger: str, spec: str, args: 
         db,
         "INSERT INTO task (task_key, `desc`, execute_func, `trigger`, spec, args, is_valid, status, extra"
         f"{extra_cols}) VALUES (:k, 'test', :f, :t, :s, :a, 1, 'ready', '{{}}'{extra_vals})",
-        k=key, f=func, t=trigger, s=spec, a=args, **cols,
+        k=key,
+        f=func,
+        t=trigger,
+        s=spec,
+        a=args,
+        **cols,
     )
     return int(sql(db, "SELECT id FROM task WHERE task_key = :k", k=key)[0][0])
 
@@ -69,14 +74,20 @@ def test_update_spec_changes_cadence_and_pause_stops(cluster: Cluster, db: Engin
 
     sql(db, "UPDATE task SET is_valid = 0 WHERE id = :t", t=task_id)
     paused = now_naive()
-    wait_for(lambda: sql(db, "SELECT status FROM task WHERE id = :t", t=task_id)[0][0] == "paused",
-             REFRESH_SECONDS + 1, what="status paused")
+    wait_for(
+        lambda: sql(db, "SELECT status FROM task WHERE id = :t", t=task_id)[0][0] == "paused",
+        REFRESH_SECONDS + 1,
+        what="status paused",
+    )
     time.sleep(REFRESH_SECONDS + 4)
     assert not [r for r in runs(db, task_id) if r[3] > paused + timedelta(seconds=REFRESH_SECONDS)]
 
     sql(db, "UPDATE task SET is_valid = 1 WHERE id = :t", t=task_id)
-    wait_for(lambda: [r for r in runs(db, task_id) if r[3] > paused + timedelta(seconds=REFRESH_SECONDS)],
-             REFRESH_SECONDS + 5, what="fires after resume")
+    wait_for(
+        lambda: [r for r in runs(db, task_id) if r[3] > paused + timedelta(seconds=REFRESH_SECONDS)],
+        REFRESH_SECONDS + 5,
+        what="fires after resume",
+    )
 
 
 def test_delete_stops_firing(cluster: Cluster, db: Engine) -> None:
@@ -107,20 +118,29 @@ def test_bad_rows_go_to_error_while_others_fire(cluster: Cluster, db: Engine) ->
     ids = {key: insert_task(db, key, *values) for key, values in bad.items()}
     for key, task_id in ids.items():
         status, error = wait_for(
-            lambda: (r := sql(db, "SELECT status, last_error FROM task WHERE id = :t", t=task_id)[0])[0] == "error" and r,
+            lambda: (
+                (r := sql(db, "SELECT status, last_error FROM task WHERE id = :t", t=task_id)[0])[0] == "error" and r
+            ),
             REFRESH_SECONDS + 3,
             what=f"{key} in error",
         )
-        expected_column = {"it_bad_func": "execute_func", "it_bad_cron": "spec", "it_bad_trigger": "trigger",
-                           "it_bad_args": "args"}[key]
+        expected_column = {
+            "it_bad_func": "execute_func",
+            "it_bad_cron": "spec",
+            "it_bad_trigger": "trigger",
+            "it_bad_args": "args",
+        }[key]
         assert error.startswith(f"{expected_column}:"), error
     before = len(runs(db, good))
     wait_for(lambda: len(runs(db, good)) >= before + 2, 5, what="the good row to keep firing")
     assert all(not runs(db, task_id) for task_id in ids.values())
 
     sql(db, "UPDATE task SET spec = '*/1 * * * * */2' WHERE id = :t", t=ids["it_bad_cron"])
-    wait_for(lambda: sql(db, "SELECT status FROM task WHERE id = :t", t=ids["it_bad_cron"])[0][0] == "ready",
-             REFRESH_SECONDS + 1, what="fixed row back to ready")
+    wait_for(
+        lambda: sql(db, "SELECT status FROM task WHERE id = :t", t=ids["it_bad_cron"])[0][0] == "ready",
+        REFRESH_SECONDS + 1,
+        what="fixed row back to ready",
+    )
     wait_for(lambda: runs(db, ids["it_bad_cron"], "success"), REFRESH_SECONDS + 6, what="fixed row firing")
 
 
@@ -128,8 +148,11 @@ def test_date_job_runs_once_then_completed(cluster: Cluster, db: Engine) -> None
     run_at = (datetime.now(timezone.utc) + timedelta(seconds=3)).strftime("%Y-%m-%d %H:%M:%S")
     task_id = insert_task(db, "it_date", "test_date", "date", run_at, timezone="UTC")
     wait_for(lambda: runs(db, task_id, "success"), REFRESH_SECONDS + 8, what="the date run")
-    wait_for(lambda: sql(db, "SELECT status FROM task WHERE id = :t", t=task_id)[0][0] == "completed", 3,
-             what="status completed")
+    wait_for(
+        lambda: sql(db, "SELECT status FROM task WHERE id = :t", t=task_id)[0][0] == "completed",
+        3,
+        what="status completed",
+    )
     time.sleep(2)
     assert len(runs(db, task_id)) == 1
 
@@ -141,8 +164,12 @@ def test_async_job_and_trace_handed_to_child(cluster: Cluster, db: Engine) -> No
     parent = wait_for(lambda: runs(db, parent_id, "success"), REFRESH_SECONDS + 8, what="a parent run")
     trace_id = parent[0][2]
     child = wait_for(
-        lambda: sql(db, "SELECT status FROM execute_task WHERE trace_id = :tr AND task_id <> :t AND status = 'success'",
-                    tr=trace_id, t=parent_id),
+        lambda: sql(
+            db,
+            "SELECT status FROM execute_task WHERE trace_id = :tr AND task_id <> :t AND status = 'success'",
+            tr=trace_id,
+            t=parent_id,
+        ),
         10,
         what="the child run under the parent's trace",
     )

@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, text
 
-
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -96,6 +95,10 @@ def insert_task(db: Engine, key: str, func: str, spec: str, extra: str = "{}", t
         db,
         "INSERT INTO task (task_key, `desc`, execute_func, `trigger`, spec, args, is_valid, status, extra) "
         "VALUES (:k, 'ops test', :f, :t, :s, '', 1, 'ready', :e)",
-        k=key, f=func, t=trigger, s=spec, e=extra,
+        k=key,
+        f=func,
+        t=trigger,
+        s=spec,
+        e=extra,
     )
     return int(sql(db, "SELECT id FROM task WHERE task_key = :k", k=key)[0][0])

@@ -71,7 +71,8 @@ def test_payload_fields() -> None:
     assert payload["run_url"] == "https://console.example/runs/42"
     assert payload["task_key"] == "nightly" and payload["trace_id"] == "t" * 32 and payload["status"] == "failed"
     assert payload["suppressed"] == 3 and payload["rate_limit"] == {
-        "min_interval_seconds": 300, "suppressed_since_last": 3
+        "min_interval_seconds": 300,
+        "suppressed_since_last": 3,
     }
     assert payload["text"] == (
         "tablebeat: nightly run 42 failed: RuntimeError: report failed on purpose "
@@ -108,8 +109,14 @@ def _add_run(db: Engine, task_id: int, status: RunStatus, error: str | None, res
         return int(
             conn.execute(
                 insert(ExecuteTask).values(
-                    task_id=task_id, status=status.value, trace_id=f"trace{task_id}{status.value}",
-                    scheduled_at=now, finished_at=now, worker="w1@host", error=error, result=result,
+                    task_id=task_id,
+                    status=status.value,
+                    trace_id=f"trace{task_id}{status.value}",
+                    scheduled_at=now,
+                    finished_at=now,
+                    worker="w1@host",
+                    error=error,
+                    result=result,
                 )
             ).inserted_primary_key[0]
         )
@@ -119,20 +126,35 @@ def _add_run(db: Engine, task_id: int, status: RunStatus, error: str | None, res
 @pytest.mark.parametrize(
     ("status", "error", "result", "head"),
     [
-        (RunStatus.LOST, "worker stopped sending heartbeats while the run was in progress", None,
-         "worker stopped sending heartbeats while the run was in progress"),
+        (
+            RunStatus.LOST,
+            "worker stopped sending heartbeats while the run was in progress",
+            None,
+            "worker stopped sending heartbeats while the run was in progress",
+        ),
         (RunStatus.EXPIRED, None, "expired before start", "expired before start"),
         (RunStatus.FAILED, TRACEBACK, None, "RuntimeError: report failed on purpose"),
     ],
 )
 def test_lost_expired_and_failed_runs_are_posted(
-    db: Engine, mariadb_url: str, webhook: WebhookReceiver, status: RunStatus, error: str | None,
-    result: str | None, head: str,
+    db: Engine,
+    mariadb_url: str,
+    webhook: WebhookReceiver,
+    status: RunStatus,
+    error: str | None,
+    result: str | None,
+    head: str,
 ) -> None:
     task_id = insert_task(db, f"alert_{status.value}", "noop", "3600")
     run_id = _add_run(db, task_id, status, error, result)
-    alerter = Alerter(AlertSettings(webhook_url=webhook.url + "/hook", min_interval_seconds=300,
-                                    console_url="http://console:8000", database_url=mariadb_url))
+    alerter = Alerter(
+        AlertSettings(
+            webhook_url=webhook.url + "/hook",
+            min_interval_seconds=300,
+            console_url="http://console:8000",
+            database_url=mariadb_url,
+        )
+    )
     alerter.submit(run_id, status)
     assert alerter.flush(10)
     (post,) = webhook.posts("/hook")
@@ -184,8 +206,13 @@ def test_slow_webhook_times_out_after_two_seconds(db: Engine, mariadb_url: str) 
         server.bind(("127.0.0.1", 0))
         server.listen()
         task_id = insert_task(db, "alert_slow", "noop", "3600")
-        alerter = Alerter(AlertSettings(webhook_url=f"http://127.0.0.1:{server.getsockname()[1]}/",
-                                        min_interval_seconds=0, database_url=mariadb_url))
+        alerter = Alerter(
+            AlertSettings(
+                webhook_url=f"http://127.0.0.1:{server.getsockname()[1]}/",
+                min_interval_seconds=0,
+                database_url=mariadb_url,
+            )
+        )
         started = time.monotonic()
         alerter.submit(_add_run(db, task_id, RunStatus.FAILED, "boom"), RunStatus.FAILED)
         assert alerter.flush(10)
@@ -203,7 +230,8 @@ def test_failing_job_alerts_through_real_worker_with_rate_limit(
     min_interval = 4
     cluster = Cluster(
         cluster_env(
-            mariadb_url, broker_url,
+            mariadb_url,
+            broker_url,
             TABLEBEAT_ALERT_WEBHOOK=webhook.url + "/global",
             TABLEBEAT_ALERT_MIN_INTERVAL_SECONDS=str(min_interval),
             TABLEBEAT_CONSOLE_URL="http://console.example:8000/",
@@ -215,15 +243,17 @@ def test_failing_job_alerts_through_real_worker_with_rate_limit(
         cluster.start_worker(concurrency=2)  # two worker hosts share the rate limit through the database
         cluster.start_beat()
         task_id = insert_task(db, "e2e_fails", "always_fails", "1")
-        team_id = insert_task(db, "e2e_team", "always_fails", "1",
-                              extra=f'{{"alert_webhook": "{webhook.url}/team", "owner": "ops"}}')
+        team_id = insert_task(
+            db, "e2e_team", "always_fails", "1", extra=f'{{"alert_webhook": "{webhook.url}/team", "owner": "ops"}}'
+        )
         try:
             first = wait_for(lambda: webhook.posts("/global"), 60, what="first alert")[0]
             wait_for(lambda: len(webhook.posts("/global")) >= 2, min_interval + 30, what="second alert")
         except AssertionError as exc:
             raise AssertionError(f"{exc}; received {webhook.posts()!r}\n{cluster.logs()}") from None
-        failed_runs = sql(db, "SELECT COUNT(*) FROM execute_task WHERE task_id = :t AND status = 'failed'",
-                          t=task_id)[0][0]
+        failed_runs = sql(db, "SELECT COUNT(*) FROM execute_task WHERE task_id = :t AND status = 'failed'", t=task_id)[
+            0
+        ][0]
     finally:
         cluster.stop_all()
     body = first.body

@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from tests.ops.conftest import REPO
 from conf.profiles import load_profile
+from tests.ops.conftest import REPO
 
 COMPOSE_FILE = REPO / "docker-compose.yml"
 SECRETS = {"TABLEBEAT_API_TOKEN": "t0ken", "FLOWER_BASIC_AUTH": "admin:pw"}
@@ -36,13 +36,18 @@ def compose_binary() -> Path:
     return Path(compose.__file__).parent / "docker-compose"
 
 
-def run_compose(*args: str, env: dict[str, str] | None = None, files: tuple[Path, ...] = ()) -> subprocess.CompletedProcess[str]:
+def run_compose(
+    *args: str, env: dict[str, str] | None = None, files: tuple[Path, ...] = ()
+) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("TABLEBEAT_", "FLOWER_", "COMPOSE_"))}
     file_args = [a for f in (COMPOSE_FILE, *files) for a in ("-f", str(f))]
     return subprocess.run(
         [str(compose_binary()), *file_args, *args],
         env={**clean, **(env if env is not None else SECRETS)},
-        cwd=str(REPO), capture_output=True, text=True, timeout=60,
+        cwd=str(REPO),
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 
@@ -75,7 +80,9 @@ def test_start_order_by_depends_on_conditions(model: dict[str, Any], service: st
 
 def test_every_service_waited_on_as_healthy_has_a_healthcheck(model: dict[str, Any]) -> None:
     services = model["services"]
-    awaited = {n for s in services.values() for n, d in s.get("depends_on", {}).items() if d["condition"] == "service_healthy"}
+    awaited = {
+        n for s in services.values() for n, d in s.get("depends_on", {}).items() if d["condition"] == "service_healthy"
+    }
     assert awaited == {"mysql", "redis"}
     for name in (*awaited, "worker", "flower", "api"):
         check = services[name].get("healthcheck", {})
@@ -94,8 +101,14 @@ def test_commands_are_the_documented_interfaces(model: dict[str, Any]) -> None:
 
 def test_tablebeat_commands_used_by_compose_exist() -> None:
     for args in (["db", "upgrade", "--help"], ["api", "--help"]):
-        done = subprocess.run([sys.executable, "-m", "cli.main", *args], cwd=str(REPO), capture_output=True,
-                              text=True, timeout=60, env={**os.environ, "PYTHONPATH": str(REPO)})
+        done = subprocess.run(
+            [sys.executable, "-m", "cli.main", *args],
+            cwd=str(REPO),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+        )
         assert done.returncode == 0, done.stderr
 
 
@@ -104,7 +117,9 @@ def test_service_environment_passes_the_online_profile(model: dict[str, Any], se
     env = model["services"][service]["environment"]
     profile = load_profile(env)  # raises SettingsError naming the variable if compose sets a bad one
     assert profile.name == "online"
-    assert profile["database_url"].startswith("mysql+pymysql://tablebeat:") and "@mysql:3306/" in profile["database_url"]
+    assert (
+        profile["database_url"].startswith("mysql+pymysql://tablebeat:") and "@mysql:3306/" in profile["database_url"]
+    )
     assert profile["broker_url"] == "redis://redis:6379/0"
 
 
@@ -157,8 +172,11 @@ def test_dockerfile_copies_every_runtime_package_and_nothing_missing() -> None:
         assert (REPO / src).exists(), f"Dockerfile copies {src}, which does not exist"
     runtime = {"celeryconfig.py", "conf", "models", "scheduler", "workers", "cli", "api", "pyproject.toml"}
     assert runtime <= sources
-    ignored = {line.strip() for line in (REPO / ".dockerignore").read_text().splitlines()
-               if line.strip() and not line.startswith("#")}
+    ignored = {
+        line.strip()
+        for line in (REPO / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    }
     assert not sources & ignored, "a copied path is excluded by .dockerignore"
     assert {"tests", ".git", "*.db"} <= ignored
 

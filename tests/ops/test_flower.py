@@ -38,7 +38,9 @@ def flower(
             CeleryProcess(
                 "flower",
                 [f"--port={port}", "--address=127.0.0.1", f"--basic-auth={AUTH[0]}:{AUTH[1]}"],
-                cluster.env, log_dir, "flower",
+                cluster.env,
+                log_dir,
+                "flower",
             )
         )
         base = f"http://127.0.0.1:{port}"
@@ -65,9 +67,14 @@ def test_run_is_found_in_flower_by_celery_id_and_trace_id(flower: tuple[Cluster,
     cluster, base = flower
     task_id = insert_task(db, "flower_seen", "test_interval", "2")
     run_id, celery_id, trace_id = wait_for(
-        lambda: sql(db, "SELECT id, celery_id, trace_id FROM execute_task WHERE task_id = :t AND status = 'success' "
-                        "ORDER BY id LIMIT 1", t=task_id),
-        30, what="a successful run",
+        lambda: sql(
+            db,
+            "SELECT id, celery_id, trace_id FROM execute_task WHERE task_id = :t AND status = 'success' "
+            "ORDER BY id LIMIT 1",
+            t=task_id,
+        ),
+        30,
+        what="a successful run",
     )[0]
 
     # Each job is its own task name in Flower, in SUCCESS state, with the run's trace ID in its kwargs.

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.ops.conftest import REPO
 from conf.profiles import (
     CONF_DIR,
     PROFILES,
@@ -18,6 +17,7 @@ from conf.profiles import (
     export_to_environ,
     load_profile,
 )
+from tests.ops.conftest import REPO
 
 ONLINE_URLS = {
     "TABLEBEAT_DATABASE_URL": "mysql+pymysql://tb:pw@db:3306/tablebeat",
@@ -109,9 +109,7 @@ def test_bad_value_in_a_file_names_the_variable_and_the_file(tmp_path: Path) -> 
     write_profile(tmp_path, "local", 'refresh_seconds = "often"\n')
     with pytest.raises(SettingsError) as caught:
         load_profile({}, conf_dir=tmp_path)
-    assert str(caught.value) == (
-        "TABLEBEAT_REFRESH_SECONDS (from local.toml): must be a positive number, got 'often'"
-    )
+    assert str(caught.value) == ("TABLEBEAT_REFRESH_SECONDS (from local.toml): must be a positive number, got 'often'")
 
 
 @pytest.mark.parametrize(
@@ -172,7 +170,10 @@ def test_celery_app_takes_its_settings_from_the_profile() -> None:
     done = _run([sys.executable, "-c", code], {"APP_ENV": "test", "TABLEBEAT_TIMEZONE": "Asia/Shanghai"})
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == [
-        "test", "3.0", "redis://127.0.0.1:6379/1", "Asia/Shanghai",
+        "test",
+        "3.0",
+        "redis://127.0.0.1:6379/1",
+        "Asia/Shanghai",
         "mysql+pymysql://root@127.0.0.1:3306/tablebeat_test?charset=utf8mb4",
     ]
 

@@ -53,7 +53,12 @@ def insert_task(db: Engine, key: str, func: str, trigger: str, spec: str, args: 
         db,
         "INSERT INTO task (task_key, `desc`, execute_func, `trigger`, spec, args, is_valid, status, extra"
         f"{extra_cols}) VALUES (:k, 'reliability', :f, :t, :s, :a, 1, 'ready', '{{}}'{extra_vals})",
-        k=key, f=func, t=trigger, s=spec, a=args, **cols,
+        k=key,
+        f=func,
+        t=trigger,
+        s=spec,
+        a=args,
+        **cols,
     )
     return int(sql(db, "SELECT id FROM task WHERE task_key = :k", k=key)[0][0])
 

@@ -87,9 +87,16 @@ class PrivateMariaDB(PrivateServer):
         super().__init__(base)
         self.datadir = base / "data"
         subprocess.run(
-            ["mariadb-install-db", "--no-defaults", f"--datadir={self.datadir}", "--user=root",
-             "--auth-root-authentication-method=normal", "--skip-test-db"],
-            check=True, capture_output=True,
+            [
+                "mariadb-install-db",
+                "--no-defaults",
+                f"--datadir={self.datadir}",
+                "--user=root",
+                "--auth-root-authentication-method=normal",
+                "--skip-test-db",
+            ],
+            check=True,
+            capture_output=True,
         )
 
     @property
@@ -101,17 +108,28 @@ class PrivateMariaDB(PrivateServer):
 
     def command(self) -> list[str]:
         return [
-            shutil.which("mariadbd") or "/usr/sbin/mariadbd", "--no-defaults", f"--datadir={self.datadir}",
-            "--user=root", f"--port={self.port}", "--bind-address=127.0.0.1", f"--socket={self.base / 'sock'}",
-            f"--pid-file={self.base / 'pid'}", "--skip-log-bin", "--innodb-buffer-pool-size=64M",
-            "--skip-name-resolve", "--max-connections=500",
+            shutil.which("mariadbd") or "/usr/sbin/mariadbd",
+            "--no-defaults",
+            f"--datadir={self.datadir}",
+            "--user=root",
+            f"--port={self.port}",
+            "--bind-address=127.0.0.1",
+            f"--socket={self.base / 'sock'}",
+            f"--pid-file={self.base / 'pid'}",
+            "--skip-log-bin",
+            "--innodb-buffer-pool-size=64M",
+            "--skip-name-resolve",
+            "--max-connections=500",
         ]
 
     def answers(self) -> bool:
-        return subprocess.run(
-            ["mysqladmin", "-uroot", "-h127.0.0.1", f"-P{self.port}", "--connect-timeout=2", "ping"],
-            capture_output=True,
-        ).returncode == 0
+        return (
+            subprocess.run(
+                ["mysqladmin", "-uroot", "-h127.0.0.1", f"-P{self.port}", "--connect-timeout=2", "ping"],
+                capture_output=True,
+            ).returncode
+            == 0
+        )
 
     def _shutdown(self) -> None:
         subprocess.run(["mysqladmin", "-uroot", "-h127.0.0.1", f"-P{self.port}", "shutdown"], capture_output=True)
@@ -131,8 +149,17 @@ class PrivateRedis(PrivateServer):
 
     def command(self) -> list[str]:
         return [
-            shutil.which("redis-server") or "redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
-            "--save", "", "--appendonly", "no", "--dir", str(self.base),
+            shutil.which("redis-server") or "redis-server",
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(self.base),
         ]
 
     @property

@@ -24,8 +24,11 @@ def test_three_beats_sigstop_and_kill(cluster: Cluster, db: Engine) -> None:
     for i in range(20):
         insert_task(db, f"once_{i:02d}", "noop", "interval", str(1 + i % 3))
     start = datetime.now(timezone.utc)
-    wait_for(lambda: sql(db, "SELECT COUNT(*) FROM execute_task WHERE status = 'success'")[0][0] > 20, 30,
-             what="fires from the beats")
+    wait_for(
+        lambda: sql(db, "SELECT COUNT(*) FROM execute_task WHERE status = 'success'")[0][0] > 20,
+        30,
+        what="fires from the beats",
+    )
     time.sleep(3)
 
     stalled, killed = beats[0], beats[1]
@@ -38,9 +41,17 @@ def test_three_beats_sigstop_and_kill(cluster: Cluster, db: Engine) -> None:
         stalled.signal(signal.SIGCONT)
     time.sleep(10)
     end = datetime.now(timezone.utc) - timedelta(seconds=1)
-    wait_for(lambda: not sql(db, "SELECT id FROM execute_task WHERE status IN ('pending', 'running') "
-                                 "AND scheduled_at <= :e", e=end.replace(tzinfo=None)),
-             30, what="runs of the window to finish")
+    wait_for(
+        lambda: (
+            not sql(
+                db,
+                "SELECT id FROM execute_task WHERE status IN ('pending', 'running') AND scheduled_at <= :e",
+                e=end.replace(tzinfo=None),
+            )
+        ),
+        30,
+        what="runs of the window to finish",
+    )
 
     logs = all_logs(cluster)
     report = check(db, start, end, logs)
@@ -55,10 +66,15 @@ def test_three_beats_sigstop_and_kill(cluster: Cluster, db: Engine) -> None:
     # Publish latency: the stalled/killed beat's claims in flight are republished by the others'
     # outbox sweep (stale after STALE_CLAIM_S, swept every refresh); every other fire on time.
     lateness = sql(
-        db, "SELECT MAX(TIMESTAMPDIFF(MICROSECOND, scheduled_at, published_at)) / 1e6 FROM execute_task "
-            "WHERE scheduled_at BETWEEN :s AND :e", s=start.replace(tzinfo=None), e=end.replace(tzinfo=None),
+        db,
+        "SELECT MAX(TIMESTAMPDIFF(MICROSECOND, scheduled_at, published_at)) / 1e6 FROM execute_task "
+        "WHERE scheduled_at BETWEEN :s AND :e",
+        s=start.replace(tzinfo=None),
+        e=end.replace(tzinfo=None),
     )[0][0]
-    print(f"max publish lateness {float(lateness):.2f}s; taken over: {count_lines(logs, 'republishing')} sweeps, "
-          f"stall drops: {count_lines(stalled.log(), 'taken over by another beat during a stall')}")
+    print(
+        f"max publish lateness {float(lateness):.2f}s; taken over: {count_lines(logs, 'republishing')} sweeps, "
+        f"stall drops: {count_lines(stalled.log(), 'taken over by another beat during a stall')}"
+    )
     assert float(lateness) <= STALE_CLAIM_S + 2 * REFRESH_S + 1
     assert stalled.proc.poll() is None  # the stalled beat resumed and is still running

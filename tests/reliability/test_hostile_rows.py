@@ -20,7 +20,14 @@ from tests.reliability.helpers import insert_task, runs, sql
 
 pytestmark = [pytest.mark.integration, pytest.mark.mariadb]
 
-GOOD = {"execute_func": "test_interval", "trigger": "interval", "spec": "1", "args": "", "kwargs": "{}", "timezone": None}
+GOOD = {
+    "execute_func": "test_interval",
+    "trigger": "interval",
+    "spec": "1",
+    "args": "",
+    "kwargs": "{}",
+    "timezone": None,
+}
 
 
 def hostile(marker: Path) -> list[tuple[str, dict[str, object], str]]:
@@ -36,7 +43,11 @@ def hostile(marker: Path) -> list[tuple[str, dict[str, object], str]]:
         ("interval-1e309", {"spec": "1e309"}, "spec"),
         ("date-feb-30", {"trigger": "date", "spec": "2023-02-30 10:00:00"}, "spec"),
         ("date-ambiguous", {"trigger": "date", "spec": "2030-11-03 01:30:00", "timezone": "America/New_York"}, "spec"),
-        ("date-nonexistent", {"trigger": "date", "spec": "2030-03-10 02:30:00", "timezone": "America/New_York"}, "spec"),
+        (
+            "date-nonexistent",
+            {"trigger": "date", "spec": "2030-03-10 02:30:00", "timezone": "America/New_York"},
+            "spec",
+        ),
         ("unknown-trigger", {"trigger": "weekly"}, "trigger"),
         ("unknown-timezone", {"timezone": "Mars/Olympus_Mons"}, "timezone"),
         ("path-timezone", {"timezone": "../../etc/passwd"}, "timezone"),
@@ -58,8 +69,14 @@ def hostile(marker: Path) -> list[tuple[str, dict[str, object], str]]:
 def insert_row(db: Engine, key: str, cols: dict[str, object]) -> int:
     row = {**GOOD, **cols}
     return insert_task(
-        db, key, str(row["execute_func"]), str(row["trigger"]), str(row["spec"]), str(row["args"]),
-        kwargs=row["kwargs"], timezone=row["timezone"],
+        db,
+        key,
+        str(row["execute_func"]),
+        str(row["trigger"]),
+        str(row["spec"]),
+        str(row["args"]),
+        kwargs=row["kwargs"],
+        timezone=row["timezone"],
     )
 
 

@@ -63,13 +63,16 @@ def test_acks_late_run_is_lost_alerted_and_rerun_as_next_attempt(
 
     alert = wait_for(
         lambda: [p for p in webhook.posts() if p.body.get("run_id") == first["id"] and p.body.get("status") == "lost"],
-        15, what="a lost alert",
+        15,
+        what="a lost alert",
     )[0]
     assert alert.body["trace_id"] == first["trace_id"]
 
     # Redis redelivers the un-acked message after the visibility timeout (restored by the live
     # worker's 10 s cycle); the same row runs again, same trace ID, attempt 2.
-    done = wait_for(lambda: runs(db, task_id, "success"), VISIBILITY_S + VISIBILITY_S // 4 + 6 + 15, what="the rerun")[0]
+    done = wait_for(lambda: runs(db, task_id, "success"), VISIBILITY_S + VISIBILITY_S // 4 + 6 + 15, what="the rerun")[
+        0
+    ]
     assert done["id"] == first["id"] and done["trace_id"] == first["trace_id"]
     assert done["attempt"] == 2 and done["worker"] != first["worker"]
     assert len(runs(db, task_id)) == 1
@@ -113,7 +116,9 @@ def test_orphaned_pool_child_cannot_overwrite_lost(cluster: Cluster, db: Engine,
 
     orphan = RunStore(mariadb_url)
     try:
-        assert orphan.finish_run(first["id"], RunStatus.SUCCESS, result="late", attempt=1, worker=first["worker"]) is False
+        assert (
+            orphan.finish_run(first["id"], RunStatus.SUCCESS, result="late", attempt=1, worker=first["worker"]) is False
+        )
     finally:
         orphan.engine.dispose()
     row = runs(db, task_id)[0]

@@ -57,7 +57,9 @@ def private_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateR
 
 
 @pytest.fixture
-def stack(private_mariadb: PrivateMariaDB, private_redis: PrivateRedis, tmp_path: Path) -> Iterator[tuple[Cluster, Engine]]:
+def stack(
+    private_mariadb: PrivateMariaDB, private_redis: PrivateRedis, tmp_path: Path
+) -> Iterator[tuple[Cluster, Engine]]:
     url = private_mariadb.create_database(f"tb_outage_{uuid.uuid4().hex[:8]}")
     upgrade(url)
     engine = make_engine(url)
@@ -87,13 +89,24 @@ def run_through_outage(cluster: Cluster, db: Engine, server: PrivateMariaDB | Pr
     recovered = datetime.now(timezone.utc)
 
     # After recovery: fires resume within a few seconds, and the runs of the window settle.
-    wait_for(lambda: [r for r in runs(db, tick, "success") if r["started_at"] > recovered.replace(tzinfo=None)],
-             REFRESH_S + WORKER_DEAD_S + 20, what="fires after recovery")
+    wait_for(
+        lambda: [r for r in runs(db, tick, "success") if r["started_at"] > recovered.replace(tzinfo=None)],
+        REFRESH_S + WORKER_DEAD_S + 20,
+        what="fires after recovery",
+    )
     time.sleep(REFRESH_S * 2)
     end = datetime.now(timezone.utc) - timedelta(seconds=1)
-    wait_for(lambda: not sql(db, "SELECT id FROM execute_task WHERE status IN ('pending', 'running') "
-                                 "AND scheduled_at <= :e", e=end.replace(tzinfo=None)),
-             60, what="every run of the window to finish")
+    wait_for(
+        lambda: (
+            not sql(
+                db,
+                "SELECT id FROM execute_task WHERE status IN ('pending', 'running') AND scheduled_at <= :e",
+                e=end.replace(tzinfo=None),
+            )
+        ),
+        60,
+        what="every run of the window to finish",
+    )
     assert worker.proc.poll() is None and beat.proc.poll() is None, "a process died during the outage"
     report = check(db, start, end, all_logs(cluster))
     print("\n".join(report.lines()), report.examples)

@@ -22,7 +22,10 @@ def orphan_claim(db: Engine, task_id: int, scheduled_at) -> None:
         db,
         "INSERT INTO execute_task (task_id, status, scheduled_at, trace_id, celery_id, claimed_by, extra, attempt, "
         "create_at, update_at) VALUES (:t, 'pending', :s, :trace, :cid, 'dead-beat:1:x', '{}', 1, :old, :old)",
-        t=task_id, s=scheduled_at, trace=uuid.uuid4().hex, cid=str(uuid.uuid4()),
+        t=task_id,
+        s=scheduled_at,
+        trace=uuid.uuid4().hex,
+        cid=str(uuid.uuid4()),
         old=now_naive() - timedelta(seconds=STALE_CLAIM_S + 5),
     )
 
@@ -31,8 +34,12 @@ def test_unpublished_claims_of_a_dead_beat(cluster: Cluster, db: Engine) -> None
     fired_at = now_naive() - timedelta(seconds=5)
     date_job = insert_task(db, "outbox_date", "test_date", "date", fired_at.strftime("%Y-%m-%d %H:%M:%S"))
     # The dead beat claimed its one fire (last_run_at written with the claim) and died before publishing.
-    sql(db, "UPDATE task SET last_run_at = :s, status = 'completed' WHERE id = :t",
-        s=fired_at.replace(microsecond=0), t=date_job)
+    sql(
+        db,
+        "UPDATE task SET last_run_at = :s, status = 'completed' WHERE id = :t",
+        s=fired_at.replace(microsecond=0),
+        t=date_job,
+    )
     orphan_claim(db, date_job, fired_at.replace(microsecond=0))
     paused = insert_task(db, "outbox_paused", "test_interval", "interval", "3600")
     sql(db, "UPDATE task SET is_valid = 0 WHERE id = :t", t=paused)

@@ -61,8 +61,18 @@ def sent(scheduler: SqlScheduler) -> list[Dispatch]:
 
 
 def add_task(engine: Engine, key: str, func: str, trigger: str, spec: str, **cols: Any) -> int:
-    values = {"task_key": key, "desc": "t", "execute_func": func, "trigger": trigger, "spec": spec,
-              "args": "", "is_valid": 1, "status": "ready", "extra": "{}", **cols}
+    values = {
+        "task_key": key,
+        "desc": "t",
+        "execute_func": func,
+        "trigger": trigger,
+        "spec": spec,
+        "args": "",
+        "is_valid": 1,
+        "status": "ready",
+        "extra": "{}",
+        **cols,
+    }
     with engine.begin() as conn:
         return int(conn.execute(Task.__table__.insert().values(**values)).inserted_primary_key[0])
 
@@ -185,8 +195,17 @@ def test_misfire_runs_latest_late_and_records_older_as_skipped(
 ) -> None:
     now = datetime.now(timezone.utc)
     anchor = now.replace(microsecond=0) - timedelta(seconds=300)
-    task_id = add_task(engine, "missed", "test_interval", "interval", "10", create_at=anchor, update_at=anchor,
-                       last_run_at=anchor + timedelta(seconds=200), misfire_grace_seconds=30)
+    task_id = add_task(
+        engine,
+        "missed",
+        "test_interval",
+        "interval",
+        "10",
+        create_at=anchor,
+        update_at=anchor,
+        last_run_at=anchor + timedelta(seconds=200),
+        misfire_grace_seconds=30,
+    )
     scheduler = schedulers()
     run_for(0.5, scheduler)
     rows = run_rows(engine, task_id)
@@ -201,8 +220,17 @@ def test_fire_older_than_grace_is_only_skipped(engine: Engine, schedulers: Calla
     now = datetime.now(timezone.utc)
     run_at = (now - timedelta(seconds=120)).replace(microsecond=0)
     created = run_at - timedelta(seconds=60)
-    task_id = add_task(engine, "old_date", "test_date", "date", run_at.strftime("%Y-%m-%d %H:%M:%S"),
-                       timezone="UTC", create_at=created, update_at=created, misfire_grace_seconds=30)
+    task_id = add_task(
+        engine,
+        "old_date",
+        "test_date",
+        "date",
+        run_at.strftime("%Y-%m-%d %H:%M:%S"),
+        timezone="UTC",
+        create_at=created,
+        update_at=created,
+        misfire_grace_seconds=30,
+    )
     scheduler = schedulers()
     run_for(0.5, scheduler)
     rows = run_rows(engine, task_id)
@@ -217,8 +245,15 @@ def test_unpublished_claim_is_republished_once(engine: Engine, schedulers: Calla
     with engine.begin() as conn:
         conn.execute(
             ExecuteTask.__table__.insert().values(
-                task_id=task_id, status="pending", scheduled_at=old, trace_id="t" * 32, celery_id="c-1",
-                claimed_by="crashed-beat", create_at=old, update_at=old, extra="{}",
+                task_id=task_id,
+                status="pending",
+                scheduled_at=old,
+                trace_id="t" * 32,
+                celery_id="c-1",
+                claimed_by="crashed-beat",
+                create_at=old,
+                update_at=old,
+                extra="{}",
             )
         )
     first, second = schedulers(stale_claim_seconds=5), schedulers(stale_claim_seconds=5)
@@ -228,8 +263,9 @@ def test_unpublished_claim_is_republished_once(engine: Engine, schedulers: Calla
     assert run_rows(engine, task_id)[0].published_at is not None
 
 
-def test_no_change_sync_reads_only_the_change_log(engine: Engine, schedulers: Callable[..., SqlScheduler],
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_no_change_sync_reads_only_the_change_log(
+    engine: Engine, schedulers: Callable[..., SqlScheduler], monkeypatch: pytest.MonkeyPatch
+) -> None:
     for i in range(50):
         add_task(engine, f"idle{i}", "test_interval", "interval", "3600")
     scheduler = schedulers()

@@ -39,6 +39,7 @@ def test_row_error_shape() -> None:
 
 # --- args ----------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
@@ -151,6 +152,7 @@ def test_parse_args_large_inputs_are_fast(text: str) -> None:
 
 # --- kwargs / extra ----------------------------------------------------------------------
 
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [(None, {}), ("", {}), ("  ", {}), ('{"a": 1, "b": [1, "x"]}', {"a": 1, "b": [1, "x"]}), ('{"名": 1}', {"名": 1})],
@@ -204,7 +206,10 @@ def test_validate_job_name_accepts(name: str, expected: str) -> None:
         (None, r"is empty"),
         ("  ", r"is empty"),
         ("x" * 256, r"longer than 255"),
-        ("os.system", r"'os.system' is not a registered job; registered jobs: a_job, b_job, jobs.report, test_interval"),
+        (
+            "os.system",
+            r"'os.system' is not a registered job; registered jobs: a_job, b_job, jobs.report, test_interval",
+        ),
         ("__import__('os')", r"is not a registered job"),
         ("1job", r"is not a registered job"),
     ],
@@ -224,7 +229,13 @@ def test_validate_job_name_lists_at_most_ten() -> None:
 
 @pytest.mark.parametrize(
     ("name", "key"),
-    [(None, "UTC"), ("", "UTC"), ("Asia/Shanghai", "Asia/Shanghai"), (" Europe/Berlin ", "Europe/Berlin"), ("Etc/GMT+5", "Etc/GMT+5")],
+    [
+        (None, "UTC"),
+        ("", "UTC"),
+        ("Asia/Shanghai", "Asia/Shanghai"),
+        (" Europe/Berlin ", "Europe/Berlin"),
+        ("Etc/GMT+5", "Etc/GMT+5"),
+    ],
 )
 def test_parse_timezone_accepts(name: str | None, key: str) -> None:
     assert parse_timezone(name, "UTC").key == key
@@ -248,9 +259,19 @@ def test_parse_timezone_rejects(name: str, reason: str) -> None:
 
 # --- interval ---------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize(
     ("text", "seconds"),
-    [("5", 5), ("90s", 90), ("5m", 300), ("1h30m", 5400), ("2d", 172800), ("1h 30m 10s", 5410), (" 10 ", 10), ("366d", 366 * 86400)],
+    [
+        ("5", 5),
+        ("90s", 90),
+        ("5m", 300),
+        ("1h30m", 5400),
+        ("2d", 172800),
+        ("1h 30m 10s", 5410),
+        (" 10 ", 10),
+        ("366d", 366 * 86400),
+    ],
 )
 def test_parse_interval_accepts(text: str, seconds: int) -> None:
     assert parse_interval(text) == seconds
@@ -280,6 +301,7 @@ def test_parse_interval_rejects(text: str | None, reason: str) -> None:
 
 
 # --- date ---------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize(
     ("text", "expected"),
@@ -322,6 +344,7 @@ def test_parse_date_rejects(text: str, reason: str) -> None:
 
 
 # --- cron -------------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize(
     ("text", "expression", "fixed_hour"),
@@ -395,6 +418,7 @@ def test_parse_cron_rejects(text: str, reason: str) -> None:
 
 
 # --- normalise_spec ---------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize(
     ("trigger", "spec", "expected"),

@@ -19,11 +19,14 @@ ZONES = [*DST_ZONES, "UTC", "Asia/Shanghai", "Asia/Kolkata", "Australia/Lord_How
 ANCHOR = datetime(2024, 1, 1, tzinfo=UTC)
 
 aware = st.datetimes(
-    min_value=datetime(2000, 1, 1), max_value=datetime(2035, 1, 1), timezones=st.sampled_from([UTC, ZoneInfo("Asia/Kolkata")])
+    min_value=datetime(2000, 1, 1),
+    max_value=datetime(2035, 1, 1),
+    timezones=st.sampled_from([UTC, ZoneInfo("Asia/Kolkata")]),
 )
 
 
 # --- a tiny reference cron matcher (numbers, *, ranges, steps, lists) -------------------------------
+
 
 def _values(raw: str, low: int, high: int) -> set[int]:
     out: set[int] = set()
@@ -40,8 +43,11 @@ def _matches(expression: str, local: datetime) -> bool:
     dom_ok, dow_ok = local.day in _values(dom, 1, 31), (local.isoweekday() % 7) in days
     day_ok = (dom_ok or dow_ok) if "*" not in (dom[0], dow[0]) else (dom_ok and dow_ok)
     return (
-        local.minute in _values(minute, 0, 59) and local.hour in _values(hour, 0, 23)
-        and local.month in _values(month, 1, 12) and day_ok and local.second == 0
+        local.minute in _values(minute, 0, 59)
+        and local.hour in _values(hour, 0, 23)
+        and local.month in _values(month, 1, 12)
+        and day_ok
+        and local.second == 0
     )
 
 
@@ -56,7 +62,11 @@ def _expected_fires(expression: str, tz: ZoneInfo, start: datetime, end: datetim
     instant = start + MINUTE
     while instant <= end:
         local = instant.astimezone(tz)
-        if _is_transition(instant, tz) and fixed_hour and local.utcoffset() > (instant - MINUTE).astimezone(tz).utcoffset():
+        if (
+            _is_transition(instant, tz)
+            and fixed_hour
+            and local.utcoffset() > (instant - MINUTE).astimezone(tz).utcoffset()
+        ):
             # Spring-forward: fixed-time jobs inside the skipped wall span run right after it.
             wall = (instant - MINUTE).astimezone(tz).replace(tzinfo=None) + MINUTE
             while wall < local.replace(tzinfo=None):
@@ -89,6 +99,7 @@ def test_transition_days_found() -> None:
 
 
 # --- build_trigger ----------------------------------------------------------------------------------
+
 
 def test_build_trigger_kinds() -> None:
     tz = ZoneInfo("Asia/Shanghai")
@@ -140,6 +151,7 @@ def test_describe(trigger: str, spec: str, tz: str, words: str) -> None:
 
 # --- interval and date ------------------------------------------------------------------------------
 
+
 @given(st.integers(1, 366 * 86400), aware, aware)
 def test_interval_next_after_is_on_the_grid(every_s: int, anchor: datetime, after: datetime) -> None:
     trigger, every = IntervalTrigger(every_s, anchor), timedelta(seconds=every_s)
@@ -175,6 +187,7 @@ def test_date_trigger() -> None:
 
 
 # --- cron ---------------------------------------------------------------------------------------------
+
 
 def _field(low: int, high: int) -> st.SearchStrategy[str]:
     number = st.integers(low, high).map(str)
@@ -216,8 +229,18 @@ def test_cron_previous_at_or_before(expression: str, zone: str, at: datetime) ->
 
 
 EXPRESSIONS = [
-    "30 1 * * *", "30 2 * * *", "* 2 * * *", "0,30 1,2 * * *", "*/15 * * * *", "30 * * * *",
-    "0 * * * *", "15 1 * * *", "*/20 1-3 * * *", "0 0 * * *", "45 23 * * *", "5 3 * * *",
+    "30 1 * * *",
+    "30 2 * * *",
+    "* 2 * * *",
+    "0,30 1,2 * * *",
+    "*/15 * * * *",
+    "30 * * * *",
+    "0 * * * *",
+    "15 1 * * *",
+    "*/20 1-3 * * *",
+    "0 0 * * *",
+    "45 23 * * *",
+    "5 3 * * *",
 ]
 
 
@@ -238,13 +261,17 @@ def test_cron_matches_brute_force_around_transitions(zone: str, expression: str)
 
 @settings(max_examples=60, deadline=None)
 @given(st.sampled_from(DST_ZONES), st.integers(0, 7), st.integers(0, 23), st.integers(0, 59), st.integers(-2, 2))
-def test_fixed_hour_daily_job_fires_once_per_local_day(zone: str, pick: int, hour: int, minute: int, shift: int) -> None:
+def test_fixed_hour_daily_job_fires_once_per_local_day(
+    zone: str, pick: int, hour: int, minute: int, shift: int
+) -> None:
     tz = ZoneInfo(zone)
     transition = TRANSITIONS[zone][pick] + timedelta(days=shift)
     first_day = transition - timedelta(days=2)
     start = datetime(first_day.year, first_day.month, first_day.day, tzinfo=tz).astimezone(UTC) - MINUTE
     trigger = CronTrigger(f"{minute} {hour} * * *", tz)
-    fires = [fire for fire in next_fires(trigger, start, 8) if fire.astimezone(tz).date() <= transition + timedelta(days=2)]
+    fires = [
+        fire for fire in next_fires(trigger, start, 8) if fire.astimezone(tz).date() <= transition + timedelta(days=2)
+    ]
     days = [fire.astimezone(tz).date() for fire in fires]
     assert days == [first_day + timedelta(days=i) for i in range(5)]
     for fire in fires:

@@ -121,9 +121,7 @@ def _task_columns(family: str) -> list[sa.Column]:
 def _execute_task_columns(family: str) -> list[sa.Column]:
     ts = lambda: _ts(family)  # noqa: E731
     return [
-        sa.Column(
-            "id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True
-        ),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
         sa.Column("task_id", sa.Integer, nullable=False),
         sa.Column("status", sa.String(255), nullable=False, server_default="pending"),
         sa.Column("extra", sa.Text, nullable=True, server_default=_text_default(family, "{}")),
@@ -189,9 +187,7 @@ def _create_execute_task(family: str) -> None:
 def _create_task_change(family: str) -> None:
     op.create_table(
         "task_change",
-        sa.Column(
-            "id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True
-        ),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
         sa.Column("task_id", sa.Integer, nullable=False),
         sa.Column("changed_at", _ts(family), nullable=True, server_default=_now(family)),
         # Beat reads with "id > cursor": ids must never be reused after pruning.
@@ -223,8 +219,7 @@ def _column_ddl(bind: Connection, table: str, column: sa.Column) -> str:
 def _mysql_table_charset(bind: Connection, table: str) -> str:
     collation = bind.execute(
         sa.text(
-            "SELECT TABLE_COLLATION FROM information_schema.TABLES "
-            "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = :t"
+            "SELECT TABLE_COLLATION FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = :t"
         ),
         {"t": table},
     ).scalar()
@@ -315,9 +310,7 @@ def _upgrade_legacy_task(bind: Connection) -> None:
     bind.exec_driver_sql(f"UPDATE `task` SET `desc` = '', {keep} WHERE `desc` IS NULL")
     bind.exec_driver_sql(f"UPDATE `task` SET `is_valid` = 0, {keep} WHERE `is_valid` IS NULL")
     bind.exec_driver_sql(f"UPDATE `task` SET `max_instances` = 1, {keep} WHERE `max_instances` IS NULL")
-    bind.exec_driver_sql(
-        f"UPDATE `task` SET `task_key` = CONCAT('task-', `id`), {keep} WHERE `task_key` IS NULL"
-    )
+    bind.exec_driver_sql(f"UPDATE `task` SET `task_key` = CONCAT('task-', `id`), {keep} WHERE `task_key` IS NULL")
     # The old key allowed one task_key per status; keep the lowest id under its name and rename
     # (and disable) the others, so no row is lost.
     dups = bind.exec_driver_sql(
@@ -413,6 +406,4 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     # Revision 0001 may have converted a pre-existing production table; dropping it would lose data.
-    raise NotImplementedError(
-        "revision 0001 cannot be downgraded; drop the tables by hand or restore a backup"
-    )
+    raise NotImplementedError("revision 0001 cannot be downgraded; drop the tables by hand or restore a backup")

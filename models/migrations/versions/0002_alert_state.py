@@ -32,7 +32,9 @@ def upgrade() -> None:
     bind = op.get_bind()
     if "alert_state" in sa.inspect(bind).get_table_names():
         return
-    options = {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4"} if bind.dialect.name in ("mysql", "mariadb") else {}
+    options = (
+        {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4"} if bind.dialect.name in ("mysql", "mariadb") else {}
+    )
     op.create_table(
         "alert_state",
         sa.Column("task_id", sa.Integer, primary_key=True, autoincrement=False),

@@ -30,9 +30,7 @@ def upgrade() -> None:
     names = {u["name"] for u in inspector.get_unique_constraints("execute_task")}
     names |= {i["name"] for i in inspector.get_indexes("execute_task")}
     if "uq_execute_task_running_slot" not in names:
-        op.create_index(
-            "uq_execute_task_running_slot", "execute_task", ["task_id", "running_slot"], unique=True
-        )
+        op.create_index("uq_execute_task_running_slot", "execute_task", ["task_id", "running_slot"], unique=True)
 
 
 def downgrade() -> None:
