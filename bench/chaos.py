@@ -29,7 +29,7 @@ import time
 import uuid
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -126,7 +126,7 @@ class Report:
 
 
 def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def _iso(value: str) -> datetime:
@@ -349,7 +349,7 @@ def run(
             chaos = Chaos(knobs.env(db_url, broker_url), log_dir, rng)
             out(f"chaos: seed={seed} tasks={tasks} minutes={minutes} logs={log_dir}")
             insert_tasks(engine, tasks, rng)
-            start = datetime.now(timezone.utc)
+            start = datetime.now(UTC)
             chaos.start_all()
             deadline = time.monotonic() + minutes * 60
             while True:
@@ -358,9 +358,9 @@ def run(
                     break
                 time.sleep(pause)
                 killed = chaos.kill_one()
-                out(f"chaos: t+{(datetime.now(timezone.utc) - start).total_seconds():.0f}s kill -9 {killed}, restarted")
+                out(f"chaos: t+{(datetime.now(UTC) - start).total_seconds():.0f}s kill -9 {killed}, restarted")
             time.sleep(max(deadline - time.monotonic(), 0))
-            end = datetime.now(timezone.utc) - timedelta(seconds=1)
+            end = datetime.now(UTC) - timedelta(seconds=1)
             waited = wait_settled(engine, end, knobs.settle_s + 60)
             out(f"chaos: settled {waited:.0f}s after the window closed")
             report = check(engine, start, end, chaos.worker_logs(), knobs.grace_s)

@@ -9,9 +9,10 @@ import platform
 import signal
 import time
 import traceback
-from datetime import datetime, timezone
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -117,7 +118,7 @@ def run_bench(
         entry["case_s"] = round(time.perf_counter() - started, 1)
         results[target.id] = entry
     return {
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": machine(),
         "source": source_state(),
         "settings": {

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from bench.env import BenchEnv
@@ -27,12 +27,12 @@ _RUN_INSERT = (
 
 def utc_naive(value: datetime) -> datetime:
     """Aware -> naive UTC, as tablebeat stores DATETIME(6) on MySQL/MariaDB."""
-    return value.astimezone(timezone.utc).replace(tzinfo=None)
+    return value.astimezone(UTC).replace(tzinfo=None)
 
 
 def whole_second(ts: float | None = None) -> datetime:
     ts = time.time() if ts is None else ts
-    return datetime.fromtimestamp(int(ts), tz=timezone.utc)
+    return datetime.fromtimestamp(int(ts), tz=UTC)
 
 
 def empty_tables(env: BenchEnv) -> None:
@@ -114,7 +114,7 @@ def seed_pending_runs(env: BenchEnv, ids: Sequence[int], scheduled_at: datetime)
 
     Returns ``(run_id, task_id, trace_id, celery_id)`` for each.
     """
-    now = utc_naive(datetime.now(timezone.utc))
+    now = utc_naive(datetime.now(UTC))
     sched = utc_naive(scheduled_at)
     planned = [(tid, uuid.uuid4().hex, str(uuid.uuid4())) for tid in ids]
     raw = env.engine.raw_connection()
@@ -140,4 +140,4 @@ def next_grid_instant(period_s: int, at_least_in: float) -> datetime:
     """The first multiple of ``period_s`` (UTC epoch grid) at least ``at_least_in`` seconds away."""
     earliest = time.time() + at_least_in
     ts = (int(earliest) // period_s + 1) * period_s
-    return datetime.fromtimestamp(ts, tz=timezone.utc)
+    return datetime.fromtimestamp(ts, tz=UTC)

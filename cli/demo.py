@@ -7,7 +7,7 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import typer
 from rich.console import Console
@@ -37,7 +37,7 @@ def seed_examples() -> None:
     from models import Task, make_engine
 
     engine = make_engine()
-    run_at = (datetime.now(timezone.utc) + timedelta(seconds=15)).strftime("%Y-%m-%d %H:%M:%S")
+    run_at = (datetime.now(UTC) + timedelta(seconds=15)).strftime("%Y-%m-%d %H:%M:%S")
     rows = (
         *EXAMPLE_ROWS,
         ("test_date", "测试date任务: once, 15 s after the demo starts", "test_date", "date", run_at, ""),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Optional
 
 from sqlalchemy import Integer
 from sqlalchemy.orm import Mapped, mapped_column
@@ -21,7 +20,7 @@ class AlertState(Base):
     __tablename__ = "alert_state"
 
     task_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
-    last_sent_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    last_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     suppressed: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     def __repr__(self) -> str:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
-from typing import Optional
 
 from sqlalchemy import BigInteger, Index, Integer, String, Text, UniqueConstraint, func
 from sqlalchemy.orm import Mapped, mapped_column
@@ -37,22 +36,22 @@ class ExecuteTask(Base):
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
     task_id: Mapped[int] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(255), default=RunStatus.PENDING.value)
-    extra: Mapped[Optional[str]] = mapped_column(Text, default="{}")
-    trace_id: Mapped[Optional[str]] = mapped_column(String(255))
-    create_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime, server_default=func.current_timestamp())
-    update_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime, server_default=func.current_timestamp())
-    scheduled_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
-    started_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
-    finished_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
-    published_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
-    worker: Mapped[Optional[str]] = mapped_column(String(255))
-    celery_id: Mapped[Optional[str]] = mapped_column(String(64))
-    result: Mapped[Optional[str]] = mapped_column(Text)
-    error: Mapped[Optional[str]] = mapped_column(Text)
+    extra: Mapped[str | None] = mapped_column(Text, default="{}")
+    trace_id: Mapped[str | None] = mapped_column(String(255))
+    create_at: Mapped[datetime | None] = mapped_column(UTCDateTime, server_default=func.current_timestamp())
+    update_at: Mapped[datetime | None] = mapped_column(UTCDateTime, server_default=func.current_timestamp())
+    scheduled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    published_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    worker: Mapped[str | None] = mapped_column(String(255))
+    celery_id: Mapped[str | None] = mapped_column(String(64))
+    result: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(Text)
     attempt: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
-    claimed_by: Mapped[Optional[str]] = mapped_column(String(64))
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
     #: 1..max_instances while running, NULL otherwise; unique per task (see migration 0003).
-    running_slot: Mapped[Optional[int]] = mapped_column(Integer)
+    running_slot: Mapped[int | None] = mapped_column(Integer)
 
     __table_args__ = (
         UniqueConstraint("task_id", "scheduled_at", name="uq_execute_task_fire"),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
-from typing import Optional
 
 from sqlalchemy import BigInteger, Index, Integer, String, Text, func
 from sqlalchemy.orm import Mapped, mapped_column
@@ -57,25 +56,25 @@ class Task(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     task_key: Mapped[str] = mapped_column(String(255), unique=True)
     desc: Mapped[str] = mapped_column(String(255), default="", server_default="")
-    execute_func: Mapped[Optional[str]] = mapped_column(String(255))
-    trigger: Mapped[Optional[str]] = mapped_column(String(255))
-    spec: Mapped[Optional[str]] = mapped_column(String(255))
-    args: Mapped[Optional[str]] = mapped_column(Text, default="")
+    execute_func: Mapped[str | None] = mapped_column(String(255))
+    trigger: Mapped[str | None] = mapped_column(String(255))
+    spec: Mapped[str | None] = mapped_column(String(255))
+    args: Mapped[str | None] = mapped_column(Text, default="")
     is_valid: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     status: Mapped[str] = mapped_column(String(255), default="ready", server_default="ready")
-    extra: Mapped[Optional[str]] = mapped_column(Text, default="{}")
-    create_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime, server_default=func.current_timestamp())
-    update_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime, server_default=func.current_timestamp())
-    kwargs: Mapped[Optional[str]] = mapped_column(Text, default="{}")
-    timezone: Mapped[Optional[str]] = mapped_column(String(64))
-    queue: Mapped[Optional[str]] = mapped_column(String(255))
+    extra: Mapped[str | None] = mapped_column(Text, default="{}")
+    create_at: Mapped[datetime | None] = mapped_column(UTCDateTime, server_default=func.current_timestamp())
+    update_at: Mapped[datetime | None] = mapped_column(UTCDateTime, server_default=func.current_timestamp())
+    kwargs: Mapped[str | None] = mapped_column(Text, default="{}")
+    timezone: Mapped[str | None] = mapped_column(String(64))
+    queue: Mapped[str | None] = mapped_column(String(255))
     max_instances: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
-    misfire_grace_seconds: Mapped[Optional[int]] = mapped_column(Integer)
-    expires_seconds: Mapped[Optional[int]] = mapped_column(Integer)
-    next_run_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
-    last_run_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
-    last_status: Mapped[Optional[str]] = mapped_column(String(32))
-    last_error: Mapped[Optional[str]] = mapped_column(Text)
+    misfire_grace_seconds: Mapped[int | None] = mapped_column(Integer)
+    expires_seconds: Mapped[int | None] = mapped_column(Integer)
+    next_run_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_run_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_status: Mapped[str | None] = mapped_column(String(32))
+    last_error: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (
         Index("ix_task_update_at", "update_at"),
@@ -98,7 +97,7 @@ class TaskChange(Base):
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
     task_id: Mapped[int] = mapped_column(Integer)
-    changed_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime, server_default=func.current_timestamp())
+    changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, server_default=func.current_timestamp())
 
     def __repr__(self) -> str:
         return f"TaskChange(id={self.id!r}, task_id={self.task_id!r})"

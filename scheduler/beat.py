@@ -12,7 +12,7 @@ import os
 import socket
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from celery import beat
@@ -49,7 +49,7 @@ LOG_EACH_FIRE_UP_TO = 20
 
 def utcnow() -> datetime:
     """The current instant, UTC-aware."""
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class SqlScheduler(beat.Scheduler):  # type: ignore[misc]

@@ -6,7 +6,7 @@ Dispatch does not go through them: they exist so tools that list a beat's schedu
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from celery import beat, schedules
@@ -23,7 +23,7 @@ class TableSchedule(schedules.BaseSchedule):  # type: ignore[misc]
 
     def remaining_estimate(self, last_run_at: datetime) -> timedelta:
         nxt = self.trigger.next_after(last_run_at)
-        return timedelta(days=36500) if nxt is None else max(nxt - datetime.now(timezone.utc), timedelta(0))
+        return timedelta(days=36500) if nxt is None else max(nxt - datetime.now(UTC), timedelta(0))
 
     def is_due(self, last_run_at: datetime) -> schedules.schedstate:
         remaining = self.remaining_estimate(last_run_at).total_seconds()

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import functools
 import sys
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from scheduler.errors import RowError
@@ -119,7 +119,7 @@ def compile_config(
     tz = parse_timezone(tz_name, default_timezone)
     trigger_kind = sys.intern((trigger or "").strip().lower())
     # Validate the spec now, with a fixed anchor; the row's own trigger is built per row.
-    build_trigger(trigger_kind, spec or "", tz, datetime(2000, 1, 1, tzinfo=timezone.utc))
+    build_trigger(trigger_kind, spec or "", tz, datetime(2000, 1, 1, tzinfo=UTC))
     grace = _non_negative("misfire_grace_seconds", misfire_grace_seconds)
     expires = _non_negative("expires_seconds", expires_seconds)
     if expires == 0:
@@ -168,7 +168,7 @@ def compile_row(
     if not row.task_key:
         raise RowError("task_key", "must not be empty")
     config = compile_config(*config_key(row), registered, default_timezone, default_grace_seconds)
-    anchor = row.anchor or datetime.now(timezone.utc)
+    anchor = row.anchor or datetime.now(UTC)
     return ScheduledJob(
         task_id=int(row.id),
         task_key=str(row.task_key),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import math
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection
@@ -52,7 +52,7 @@ class ScheduleIndex:
 
     def apply_changed(self, conn: Connection, task_ids: set[int]) -> None:
         """Re-read the rows the change log named: reschedule, pause or forget each."""
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         found = {int(row.id): row for row in store.load_rows(conn, task_ids)}
         for task_id in task_ids:
             row = found.get(task_id)

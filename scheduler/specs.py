@@ -14,7 +14,7 @@ import math
 import re
 from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -305,7 +305,7 @@ def _read_date(spec: str) -> datetime:
     year, month, day, hour, minute, second, fraction, offset = match.groups()
     tzinfo: timezone | None = None
     if offset in ("Z", "z"):
-        tzinfo = timezone.utc
+        tzinfo = UTC
     elif offset:
         digits = offset[1:].replace(":", "")
         hours, minutes = int(digits[:2]), int(digits[2:] or 0)
@@ -332,7 +332,7 @@ def _localise(wall: datetime, tz: ZoneInfo) -> datetime:
     """Attach `tz` to a naive wall time, refusing gaps and folds instead of guessing."""
     first, second = wall.replace(tzinfo=tz, fold=0), wall.replace(tzinfo=tz, fold=1)
     shown = wall.isoformat(sep=" ")
-    if first.astimezone(timezone.utc).astimezone(tz).replace(tzinfo=None) != wall:
+    if first.astimezone(UTC).astimezone(tz).replace(tzinfo=None) != wall:
         raise RowError("spec", f"{shown} does not exist in {tz.key} (DST spring-forward gap)")
     if first.utcoffset() != second.utcoffset():
         raise RowError("spec", f"{shown} is ambiguous in {tz.key} (DST fall-back); give an offset")
@@ -345,7 +345,7 @@ def parse_date(text: str | None, tz: ZoneInfo) -> datetime:
     try:
         if value.tzinfo is None:
             value = _localise(value, tz)
-        return value.astimezone(timezone.utc)
+        return value.astimezone(UTC)
     except OverflowError:  # e.g. 0001-01-01 with a positive offset
         raise RowError("spec", f"{_show(text or '')} is out of the supported range") from None
 
@@ -390,7 +390,7 @@ _MACROS = {
     "@yearly": "0 0 1 1 *",
     "@annually": "0 0 1 1 *",
 }
-_REFERENCE = datetime(2000, 1, 1, tzinfo=timezone.utc)
+_REFERENCE = datetime(2000, 1, 1, tzinfo=UTC)
 
 
 def _cron_value(field: _Field, token: str) -> int:

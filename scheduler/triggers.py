@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
@@ -16,7 +16,7 @@ from croniter import CroniterBadDateError, croniter
 
 from scheduler.specs import CronSpec, parse_cron, parse_date, parse_interval, parse_trigger
 
-UTC = timezone.utc
+UTC = UTC
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _SECOND = timedelta(seconds=1)
 _MAX_PREV_SPAN_S = 400 * 366 * 86400  # croniter's own search gives up long before this

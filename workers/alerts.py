@@ -19,7 +19,7 @@ import queue
 import threading
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -277,9 +277,7 @@ class Alerter:
                 EXTRA_WEBHOOK_KEY,
             )
             return
-        decision = decide_rate_limit(
-            self.engine, int(run.task_id), datetime.now(timezone.utc), settings.min_interval_seconds
-        )
+        decision = decide_rate_limit(self.engine, int(run.task_id), datetime.now(UTC), settings.min_interval_seconds)
         if not decision.send:
             logger.info(
                 "alert for run %s (%s) of %s suppressed: rate limit %ss (%d held back)",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from celery import signals
@@ -20,7 +20,7 @@ logger = logging.getLogger(__name__)
 HEARTBEAT_EVERY_S = 5.0
 #: When this process started: a row ``running`` on this hostname that began before it belongs
 #: to a previous incarnation of the worker (restarted after a crash under the same name), so it is lost.
-PROCESS_STARTED = datetime.now(timezone.utc)
+PROCESS_STARTED = datetime.now(UTC)
 
 
 class HeartbeatThread(threading.Thread):
@@ -42,7 +42,7 @@ class HeartbeatThread(threading.Thread):
             self._stop_event.wait(self.every_s)
 
     def _stamp(self, started: datetime, first: bool = False) -> bool:
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         values: dict[str, Any] = {"seen_at": now}
         if first:
             values["started_at"] = started  # a restart under the same hostname is a new incarnation

@@ -7,7 +7,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import Boolean, Connection, Engine, Text, bindparam, case, func, insert, select, update
@@ -46,7 +46,7 @@ class StartResult:
 
 def utcnow() -> datetime:
     """The current instant, UTC-aware."""
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class RunStore:
@@ -408,7 +408,7 @@ def _take_slot(conn: Connection, limit: int, update_with_slot: Callable[[int | N
 
 def _aware(value: datetime) -> datetime:
     """``value`` as a UTC-aware datetime (naive values from the database are UTC)."""
-    return value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 def _is_transient(exc: BaseException) -> bool:

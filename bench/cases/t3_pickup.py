@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import text
@@ -42,7 +42,7 @@ def run(ctx: CaseContext) -> dict[str, Any]:
             for task_id in picks:
                 time.sleep(random.uniform(0.3, 1.3))
                 before = measure.llen(client)
-                due = datetime.now(timezone.utc) + timedelta(seconds=DUE_AFTER_S)
+                due = datetime.now(UTC) + timedelta(seconds=DUE_AFTER_S)
                 spec = due.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
                 t0 = time.perf_counter()
                 conn.execute(

@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from bench import measure, seed
@@ -46,7 +46,7 @@ def _fill(ctx: CaseContext, job_name: str) -> tuple[int, float]:
     seed.seed_tasks(ctx.env, n, trigger="interval", spec="3600", anchor=anchor, next_run_at=None)
     ids = seed.task_ids(ctx.env)
     keys = dict(ctx.env.rows("SELECT id, task_key FROM task"))
-    scheduled = datetime.now(timezone.utc)
+    scheduled = datetime.now(UTC)
     if job_name == "noop":
         runs = seed.seed_pending_runs(ctx.env, ids, scheduled)
     else:

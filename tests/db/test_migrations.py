@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -76,7 +76,7 @@ def utc_param(conn: Connection, value: datetime) -> Any:
 
 
 def now_utc() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 # --------------------------------------------------------------------------- schema
@@ -103,7 +103,7 @@ def test_unique_constraints_enforced(migrated_url: str) -> None:
         with pytest.raises(IntegrityError), engine.begin() as conn:
             insert_task(conn, "uniq")
 
-        fire = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
+        fire = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
         with Session(engine) as s, s.begin():
             s.add(ExecuteTask(task_id=task_id, scheduled_at=fire, trace_id="t1"))
         with pytest.raises(IntegrityError), Session(engine) as s, s.begin():
@@ -236,7 +236,7 @@ def test_every_config_column_logs(migrated_url: str) -> None:
 
 
 def test_update_at_moves_on_config_edit_only(migrated_url: str) -> None:
-    old = datetime(2001, 2, 3, 4, 5, 6, 123456, tzinfo=timezone.utc)
+    old = datetime(2001, 2, 3, 4, 5, 6, 123456, tzinfo=UTC)
     with engine_for(migrated_url) as engine:
         with engine.begin() as conn:
             task_id = insert_task(conn, "touch")
@@ -501,7 +501,7 @@ def test_mysql_timestamps_are_utc_whatever_the_session_zone(legacy_url: str) -> 
             change = s.execute(sa.select(TaskChange).where(TaskChange.task_id == task_id)).scalar_one()
         for value in (task.create_at, task.update_at, change.changed_at):
             assert abs(value - now_utc()) < timedelta(minutes=1)
-        old = datetime(2001, 1, 1, tzinfo=timezone.utc)
+        old = datetime(2001, 1, 1, tzinfo=UTC)
         with engine.begin() as conn:
             conn.execute(
                 text("UPDATE task SET update_at = :u WHERE id = :i"), {"u": old.replace(tzinfo=None), "i": task_id}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import Engine
@@ -16,7 +16,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.mariadb]
 
 def now_naive() -> datetime:
     """Now in UTC without tzinfo: how MariaDB's DATETIME columns come back over plain SQL."""
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def insert_task(db: Engine, key: str, func: str, trigger: str, spec: str, args: str = "", **cols: object) -> int:
@@ -145,7 +145,7 @@ def test_bad_rows_go_to_error_while_others_fire(cluster: Cluster, db: Engine) ->
 
 
 def test_date_job_runs_once_then_completed(cluster: Cluster, db: Engine) -> None:
-    run_at = (datetime.now(timezone.utc) + timedelta(seconds=3)).strftime("%Y-%m-%d %H:%M:%S")
+    run_at = (datetime.now(UTC) + timedelta(seconds=3)).strftime("%Y-%m-%d %H:%M:%S")
     task_id = insert_task(db, "it_date", "test_date", "date", run_at, timezone="UTC")
     wait_for(lambda: runs(db, task_id, "success"), REFRESH_SECONDS + 8, what="the date run")
     wait_for(
@@ -177,7 +177,7 @@ def test_async_job_and_trace_handed_to_child(cluster: Cluster, db: Engine) -> No
 
 
 def test_celery_retry_is_recorded_and_finishes_on_the_same_row(cluster: Cluster, db: Engine) -> None:
-    run_at = (datetime.now(timezone.utc) + timedelta(seconds=2)).strftime("%Y-%m-%d %H:%M:%S")
+    run_at = (datetime.now(UTC) + timedelta(seconds=2)).strftime("%Y-%m-%d %H:%M:%S")
     task_id = insert_task(db, "it_flaky", "flaky", "date", run_at, timezone="UTC")
     done = wait_for(lambda: runs(db, task_id, "success"), REFRESH_SECONDS + 12, what="the retried run to succeed")
     assert len(runs(db, task_id)) == 1, "a retry reuses the run's row"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import socket
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import Engine, insert
@@ -63,7 +63,7 @@ def test_payload_fields() -> None:
     class Run:
         id, task_id, task_key, execute_func = 42, 7, "nightly", "always_fails"
         trace_id, celery_id, worker, attempt = "t" * 32, "c-1", "w1@host", 1
-        scheduled_at = started_at = finished_at = datetime(2024, 5, 1, 9, 0, tzinfo=timezone.utc)
+        scheduled_at = started_at = finished_at = datetime(2024, 5, 1, 9, 0, tzinfo=UTC)
         error, result = TRACEBACK, None
 
     settings = AlertSettings(webhook_url="http://x/h", min_interval_seconds=300, console_url="https://console.example")
@@ -88,7 +88,7 @@ def test_payload_fields() -> None:
 def test_rate_limit_sends_one_per_interval_and_counts_the_rest(migrated_url: str) -> None:
     engine = make_engine(migrated_url)
     try:
-        t0 = datetime(2024, 5, 1, 9, 0, tzinfo=timezone.utc)
+        t0 = datetime(2024, 5, 1, 9, 0, tzinfo=UTC)
         decisions = [decide_rate_limit(engine, 5, t0 + timedelta(seconds=s), 60) for s in (0, 10, 20, 59)]
         assert [(d.send, d.suppressed) for d in decisions] == [(True, 0), (False, 1), (False, 2), (False, 3)]
         later = decide_rate_limit(engine, 5, t0 + timedelta(seconds=60), 60)
@@ -104,7 +104,7 @@ def test_rate_limit_sends_one_per_interval_and_counts_the_rest(migrated_url: str
 
 
 def _add_run(db: Engine, task_id: int, status: RunStatus, error: str | None, result: str | None = None) -> int:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     with db.begin() as conn:
         return int(
             conn.execute(

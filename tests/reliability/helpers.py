@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import Engine, text
@@ -76,7 +76,7 @@ def runs(db: Engine, task_id: int, status: str | None = None) -> list[dict]:
 
 def now_naive() -> datetime:
     """Now in UTC without tzinfo: how MariaDB's DATETIME columns come back over plain SQL."""
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 _STARTED = re.compile(r"run (\d+) started \(attempt (\d+)\)")

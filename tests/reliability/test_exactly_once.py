@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import signal
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import Engine
@@ -23,7 +23,7 @@ def test_three_beats_sigstop_and_kill(cluster: Cluster, db: Engine) -> None:
     beats = [cluster.start_beat() for _ in range(3)]
     for i in range(20):
         insert_task(db, f"once_{i:02d}", "noop", "interval", str(1 + i % 3))
-    start = datetime.now(timezone.utc)
+    start = datetime.now(UTC)
     wait_for(
         lambda: sql(db, "SELECT COUNT(*) FROM execute_task WHERE status = 'success'")[0][0] > 20,
         30,
@@ -40,7 +40,7 @@ def test_three_beats_sigstop_and_kill(cluster: Cluster, db: Engine) -> None:
     finally:
         stalled.signal(signal.SIGCONT)
     time.sleep(10)
-    end = datetime.now(timezone.utc) - timedelta(seconds=1)
+    end = datetime.now(UTC) - timedelta(seconds=1)
     wait_for(
         lambda: (
             not sql(

@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from types import SimpleNamespace
 
 from hypothesis import HealthCheck, given, settings
@@ -28,7 +28,7 @@ COLUMNS = {
     "misfire_grace_seconds",
     "expires_seconds",
 }
-ANCHOR = datetime(2024, 1, 1, tzinfo=timezone.utc)
+ANCHOR = datetime(2024, 1, 1, tzinfo=UTC)
 
 hostile_text = st.one_of(
     st.none(),

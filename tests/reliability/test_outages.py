@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -77,7 +77,7 @@ def run_through_outage(cluster: Cluster, db: Engine, server: PrivateMariaDB | Pr
     beat = cluster.start_beat()
     tick = insert_task(db, "outage_tick", "test_interval", "interval", "1", "1,2")
     long = insert_task(db, "outage_long", "sleep_for", "interval", "4", "3")
-    start = datetime.now(timezone.utc)
+    start = datetime.now(UTC)
     wait_for(lambda: len(runs(db, tick, "success")) >= 3, 30, what="fires before the outage")
     wait_for(lambda: runs(db, long, "running"), 15, what="a run in progress when the outage begins")
 
@@ -86,7 +86,7 @@ def run_through_outage(cluster: Cluster, db: Engine, server: PrivateMariaDB | Pr
         time.sleep(outage_s)
     finally:
         server.start()  # always: a test never leaves its server stopped
-    recovered = datetime.now(timezone.utc)
+    recovered = datetime.now(UTC)
 
     # After recovery: fires resume within a few seconds, and the runs of the window settle.
     wait_for(
@@ -95,7 +95,7 @@ def run_through_outage(cluster: Cluster, db: Engine, server: PrivateMariaDB | Pr
         what="fires after recovery",
     )
     time.sleep(REFRESH_S * 2)
-    end = datetime.now(timezone.utc) - timedelta(seconds=1)
+    end = datetime.now(UTC) - timedelta(seconds=1)
     wait_for(
         lambda: (
             not sql(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -193,7 +193,7 @@ def test_sql_edits_are_found_through_the_change_log(
 def test_misfire_runs_latest_late_and_records_older_as_skipped(
     engine: Engine, schedulers: Callable[..., SqlScheduler]
 ) -> None:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     anchor = now.replace(microsecond=0) - timedelta(seconds=300)
     task_id = add_task(
         engine,
@@ -217,7 +217,7 @@ def test_misfire_runs_latest_late_and_records_older_as_skipped(
 
 
 def test_fire_older_than_grace_is_only_skipped(engine: Engine, schedulers: Callable[..., SqlScheduler]) -> None:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     run_at = (now - timedelta(seconds=120)).replace(microsecond=0)
     created = run_at - timedelta(seconds=60)
     task_id = add_task(
@@ -241,7 +241,7 @@ def test_fire_older_than_grace_is_only_skipped(engine: Engine, schedulers: Calla
 
 def test_unpublished_claim_is_republished_once(engine: Engine, schedulers: Callable[..., SqlScheduler]) -> None:
     task_id = add_task(engine, "outbox", "test_interval", "interval", "3600")
-    old = datetime.now(timezone.utc) - timedelta(seconds=60)
+    old = datetime.now(UTC) - timedelta(seconds=60)
     with engine.begin() as conn:
         conn.execute(
             ExecuteTask.__table__.insert().values(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from scheduler.errors import RowError
 from scheduler.triggers import CronTrigger, DateTrigger, IntervalTrigger, build_trigger, next_fires
 
-UTC = timezone.utc
+UTC = UTC
 MINUTE = timedelta(minutes=1)
 DST_ZONES = ["America/New_York", "Europe/Berlin", "Australia/Sydney"]
 ZONES = [*DST_ZONES, "UTC", "Asia/Shanghai", "Asia/Kolkata", "Australia/Lord_Howe", "America/Havana"]
