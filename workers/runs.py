@@ -182,6 +182,7 @@ class RunStore:
                         conn,
                         max_instances,
                         lambda slot: conn.execute(_START_FRESH, {**params, "b_slot": slot}).rowcount,
+                        in_transaction=False,
                     )
                     if outcome is _Slot.TAKEN:
                         self.task_status.started(task_id)
@@ -220,7 +221,12 @@ class RunStore:
         limit = 1 if row.max_instances is None else int(row.max_instances)
         stmt = update(ExecuteTask).where(ExecuteTask.id == run_id, *unchanged)
         retaken = {**values, "attempt": next_attempt}
-        outcome = _take_slot(conn, limit, lambda slot: conn.execute(stmt.values(**retaken, running_slot=slot)).rowcount)
+        outcome = _take_slot(
+            conn,
+            limit,
+            lambda slot: conn.execute(stmt.values(**retaken, running_slot=slot)).rowcount,
+            in_transaction=True,
+        )
         if outcome is _Slot.FULL:
             return self._skip_full(conn, run_id, unchanged, worker, limit, next_attempt)
         if outcome is _Slot.NOT_MATCHED:
@@ -382,17 +388,22 @@ class _Slot(enum.Enum):
     NOT_MATCHED = "not matched"
 
 
-def _take_slot(conn: Connection, limit: int, update_with_slot: Callable[[int | None], int]) -> _Slot:
+def _take_slot(
+    conn: Connection, limit: int, update_with_slot: Callable[[int | None], int], *, in_transaction: bool
+) -> _Slot:
     """Move a run to ``running`` holding the first free slot 1..limit of its task.
 
     ``update_with_slot(slot)`` runs the caller's guarded UPDATE and returns its rowcount.
     The unique ``(task_id, running_slot)`` index turns "is a slot free?" into "did the
     UPDATE violate it?", so concurrent workers cannot over-commit.  ``limit`` 0 = no limit.
+    ``in_transaction`` says whether ``conn`` is inside a transaction (the caller knows: the
+    driver cannot be asked -- PostgreSQL reports ``READ COMMITTED`` on an autocommit connection).
     """
     if limit <= 0:
         return _Slot.TAKEN if update_with_slot(None) else _Slot.NOT_MATCHED
-    # PostgreSQL aborts the whole transaction on a violation; a savepoint confines it.
-    savepoint = conn.dialect.name == "postgresql" and conn.get_isolation_level() != "AUTOCOMMIT"
+    # PostgreSQL aborts the whole transaction on a violation; a savepoint confines it. In
+    # autocommit each statement is its own transaction and a SAVEPOINT is an error there.
+    savepoint = in_transaction and conn.dialect.name == "postgresql"
     for slot in range(1, limit + 1):
         try:
             if savepoint:
