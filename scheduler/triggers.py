@@ -194,22 +194,42 @@ def _describe_days(dom: str, month: str, dow: str) -> str:
     return words if month == "*" else f"{words} in {_named(month, _MONTH_NAMES)}"
 
 
+def _describe_seconds(second: str) -> str | None:
+    """Words for a seconds field under an every-minute cron; None when it needs the raw spec."""
+    if second == "*":
+        return "every second"
+    if second.startswith("*/") and second[2:].isdigit():
+        step = int(second[2:])
+        return "every second" if step == 1 else f"every {step} seconds"
+    if all(part.isdigit() for part in second.split(",")):
+        return f"every minute at second {second.replace(',', ', ')}"
+    return None
+
+
 def _describe_cron(expression: str, tz: ZoneInfo) -> str:
     minute, hour, dom, month, dow, *rest = expression.split()
-    if rest and rest[0] != "0":
-        return f"cron '{expression}' ({tz.key})"
+    second = rest[0] if rest else "0"
+    raw = f"cron '{expression}' ({tz.key})"
     if (hour, dom, month, dow) == ("*", "*", "*", "*"):
+        if minute == "*" and second != "0":
+            return _describe_seconds(second) or raw
+        if not second.isdigit():
+            return raw
+        at_second = "" if second == "0" else f", second {int(second)}"
         if minute == "*":
             return "every minute"
         if minute.startswith("*/"):
-            return f"every {minute[2:]} minutes"
+            return f"every {minute[2:]} minutes" + (f" at second {int(second)}" if at_second else "")
         if minute.isdigit():
-            return f"every hour at minute {minute}"
+            return f"every hour at minute {minute}{at_second}"
+    if not second.isdigit():
+        return raw
     hours = hour.split(",")
     if minute.isdigit() and all(h.isdigit() for h in hours):
-        times = ", ".join(f"{int(h):02d}:{int(minute):02d}" for h in hours)
+        seconds = "" if second == "0" else f":{int(second):02d}"
+        times = ", ".join(f"{int(h):02d}:{int(minute):02d}{seconds}" for h in hours)
         return f"at {times} {_describe_days(dom, month, dow)} ({tz.key})"
-    return f"cron '{expression}' ({tz.key})"
+    return raw
 
 
 # --- interval and date ---------------------------------------------------------------
