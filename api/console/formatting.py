@@ -68,6 +68,12 @@ def lateness(scheduled: datetime | None, started: datetime | None) -> str:
     return f"{sign}{duration(abs(seconds))}"
 
 
+def in_flight(status: str) -> str:
+    """What a run newer than the last finished one is doing: ``a newer run is queued``."""
+    doing = {"pending": "queued", "running": "running", "retrying": "waiting to retry"}.get(status, status)
+    return f"a newer run is {doing}"
+
+
 def row_trigger(row: Any, default_timezone: str) -> Trigger:
     """The trigger a task row describes. :raises RowError: when the row cannot be scheduled."""
     tz = parse_timezone(row.timezone, default_timezone)

@@ -23,6 +23,7 @@ from api.console import forms, pictures, queries, security
 from api.console.formatting import (
     absolute,
     duration,
+    in_flight,
     iso,
     lateness,
     relative,
@@ -65,7 +66,7 @@ SECURITY_HEADERS = {
 }
 
 templates = Jinja2Templates(directory=str(HERE / "templates"))
-templates.env.filters.update(absolute=absolute, iso=iso, duration=duration)
+templates.env.filters.update(absolute=absolute, iso=iso, duration=duration, in_flight=in_flight)
 templates.env.globals.update(
     relative=relative,
     lateness=lateness,

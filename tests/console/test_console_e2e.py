@@ -280,6 +280,12 @@ def test_console_in_a_real_browser(page, stack: str, service: TaskService, engin
 
     page.goto("/timeline")
     expect(page.locator("svg.timeline").first).to_be_visible()
+    expect(page.locator("svg.timeline .run-failed").first).to_be_attached()
+    # The hour axis spans the timeline column only: "now" is centred over the now line.
+    label = page.locator(".axis .now").first.bounding_box()
+    line = page.locator("svg.timeline line.now").first.bounding_box()
+    label_x, line_x = label["x"] + label["width"] / 2, line["x"] + line["width"] / 2
+    assert abs(label_x - line_x) <= 2, f"'now' label at x={label_x:.1f}, now line at x={line_x:.1f}"
     _save(page, shots, "timeline.png")
 
 
