@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import typer
-from rich.console import Console
+from rich.markup import escape
+
+from cli.output import console
 
 db_app = typer.Typer(help="Create or upgrade the tablebeat schema.", no_args_is_help=True)
-console = Console()
 
 
 @db_app.command("upgrade")
@@ -23,10 +24,16 @@ def upgrade(
         target = url or database_url()
         parse_database_url(target)
     except ValueError as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        console(stderr=True).print(f"[red]error:[/red] {escape(str(exc))}")
         raise typer.Exit(2) from exc
+    before = current_revision(target)
     run_upgrade(target, revision)
-    console.print(f"database at revision [bold]{current_revision(target)}[/bold] ({_redact(target)})")
+    after = current_revision(target)
+    where = escape(_redact(target))
+    if before == after:
+        console().print(f"database {where} already at revision [bold]{after}[/bold]")
+    else:
+        console().print(f"database {where} upgraded from revision {before or '(empty)'} to [bold]{after}[/bold]")
 
 
 def _redact(url: str) -> str:

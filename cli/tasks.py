@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from cli.output import console
 from scheduler.service import Page, RunView, ServiceSettings, TaskService, TaskView
 from scheduler.service_errors import ServiceError, ValidationFailed
 
@@ -28,13 +29,12 @@ SHOW_LAST_RUNS = 5
 
 
 def stdout() -> Console:
-    # Built per call so COLUMNS and the redirected streams of the moment apply.
-    return Console(highlight=False)
+    return console()
 
 
 def fail(message: str, exit_code: int) -> typer.Exit:
     """Print ``message`` to stderr in red and return the Exit to raise."""
-    Console(stderr=True, highlight=False).print(f"[red]error:[/red] {escape(message)}")
+    console(stderr=True).print(f"[red]error:[/red] {escape(message)}")
     return typer.Exit(exit_code)
 
 
@@ -192,11 +192,14 @@ def list_tasks(
     if as_json:
         _print_json(page)
         return
+    # A row that cannot be scheduled says why in a last column (shown when the page has one).
+    reasons = [_reason(task) for task in page.items]
     table = Table(title=f"tasks {_range(page)}")
-    for column in ("id", "task_key", "func", "schedule", "status", "next fire (UTC)", "last run"):
+    columns = ["id", "task_key", "func", "schedule", "status", "next fire (UTC)", "last run"]
+    for column in columns + (["reason"] if any(reasons) else []):
         table.add_column(column, overflow="fold")
-    for task in page.items:
-        table.add_row(
+    for task, reason in zip(page.items, reasons, strict=True):
+        cells = [
             str(task.id),
             escape(task.task_key),
             escape(task.execute_func or ""),
@@ -204,7 +207,8 @@ def list_tasks(
             _status(task),
             _when(task.next_fire_times[0] if task.next_fire_times else None),
             escape(task.last_status or "-"),
-        )
+        ]
+        table.add_row(*cells, *([escape(reason or "-")] if any(reasons) else []))
     stdout().print(table)
 
 
@@ -302,6 +306,13 @@ def _schedule(task: TaskView) -> str:
 def _status(task: TaskView) -> str:
     colour = {"ready": "green", "doing": "cyan", "paused": "yellow", "error": "red"}.get(task.status, "white")
     return f"[{colour}]{escape(task.status)}[/{colour}]"
+
+
+def _reason(task: TaskView) -> str | None:
+    """Why the task is in ``error`` (``last_error``) or cannot be scheduled as it stands."""
+    if task.status == "error" and task.last_error:
+        return task.last_error
+    return task.schedule_error
 
 
 def _when(value: datetime | None) -> str:
