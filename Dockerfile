@@ -20,9 +20,12 @@ RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml
 
 COPY celeryconfig.py ./
 COPY conf ./conf
+COPY protocol ./protocol
 COPY models ./models
+COPY alerts ./alerts
 COPY scheduler ./scheduler
 COPY workers ./workers
+COPY service ./service
 COPY cli ./cli
 COPY api ./api
 RUN pip install --no-deps . \

@@ -71,6 +71,8 @@ tablebeat_refresh_seconds = _profile["refresh_seconds"]
 tablebeat_poll_seconds = _profile["poll_seconds"]
 tablebeat_misfire_grace_seconds = _profile["misfire_grace_seconds"]
 tablebeat_job_modules = _profile["job_modules"]
+#: Beat and workers import the job modules at start-up (Celery's loader), not when ``workers`` is imported.
+imports = tuple(tablebeat_job_modules)
 tablebeat_alert_webhook = _profile["alert_webhook"]
 tablebeat_alert_min_interval_seconds = _profile["alert_min_interval_seconds"]
 tablebeat_console_url = _profile["console_url"]

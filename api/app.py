@@ -19,7 +19,7 @@ from api import console, tasks
 from api.errors import install_error_handlers
 from api.schemas import HealthOut, ReachabilityOut
 from api.settings import TOKEN_ENV, ApiSettings
-from scheduler.service import TaskService
+from service.tasks import TaskService
 
 logger = logging.getLogger("tablebeat.api")
 

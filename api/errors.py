@@ -8,7 +8,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from scheduler.service_errors import ServiceError
+from service.errors import ServiceError
 
 #: Where a request value came from; not part of the field's name.
 _LOCATIONS = ("body", "query", "path", "header")

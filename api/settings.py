@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from scheduler.service import ServiceSettings
+from service.tasks import ServiceSettings
 
 #: Environment variable holding the bearer token; unset means no authentication.
 TOKEN_ENV = "TABLEBEAT_API_TOKEN"

@@ -1,4 +1,4 @@
-"""``/tasks`` endpoints: thin HTTP wrappers around :class:`scheduler.service.TaskService`."""
+"""``/tasks`` endpoints: thin HTTP wrappers around :class:`service.tasks.TaskService`."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 
 from api.auth import require_token
 from api.schemas import ErrorOut, PageOut, RunOut, RunStartedOut, TaskCreate, TaskOut, TaskPatch
-from scheduler.service import TaskService
+from service.tasks import TaskService
 
 _ERRORS = {
     401: {"model": ErrorOut, "description": "Missing or wrong bearer token"},

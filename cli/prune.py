@@ -8,7 +8,7 @@ from datetime import timedelta
 import typer
 
 from cli.tasks import fail, open_service, stdout
-from scheduler.service import PRUNE_BATCH_ROWS
+from service.tasks import PRUNE_BATCH_ROWS
 
 _UNIT_S = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
 _DURATION = re.compile(r"(?:\s*[0-9]+\s*[wdhms])+\s*")

@@ -1,6 +1,6 @@
 """``tablebeat task ...``: the REST API's operations from the command line.
 
-Every verb calls :mod:`scheduler.service`, so validation and messages match the API.
+Every verb calls :mod:`service.tasks`, so validation and messages match the API.
 Errors go to stderr in red; the exit code is 2 for bad input and 1 when nothing matches.
 """
 
@@ -19,8 +19,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from cli.output import console
-from scheduler.service import Page, RunView, ServiceSettings, TaskService, TaskView
-from scheduler.service_errors import ServiceError, ValidationFailed
+from service.errors import ServiceError, ValidationFailed
+from service.tasks import Page, RunView, ServiceSettings, TaskService, TaskView
 
 task_app = typer.Typer(help="Add, list, show, edit, pause, resume, run and remove tasks.", no_args_is_help=True)
 

@@ -24,6 +24,8 @@ from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from conf.urls import parse_database_url
+
 PROFILES = ("local", "test", "online")
 DEFAULT_PROFILE = "local"
 #: The profile files; ``TABLEBEAT_CONF_DIR`` points elsewhere (e.g. a mounted volume).
@@ -98,8 +100,6 @@ def _timezone(raw: Any) -> str:
 
 
 def _database_url(raw: Any) -> str:
-    from models.engine import parse_database_url
-
     url = str(raw).strip()
     try:
         parse_database_url(url)

@@ -6,8 +6,13 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import URL
 from sqlalchemy.orm import Session, sessionmaker
+
+from conf.profiles import load_profile
+from conf.urls import parse_database_url
+
+__all__ = ["DEFAULT_DATABASE_URL", "database_url", "make_engine", "make_sessionmaker", "parse_database_url"]
 
 #: The embedded default: a SQLite file in the working directory.
 DEFAULT_DATABASE_URL = f"sqlite:///{Path.cwd() / 'tablebeat.db'}"
@@ -18,23 +23,7 @@ def database_url() -> str:
 
     :raises conf.profiles.SettingsError: when the profile or the variable is invalid.
     """
-    from conf.profiles import load_profile
-
     return load_profile()["database_url"] or DEFAULT_DATABASE_URL
-
-
-def parse_database_url(url: str | URL) -> URL:
-    """Parse ``url``, raising ``ValueError`` that names the setting when it is malformed."""
-    try:
-        parsed = make_url(url)
-    except Exception as exc:  # make_url raises ArgumentError with a terse message
-        raise ValueError(f"TABLEBEAT_DATABASE_URL: cannot parse {str(url)!r}: {exc}") from exc
-    if parsed.get_backend_name() not in ("sqlite", "mysql", "mariadb", "postgresql"):
-        raise ValueError(
-            f"TABLEBEAT_DATABASE_URL: unsupported backend {parsed.get_backend_name()!r}; "
-            "use sqlite, mysql+pymysql or postgresql+psycopg"
-        )
-    return parsed
 
 
 def make_engine(url: str | URL | None = None, **kwargs: Any) -> Engine:

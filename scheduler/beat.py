@@ -20,7 +20,10 @@ from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
+from alerts.webhook import alert_run
 from models import RunStatus, TaskStatus, make_engine
+from protocol.message import job_names
+from protocol.trace import new_celery_id, new_trace_id
 from scheduler import store
 from scheduler.dispatch import BrokerUnavailable, Dispatch, PreparedMessage, Publisher
 from scheduler.entries import TableEntry, TableSchedule
@@ -29,7 +32,6 @@ from scheduler.planning import PlannedFire, plan_due
 from scheduler.rows import ScheduledJob, compile_row, registered_set
 from scheduler.schedule_index import ScheduleIndex
 from scheduler.settings import SchedulerSettings
-from workers.alerts import alert_run
 
 logger = logging.getLogger("tablebeat.beat")
 
@@ -61,8 +63,10 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
 
     Entry = TableEntry
 
-    def __init__(self, app: Any, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, app: Any, *args: Any, registered: frozenset[str] | None = None, **kwargs: Any) -> None:
         # Celery's __init__ calls setup_schedule(); everything it needs must exist first.
+        #: Job names rows may use; by default the jobs registered on ``app`` (loaded at process start).
+        self._registered = registered
         self.settings = SchedulerSettings.from_conf(app.conf)
         self.token = f"{socket.gethostname()[:30]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.index = ScheduleIndex(frozenset(), self.settings.default_timezone, self.settings.misfire_grace_seconds)
@@ -93,10 +97,9 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
     # --- celery.beat.Scheduler API ---------------------------------------------------
 
     def setup_schedule(self) -> None:
-        from workers.registry import registered_names
-
         self._engine = make_engine(self.settings.database_url or None)
-        self.index.registered = registered_set(registered_names())
+        names = self._registered if self._registered is not None else job_names(self.app.tasks)
+        self.index.registered = registered_set(names)
         started = time.monotonic()
         self._full_sync()
         self._next_refresh = time.monotonic() + self.settings.refresh_seconds
@@ -229,8 +232,8 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
                     store.FireClaim(
                         task_id=job.task_id,
                         scheduled_at=fire.scheduled_at,
-                        trace_id=uuid.uuid4().hex,
-                        celery_id=str(uuid.uuid4()),
+                        trace_id=new_trace_id(),
+                        celery_id=new_celery_id(),
                         next_run_at=nxt,
                         task_status=status,
                         skip_reason=fire.skip_reason,

@@ -17,16 +17,20 @@ from celery import Celery
 from kombu.exceptions import BatchPublishError
 from kombu.exceptions import OperationalError as KombuOperationalError
 
+from protocol.message import (
+    MAX_INSTANCES_HEADER,
+    SUB_TASK_ID,
+    TASK_ID_HEADER,
+    TASK_KEY_HEADER,
+    TRACE_HEADER,
+    TRACE_KWARG,
+)
 from scheduler.rows import ScheduledJob
 
 logger = logging.getLogger(__name__)
 
-SUB_TASK_ID = "sub_task_id"
-TRACE_KWARG = "__unique_trace_id__"
 #: Flower shows these reprs; bounded like Celery's own ``argsrepr_maxsize``.
 REPR_MAX_CHARS = 1024
-TASK_ID_HEADER = "tablebeat_task_id"
-MAX_INSTANCES_HEADER = "tablebeat_max_instances"
 #: Size of the first pipelined batch of a burst: small, so its first message is out within milliseconds.
 FIRST_BATCH = 50
 
@@ -107,7 +111,7 @@ class Publisher:
             argsrepr=repr(args)[:REPR_MAX_CHARS],
             kwargsrepr=repr(kwargs)[:REPR_MAX_CHARS],
         )
-        message.headers.update(trace_id=item.trace_id, task_key=item.task_key)
+        message.headers.update({TRACE_HEADER: item.trace_id, TASK_KEY_HEADER: item.task_key})
         if item.task_id is not None and item.max_instances is not None:
             message.headers[TASK_ID_HEADER] = item.task_id
             message.headers[MAX_INSTANCES_HEADER] = item.max_instances

@@ -20,13 +20,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import CroniterBadDateError, croniter
 
+from protocol.message import RESERVED_KWARGS
 from scheduler.errors import RowError
 
 MAX_ARGS_CHARS = 65536
 MAX_NAME_CHARS = 255
 MAX_SPEC_CHARS = 1024
 MAX_INTERVAL_S = 366 * 86400
-RESERVED_KWARGS = frozenset({"sub_task_id", "__unique_trace_id__"})
 TRIGGERS = ("cron", "interval", "date")
 
 
@@ -179,7 +179,7 @@ def parse_args(text: str | None) -> tuple[Any, ...]:
 # --- JSON objects ------------------------------------------------------------
 
 
-def _parse_object(column: str, text: str | None) -> dict[str, Any]:
+def parse_object(column: str, text: str | None) -> dict[str, Any]:
     if text is None or not text.strip():
         return {}
     _check_size(column, text, MAX_ARGS_CHARS)
@@ -194,18 +194,13 @@ def _parse_object(column: str, text: str | None) -> dict[str, Any]:
 
 def parse_kwargs(text: str | None) -> dict[str, Any]:
     """Parse the `kwargs` column: a JSON object with identifier keys."""
-    value = _parse_object("kwargs", text)
+    value = parse_object("kwargs", text)
     for key in value:
         if not key.isidentifier():
             raise RowError("kwargs", f"key {_show(key)} is not a valid Python identifier")
         if key in RESERVED_KWARGS:
             raise RowError("kwargs", f"key {key!r} is reserved; tablebeat sets it for each run")
     return value
-
-
-def parse_extra(text: str | None) -> dict[str, Any]:
-    """Parse the `extra` column: a JSON object, empty meaning {}."""
-    return _parse_object("extra", text)
 
 
 # --- names -------------------------------------------------------------------
@@ -257,7 +252,7 @@ _INTERVAL_PART = re.compile(r"([0-9]+)\s*([dhms])")
 _DECIMAL = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:e[+-]?[0-9]+)?", re.I)
 
 
-def _spec_text(text: str | None, what: str) -> str:
+def spec_text(text: str | None, what: str) -> str:
     spec = (text or "").strip()
     if not spec:
         raise RowError("spec", f"is empty; give {what}")
@@ -267,7 +262,7 @@ def _spec_text(text: str | None, what: str) -> str:
 
 def parse_interval(text: str | None) -> int:
     """Parse an interval (`5`, `90s`, `5m`, `1h30m`, `2d`) into whole seconds."""
-    spec = _spec_text(text, "seconds like '5' or units like '1h30m'")
+    spec = spec_text(text, "seconds like '5' or units like '1h30m'")
     if re.fullmatch(r"[+-]?[0-9]+", spec):
         seconds = int(spec)
     elif _INTERVAL_PARTS.fullmatch(spec):
@@ -297,7 +292,7 @@ _DATE = re.compile(
 )
 
 
-def _read_date(spec: str) -> datetime:
+def read_date(spec: str) -> datetime:
     """Read the date text into a datetime: aware if it had an offset, else naive."""
     match = _DATE.fullmatch(spec)
     if not match:
@@ -341,7 +336,7 @@ def _localise(wall: datetime, tz: ZoneInfo) -> datetime:
 
 def parse_date(text: str | None, tz: ZoneInfo) -> datetime:
     """Parse a date spec; naive values are wall time in `tz`. Returns UTC-aware."""
-    value = _read_date(_spec_text(text, "a date like '2020-04-24 18:08:00'"))
+    value = read_date(spec_text(text, "a date like '2020-04-24 18:08:00'"))
     try:
         if value.tzinfo is None:
             value = _localise(value, tz)
@@ -459,7 +454,7 @@ def _expand_field(field: _Field, raw: str) -> str:
 
 def parse_cron(text: str | None) -> CronSpec:
     """Validate a cron spec (`m h dom mon dow [sec]` or a macro like `@daily`)."""
-    spec = _spec_text(text, "a cron expression like '*/5 * * * *'")
+    spec = spec_text(text, "a cron expression like '*/5 * * * *'")
     return _parse_cron(spec)
 
 
@@ -475,7 +470,7 @@ def _parse_cron(spec: str) -> CronSpec:
         raise RowError("spec", f"cron expression {_show(spec)}: expected 5 or 6 fields, got {len(fields)}")
     # Quartz-style `?` ("no specific value") in a day field means `*`.
     fields = ["*" if raw == "?" and index in (2, 4) else raw for index, raw in enumerate(fields)]
-    expanded = [_expand_field(field, raw) for field, raw in zip(_FIELDS, fields)]
+    expanded = [_expand_field(field, raw) for field, raw in zip(_FIELDS, fields, strict=False)]
     expression, croniter_form = " ".join(fields), " ".join(expanded)
     day_or = not (fields[2].startswith("*") or fields[4].startswith("*"))
     try:
@@ -485,24 +480,3 @@ def _parse_cron(spec: str) -> CronSpec:
     except Exception as exc:  # croniter's errors share no useful base; any failure means unusable
         raise RowError("spec", f"cron expression {expression!r} rejected: {exc}") from None
     return CronSpec(expression, not fields[1].startswith("*"), croniter_form, day_or)
-
-
-# --- normalisation -----------------------------------------------------------------
-
-
-def normalise_spec(trigger: str, spec: str, tz: ZoneInfo | None = None) -> str:
-    """Canonical text for `spec` under `trigger`: what the API stores in the column.
-
-    Cron becomes its validated expression (macros expanded), an interval becomes
-    whole seconds, a date becomes `YYYY-MM-DD HH:MM:SS[+HH:MM]`. A date without an
-    offset stays naive (the row's zone applies); pass `tz` to also check it exists.
-    """
-    kind = parse_trigger(trigger)
-    if kind == "cron":
-        return parse_cron(spec).expression
-    if kind == "interval":
-        return str(parse_interval(spec))
-    value = _read_date(_spec_text(spec, "a date like '2020-04-24 18:08:00'"))
-    if tz is not None:
-        parse_date(spec, tz)
-    return value.isoformat(sep=" ")

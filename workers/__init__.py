@@ -1,6 +1,8 @@
 """The worker side of tablebeat: the Celery app, the job registry and run recording.
 
-``celery -A workers worker`` and ``celery -A workers beat`` load this package.
+``celery -A workers worker`` and ``celery -A workers beat`` load this package. Importing it
+imports no job module: the worker and beat import them at start-up (Celery's ``imports``
+setting, from ``TABLEBEAT_JOB_MODULES``); other processes call :func:`load_job_modules`.
 """
 
 from __future__ import annotations
@@ -13,11 +15,11 @@ from workers.celery_app import app
 from workers.registry import JOBS, job, registered_names
 
 
-def _import_job_modules() -> None:
+def load_job_modules() -> frozenset[str]:
+    """Import the configured job modules (once) and return the registered job names."""
     for module in app.conf.tablebeat_job_modules:
         importlib.import_module(module)
+    return registered_names()
 
 
-_import_job_modules()
-
-__all__ = ["JOBS", "app", "job", "registered_names"]
+__all__ = ["JOBS", "app", "job", "load_job_modules", "registered_names"]

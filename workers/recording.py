@@ -15,17 +15,15 @@ from typing import Any
 from celery import Task, signals
 from celery.exceptions import Ignore, Retry
 
+from alerts.webhook import alert_run
 from models import RunStatus
-from scheduler.dispatch import MAX_INSTANCES_HEADER, TASK_ID_HEADER
-from workers.alerts import alert_run
+from protocol.message import MAX_INSTANCES_HEADER, SUB_TASK_ID, TASK_ID_HEADER, TRACE_HEADER, TRACE_KWARG
+from protocol.trace import new_trace_id
 from workers.celery_app import app
 from workers.runs import RunStore, StartDecision
-from workers.tracing import TRACE_HEADER, current_task_key, current_trace_id, new_trace_id
+from workers.tracing import current_task_key, current_trace_id
 
 logger = logging.getLogger("tablebeat.run")
-
-SUB_TASK_ID = "sub_task_id"
-TRACE_KWARG = "__unique_trace_id__"
 
 #: One store per worker process; its engine is built lazily after the fork.
 run_store = RunStore(worker_dead_seconds=float(app.conf.get("tablebeat_worker_dead_seconds") or 30.0))
@@ -35,6 +33,8 @@ class RecordedTask(Task):  # type: ignore[misc]  # Celery is untyped
     """Runs a registered job function and moves its run row through its states."""
 
     abstract = True
+    #: Marks the Celery task of a registered job (beat finds job names by it: ``protocol.message.job_names``).
+    tablebeat_job = True
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         request = self.request

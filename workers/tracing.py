@@ -3,21 +3,16 @@
 from __future__ import annotations
 
 import logging
-import uuid
 from contextvars import ContextVar
 from typing import Any
 
 from celery import signals
 
-TRACE_HEADER = "trace_id"
+from protocol.message import TRACE_HEADER
+from protocol.trace import trace_suffix
 
 current_trace_id: ContextVar[str | None] = ContextVar("tablebeat_trace_id", default=None)
 current_task_key: ContextVar[str | None] = ContextVar("tablebeat_task_key", default=None)
-
-
-def new_trace_id() -> str:
-    """A fresh trace ID (32 hex characters)."""
-    return uuid.uuid4().hex
 
 
 class TraceLogFilter(logging.Filter):
@@ -30,7 +25,7 @@ class TraceLogFilter(logging.Filter):
             record.trace_id = trace_id or "-"
         if not hasattr(record, "task_key"):
             record.task_key = task_key or "-"
-        record.trace = f" [task_key={task_key} trace_id={trace_id}]" if trace_id else ""
+        record.trace = trace_suffix(task_key, trace_id)
         return True
 
 

@@ -10,8 +10,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from scheduler.service_errors import ValidationFailed
-from scheduler.service_views import TaskView
+from service.errors import ValidationFailed
+from service.views import TaskView
 
 #: Text inputs, in the order the form shows them.
 TEXT_FIELDS = ("task_key", "desc", "execute_func", "trigger", "spec", "args", "kwargs", "timezone", "queue", "extra")

@@ -1,7 +1,7 @@
 """The console's routes: pages, the fragments htmx polls, and the forms that change jobs.
 
 Every route is left out of the OpenAPI schema (the API documents ``/tasks``). Reads use
-:mod:`api.console.queries`; every change goes through :class:`scheduler.service.TaskService`.
+:mod:`service.console_queries`; every change goes through :class:`service.tasks.TaskService`.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
 from starlette.datastructures import FormData
 
-from api.console import forms, pictures, queries, security
+from api.console import forms, pictures, security
 from api.console.formatting import (
     absolute,
     duration,
@@ -33,15 +33,16 @@ from api.console.formatting import (
 from api.tasks import get_service
 from models import TaskStatus
 from scheduler.errors import RowError
-from scheduler.service import TaskService
-from scheduler.service_errors import (
+from scheduler.triggers import next_fires
+from service import console_queries as queries
+from service.errors import (
     BrokerUnreachable,
     ServiceError,
     TaskNotFound,
     ValidationFailed,
 )
-from scheduler.service_views import TaskView
-from scheduler.triggers import next_fires
+from service.tasks import TaskService
+from service.views import TaskView
 
 HERE = Path(__file__).resolve().parent
 STATIC_DIR = HERE / "static"

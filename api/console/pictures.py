@@ -10,11 +10,11 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from api.console import queries
 from api.console.formatting import absolute, row_trigger
 from models import TaskStatus
 from scheduler.errors import RowError
 from scheduler.triggers import next_fires
+from service import console_queries as queries
 
 #: The timeline shows this much before and after now.
 WINDOW = timedelta(hours=24)

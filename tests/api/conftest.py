@@ -10,7 +10,7 @@ from sqlalchemy import Engine
 
 from api.app import create_app
 from api.settings import ApiSettings
-from scheduler.service import ServiceSettings, TaskService
+from service.tasks import ServiceSettings, TaskService
 from tests.api.ops_env import clear_tables
 
 TOKEN = "s3cret-token"

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 import api.app as api_app
 from api.app import create_app
 from api.settings import ApiSettings
-from scheduler.service import ServiceSettings, TaskService
+from service.tasks import ServiceSettings, TaskService
 from tests.api.conftest import TOKEN
 
 pytestmark = pytest.mark.mariadb

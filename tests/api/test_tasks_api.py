@@ -13,7 +13,7 @@ from sqlalchemy import Engine, select
 from api.app import create_app
 from api.settings import ApiSettings
 from models import ExecuteTask
-from scheduler.service import ServiceSettings, TaskService
+from service.tasks import ServiceSettings, TaskService
 from tests.api.ops_env import UTC, ago, insert_run
 
 pytestmark = pytest.mark.mariadb

@@ -314,7 +314,7 @@ def test_cli_and_api_give_the_same_message(
 
     from api.app import create_app
     from api.settings import ApiSettings
-    from scheduler.service import ServiceSettings, TaskService
+    from service.tasks import ServiceSettings, TaskService
 
     settings = ApiSettings(ServiceSettings(database_url=db_url, broker_url=broker_url))
     service = TaskService(settings.service)

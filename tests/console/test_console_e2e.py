@@ -23,7 +23,7 @@ import pytest
 from sqlalchemy import Engine, insert, select
 
 from models import ExecuteTask
-from scheduler.service import TaskService
+from service.tasks import TaskService
 from tests.console.conftest import TOKEN
 from tests.processes import REPO, Cluster, wait_for
 

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select, update
 
 from models import ExecuteTask, Task
-from scheduler.service import TaskService
+from service.tasks import TaskService
 from tests.api.ops_env import ago, insert_run
 from tests.console.conftest import TOKEN, csrf_of
 

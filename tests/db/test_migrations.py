@@ -401,7 +401,8 @@ def test_original_schema_upgraded_in_place(legacy_url: str) -> None:
             assert change_count(conn, 1) == before + 1
             charset = conn.execute(
                 text(
-                    "SELECT TABLE_COLLATION FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'task'"
+                    "SELECT TABLE_COLLATION FROM information_schema.TABLES "
+                    "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'task'"
                 )
             ).scalar_one()
             assert charset.startswith("utf8mb4")
@@ -424,7 +425,8 @@ def _mysql_schema(url: str) -> dict[str, Any]:
         ).all()
         triggers = conn.execute(
             text(
-                "SELECT TRIGGER_NAME, ACTION_STATEMENT FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE()"
+                "SELECT TRIGGER_NAME, ACTION_STATEMENT FROM information_schema.TRIGGERS "
+                "WHERE TRIGGER_SCHEMA = DATABASE()"
             )
         ).all()
     return {

@@ -69,7 +69,7 @@ def test_update_spec_changes_cadence_and_pause_stops(cluster: Cluster, db: Engin
     changed = now_naive()
     time.sleep(REFRESH_SECONDS + 7)
     later = [r[3] for r in runs(db, task_id) if r[3] > changed + timedelta(seconds=REFRESH_SECONDS)]
-    gaps = [(b - a).total_seconds() for a, b in zip(later, later[1:])]
+    gaps = [(b - a).total_seconds() for a, b in zip(later, later[1:], strict=False)]
     assert gaps and all(abs(g - 3) < 0.01 for g in gaps), gaps
 
     sql(db, "UPDATE task SET is_valid = 0 WHERE id = :t", t=task_id)
@@ -118,7 +118,7 @@ def test_bad_rows_go_to_error_while_others_fire(cluster: Cluster, db: Engine) ->
     ids = {key: insert_task(db, key, *values) for key, values in bad.items()}
     for key, task_id in ids.items():
         status, error = wait_for(
-            lambda: (
+            lambda task_id=task_id: (
                 (r := sql(db, "SELECT status, last_error FROM task WHERE id = :t", t=task_id)[0])[0] == "error" and r
             ),
             REFRESH_SECONDS + 3,

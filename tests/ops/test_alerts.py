@@ -10,10 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import Engine, insert
 
-from models import ExecuteTask, RunStatus, make_engine
-from tests.ops.conftest import WebhookReceiver, cluster_env, insert_task, sql
-from tests.processes import Cluster, wait_for
-from workers.alerts import (
+from alerts.webhook import (
     Alerter,
     AlertSettings,
     build_payload,
@@ -21,6 +18,9 @@ from workers.alerts import (
     error_head,
     webhook_for,
 )
+from models import ExecuteTask, RunStatus, make_engine
+from tests.ops.conftest import WebhookReceiver, cluster_env, insert_task, sql
+from tests.processes import Cluster, wait_for
 
 TRACEBACK = "\n".join(
     ["Traceback (most recent call last):"]

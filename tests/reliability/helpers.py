@@ -71,7 +71,7 @@ def runs(db: Engine, task_id: int, status: str | None = None) -> list[dict]:
     if status:
         query += " AND status = :s"
     names = [c.strip() for c in RUN_COLUMNS.split(",")]
-    return [dict(zip(names, r)) for r in sql(db, query + " ORDER BY scheduled_at", t=task_id, s=status)]
+    return [dict(zip(names, r, strict=False)) for r in sql(db, query + " ORDER BY scheduled_at", t=task_id, s=status)]
 
 
 def now_naive() -> datetime:

@@ -12,7 +12,7 @@ from celery import Celery
 from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session
 
-import workers  # noqa: F401  (registers the example jobs)
+import workers
 from models import ExecuteTask, Task, make_engine
 from scheduler import store
 from scheduler.beat import SqlScheduler
@@ -43,7 +43,7 @@ def make_scheduler(url: str, **conf: Any) -> SqlScheduler:
         tablebeat_lookahead_seconds=0.2,
         **{f"tablebeat_{k}": v for k, v in conf.items()},
     )
-    scheduler = SqlScheduler(app)
+    scheduler = SqlScheduler(app, registered=workers.load_job_modules())
     scheduler.publisher = RecordingPublisher()
     return scheduler
 

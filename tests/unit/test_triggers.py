@@ -219,7 +219,7 @@ def test_cron_is_strictly_increasing_and_matches(expression: str, zone: str, sta
     trigger = CronTrigger(expression, tz)
     fires = next_fires(trigger, start, 200)
     assert len(fires) == 200
-    assert fires[0] > start and all(a < b for a, b in zip(fires, fires[1:]))
+    assert fires[0] > start and all(a < b for a, b in zip(fires, fires[1:], strict=False))
     for fire in fires:
         assert fire.tzinfo is UTC
         assert _matches(expression, fire.astimezone(tz)) or _is_transition(fire, tz)
@@ -299,7 +299,7 @@ def test_quarter_hourly_job_fires_every_fifteen_real_minutes(zone: str) -> None:
         start = datetime(day.year, day.month, day.day, tzinfo=tz).astimezone(UTC)
         fires = next_fires(trigger, start - MINUTE, 24)
         assert fires[0] == start
-        assert all(b - a == timedelta(minutes=15) for a, b in zip(fires, fires[1:]))
+        assert all(b - a == timedelta(minutes=15) for a, b in zip(fires, fires[1:], strict=False))
         assert all(fire.astimezone(tz).minute % 15 == 0 for fire in fires)
         walls = [fire.astimezone(tz).replace(tzinfo=None) for fire in fires]
         fell_back = walls != sorted(walls)

@@ -1,6 +1,6 @@
 """The console's read queries: every one bounded by an index and a LIMIT.
 
-Writes go through :class:`scheduler.service.TaskService`; these reads only shape pages.
+Writes go through :class:`service.tasks.TaskService`; these reads only shape pages.
 With 100,000 tasks the jobs page costs a count, one ordered index scan of one page,
 and one lookup of the page's last runs on ``uq_execute_task_fire (task_id, scheduled_at)``.
 """

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from scheduler.service_errors import ValidationFailed
+from service.errors import ValidationFailed
 
 __all__ = ["CRON_KEYS", "DATE_KEYS", "INTERVAL_KEYS", "ScheduleArgs", "from_trigger_args"]
 

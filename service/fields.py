@@ -1,7 +1,8 @@
 """The fields of a task request, and their coercion into ``task`` column values.
 
 Shape only (types, lengths, JSON text); what a value means is checked by
-``scheduler.rows.compile_row`` in the service layer.
+``scheduler.rows.compile_row`` in the service layer. :func:`normalise_spec` gives the
+canonical ``spec`` text the service stores.
 """
 
 from __future__ import annotations
@@ -9,10 +10,20 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from scheduler.errors import RowError
-from scheduler.service_errors import ValidationFailed
-from scheduler.specs import parse_extra, parse_kwargs
+from scheduler.specs import (
+    parse_cron,
+    parse_date,
+    parse_interval,
+    parse_kwargs,
+    parse_object,
+    parse_trigger,
+    read_date,
+    spec_text,
+)
+from service.errors import ValidationFailed
 
 #: Fields a create / replace / update request may carry.
 TASK_FIELDS = (
@@ -136,3 +147,26 @@ _COERCE = {
     "expires_seconds": lambda n, v: _integer(n, v, 1),
     "is_valid": _flag,
 }
+
+
+def parse_extra(text: str | None) -> dict[str, Any]:
+    """Parse the `extra` column: a JSON object, empty meaning {}."""
+    return parse_object("extra", text)
+
+
+def normalise_spec(trigger: str, spec: str, tz: ZoneInfo | None = None) -> str:
+    """Canonical text for `spec` under `trigger`: what the API stores in the column.
+
+    Cron becomes its validated expression (macros expanded), an interval becomes
+    whole seconds, a date becomes `YYYY-MM-DD HH:MM:SS[+HH:MM]`. A date without an
+    offset stays naive (the row's zone applies); pass `tz` to also check it exists.
+    """
+    kind = parse_trigger(trigger)
+    if kind == "cron":
+        return parse_cron(spec).expression
+    if kind == "interval":
+        return str(parse_interval(spec))
+    value = read_date(spec_text(spec, "a date like '2020-04-24 18:08:00'"))
+    if tz is not None:
+        parse_date(spec, tz)
+    return value.isoformat(sep=" ")

@@ -26,6 +26,7 @@ import httpx
 from sqlalchemy import Engine, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from conf.profiles import Profile, load_profile
 from models import AlertState, ExecuteTask, RunStatus, Task, make_engine
 
 logger = logging.getLogger("tablebeat.alerts")
@@ -44,12 +45,22 @@ ERROR_LINE_MAX_CHARS = 300
 
 @dataclass(frozen=True, slots=True)
 class AlertSettings:
-    """The ``tablebeat_alert_*`` settings, read once from the Celery configuration."""
+    """The alert settings, read once from the profile (``conf.profiles``) or the Celery configuration."""
 
     webhook_url: str = ""
     min_interval_seconds: float = 300.0
     console_url: str = ""
     database_url: str = ""
+
+    @classmethod
+    def from_profile(cls, profile: Profile) -> AlertSettings:
+        """The settings of the ``APP_ENV`` profile and environment (what ``celeryconfig`` exports too)."""
+        return cls(
+            webhook_url=str(profile["alert_webhook"] or ""),
+            min_interval_seconds=float(profile["alert_min_interval_seconds"] or 0.0),
+            console_url=str(profile["console_url"] or "").rstrip("/"),
+            database_url=str(profile["database_url"] or ""),
+        )
 
     @classmethod
     def from_conf(cls, conf: Any) -> AlertSettings:
@@ -175,9 +186,7 @@ class Alerter:
     @property
     def settings(self) -> AlertSettings:
         if self._settings is None:
-            from workers.celery_app import app
-
-            self._settings = AlertSettings.from_conf(app.conf)
+            self._settings = AlertSettings.from_profile(load_profile())
         return self._settings
 
     def submit(self, run_id: int, status: RunStatus | str) -> None:

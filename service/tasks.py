@@ -2,7 +2,7 @@
 
 It validates a task exactly as beat will (``scheduler.rows.compile_row``), writes the row,
 and lets the database triggers tell beat (``task_change``, polled every 0.5 s), so an edit
-made here takes effect within a second.  Errors are typed (``scheduler.service_errors``)
+made here takes effect within a second.  Errors are typed (``service.errors``)
 and name the field and the reason.
 """
 
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -24,15 +23,16 @@ from sqlalchemy.orm import Session
 
 from models import ExecuteTask, RunStatus, Task, TaskStatus, TriggerKind, make_engine, make_sessionmaker
 from models.execution import FINAL_STATUSES
+from protocol.trace import new_celery_id, new_trace_id
 from scheduler.dispatch import BrokerUnavailable, Dispatch, Publisher
 from scheduler.errors import RowError
 from scheduler.rows import ScheduledJob, compile_row
-from scheduler.service_errors import BrokerUnreachable, DuplicateTask, TaskNotFound, ValidationFailed
-from scheduler.service_views import Health, Page, RunStarted, RunView, TaskView, run_view, task_view
-from scheduler.specs import normalise_spec, parse_extra, parse_timezone, parse_trigger
-from scheduler.task_fields import COLUMNS, DEFAULTS, REQUIRED_FIELDS, TASK_FIELDS, coerce_field
-from scheduler.trigger_args import from_trigger_args
+from scheduler.specs import parse_timezone, parse_trigger
 from scheduler.triggers import next_fires
+from service.errors import BrokerUnreachable, DuplicateTask, TaskNotFound, ValidationFailed
+from service.fields import COLUMNS, DEFAULTS, REQUIRED_FIELDS, TASK_FIELDS, coerce_field, normalise_spec, parse_extra
+from service.trigger_args import from_trigger_args
+from service.views import Health, Page, RunStarted, RunView, TaskView, run_view, task_view
 
 NEXT_FIRES_SHOWN = 5
 MAX_PAGE = 1000
@@ -84,11 +84,11 @@ class TaskService:
 
     @property
     def registered(self) -> frozenset[str]:
-        """Registered job names (importing ``workers`` loads the job modules)."""
+        """Registered job names (the configured job modules are imported on first use)."""
         if self._registered is None:
             import workers
 
-            self._registered = workers.registered_names()
+            self._registered = workers.load_job_modules()
         return self._registered
 
     def close(self) -> None:
@@ -172,7 +172,7 @@ class TaskService:
         :raises BrokerUnreachable: the run is recorded and left for beat's outbox sweep.
         """
         now = utcnow()
-        trace_id, celery_id = _new_trace_id(), str(uuid.uuid4())
+        trace_id, celery_id = new_trace_id(), new_celery_id()
         with self._sessions() as session:
             task = self._find(session, ref)
             job = self._compile(task)
@@ -419,12 +419,6 @@ def _publishing_app(broker_url: str) -> Any:
     # the run stays recorded and beat's outbox sweep publishes it later.
     app.conf.broker_transport_options = {**(app.conf.broker_transport_options or {}), "max_retries": 1}
     return app
-
-
-def _new_trace_id() -> str:
-    from workers.tracing import new_trace_id
-
-    return new_trace_id()
 
 
 def _status_after_edit(current: str, enabled: bool) -> str:
