@@ -76,6 +76,11 @@ imports = tuple(tablebeat_job_modules)
 tablebeat_alert_webhook = _profile["alert_webhook"]
 tablebeat_alert_min_interval_seconds = _profile["alert_min_interval_seconds"]
 tablebeat_console_url = _profile["console_url"]
+tablebeat_metrics_port = _profile["metrics_port"]
+tablebeat_metrics_address = _profile["metrics_address"]
+tablebeat_metrics_task_keys = _profile["metrics_task_keys"]
+tablebeat_log_format = _profile["log_format"]
+tablebeat_otel = _profile["otel"]
 
 
 # --- reliability knobs (environment only; issue 4) -------------------------------------

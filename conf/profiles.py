@@ -139,6 +139,41 @@ def _module_list(raw: Any) -> list[str]:
     return modules
 
 
+def _port(raw: Any) -> int:
+    value = _whole(raw, "a TCP port 1-65535, or 0 for off")
+    if not 0 <= value <= 65535:
+        raise ValueError("must be a TCP port 1-65535, or 0 for off")
+    return value
+
+
+def _host(raw: Any) -> str:
+    host = str(raw).strip()
+    if not host or any(c.isspace() or c in "/@" for c in host):
+        raise ValueError("must be an address to listen on, such as '127.0.0.1' or '0.0.0.0'")
+    return host
+
+
+def _name_list(raw: Any) -> list[str]:
+    items = raw if isinstance(raw, list) else str(raw).split(",")
+    return [str(item).strip() for item in items if str(item).strip()]
+
+
+def _log_format(raw: Any) -> str:
+    value = str(raw).strip().lower()
+    if value not in ("text", "json"):
+        raise ValueError("must be 'text' or 'json'")
+    return value
+
+
+def _switch(raw: Any) -> bool:
+    value = str(raw).strip().lower()
+    if value in ("1", "true", "on", "yes"):
+        return True
+    if value in ("0", "false", "off", "no", ""):
+        return False
+    raise ValueError("must be on or off (1/0, true/false)")
+
+
 @dataclass(frozen=True, slots=True)
 class Setting:
     """One setting: its profile key, how its value is parsed, and its built-in default."""
@@ -166,6 +201,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("alert_webhook", _optional_http_url, "", "URL that failed/lost/expired runs are POSTed to"),
     Setting("alert_min_interval_seconds", _non_negative_float, 300.0, "at most one alert per task this often"),
     Setting("console_url", _optional_http_url, "", "base URL of the console; alerts link to <url>/runs/<id>"),
+    Setting("metrics_port", _port, 0, "port beat/worker serve Prometheus /metrics on (0 = off)"),
+    Setting("metrics_address", _host, "127.0.0.1", "address the metrics port listens on"),
+    Setting("metrics_task_keys", _name_list, [], "task_keys that get their own 'task' label in metrics"),
+    Setting("log_format", _log_format, "text", "'text' or 'json' (one JSON object per line)"),
+    Setting("otel", _switch, False, "OpenTelemetry spans for fires and runs (needs tablebeat[otel])"),
 )
 SETTINGS_BY_KEY: dict[str, Setting] = {s.key: s for s in SETTINGS}
 #: Settings :func:`export_to_environ` publishes.

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 
 from workers import heartbeat as _heartbeat  # noqa: F401  (connects worker liveness signals)
+from workers import metrics as _metrics  # noqa: F401  (connects the metrics server to worker start)
 from workers import tracing as _tracing  # noqa: F401  (connects logging and publish signals)
 from workers.celery_app import app
 from workers.registry import JOBS, job, registered_names

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import time
 import traceback
 from contextvars import Token
 from typing import Any
@@ -19,6 +20,7 @@ from alerts.webhook import alert_run
 from models import RunStatus
 from protocol.message import MAX_INSTANCES_HEADER, SUB_TASK_ID, TASK_ID_HEADER, TRACE_HEADER, TRACE_KWARG
 from protocol.trace import new_trace_id
+from workers import metrics
 from workers.celery_app import app
 from workers.runs import RunStore, StartDecision
 from workers.tracing import current_task_key, current_trace_id
@@ -60,9 +62,12 @@ class RecordedTask(Task):  # type: ignore[misc]  # Celery is untyped
             attempt = start.attempt
             if start.decision is StartDecision.DUPLICATE:
                 logger.warning("run %s not started: %s", run_id, start.reason)
+                metrics.start_refused("duplicate")
                 raise Ignore()
             if start.decision is StartDecision.SKIPPED:
                 logger.warning("run %s skipped: %s", run_id, start.reason)
+                metrics.start_refused("max_instances")
+                metrics.run_finished(self.name, task_key, RunStatus.SKIPPED.value, None)
                 return None
             logger.info("run %s started (attempt %s)", run_id, attempt)
             return self._run_and_record(int(run_id), args, kwargs, attempt, worker, task_id)
@@ -81,6 +86,8 @@ class RecordedTask(Task):  # type: ignore[misc]  # Celery is untyped
     ) -> Any:
         # Every write below is guarded on the row still being this attempt's 'running' row.
         mine = {"attempt": attempt, "worker": worker, "task_id": task_id}
+        began = time.perf_counter()
+        metrics.run_started()
         try:
             # Through ``run`` so Celery's own wrappers (autoretry_for, ...) apply to the job.
             result = self.run(*args, **kwargs)
@@ -88,15 +95,18 @@ class RecordedTask(Task):  # type: ignore[misc]  # Celery is untyped
                 result = asyncio.run(_await(result))
         except Retry as exc:
             run_store.finish_run(run_id, RunStatus.RETRYING, error=f"retrying: {exc}", **mine)
+            metrics.run_finished(self.name, current_task_key.get(), "retrying", time.perf_counter() - began)
             logger.info("run %s will be retried: %s", run_id, exc)
             raise
         except Exception as exc:
             written = run_store.finish_run(run_id, RunStatus.FAILED, error=traceback.format_exc(), **mine)
+            metrics.run_finished(self.name, current_task_key.get(), "failed", time.perf_counter() - began)
             logger.error("run %s failed: %s: %s", run_id, type(exc).__name__, exc)
             if written:
                 alert_run(run_id, RunStatus.FAILED)  # issue 3 item 5: queued, sent by a background thread
             raise
         run_store.finish_run(run_id, RunStatus.SUCCESS, result=repr(result), **mine)
+        metrics.run_finished(self.name, current_task_key.get(), "success", time.perf_counter() - began)
         logger.info("run %s succeeded", run_id)
         return result
 
@@ -120,6 +130,12 @@ def _header_int(request: Any, name: str) -> int | None:
         return None if value is None else int(value)
     except (TypeError, ValueError):
         return None
+
+
+def _request_task_key(request: Any) -> str | None:
+    """The task_key of a run's message (its first positional argument)."""
+    args = getattr(request, "args", None) or ()
+    return str(args[0]) if args else None
 
 
 def _header_trace_id(request: Any) -> str | None:
@@ -177,5 +193,7 @@ def _record_expired(request: Any = None, expired: bool = False, **_: Any) -> Non
     except Exception:  # a bookkeeping failure must not take the worker down
         logger.critical("could not record %s of run %s", status.value, run_id, exc_info=True)
         return
+    if written:
+        metrics.run_finished(getattr(request, "task", "") or "", _request_task_key(request), status.value, None)
     if expired and written:
         alert_run(int(run_id), RunStatus.EXPIRED)  # issue 3 item 5

@@ -15,6 +15,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from models import ExecuteTask, RunStatus, Task, WorkerHeartbeat, make_engine
 from models.base import clock_now
+from workers import metrics
 from workers.task_status import TaskStatusWriter, install_flush_on_shutdown
 
 logger = logging.getLogger(__name__)
@@ -106,6 +107,7 @@ class RunStore:
                         engine.dispose()  # no dead connection goes back out of the pools
                 if self._outage_since is None:
                     self._outage_since = time.monotonic()
+                    metrics.outage("database", down=True)
                     logger.warning(
                         "database unreachable while writing %s; retrying: %s", what, getattr(exc, "orig", exc)
                     )
@@ -117,6 +119,7 @@ class RunStore:
                     "database reachable again after %.1fs; %s written", time.monotonic() - self._outage_since, what
                 )
                 self._outage_since = None
+                metrics.outage("database", down=False)
             return result
 
     def create_manual_run(self, task_key: str, trace_id: str, celery_id: str) -> int:

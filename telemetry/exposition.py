@@ -1,0 +1,119 @@
+"""Serving Prometheus metrics from beat and worker processes (``TABLEBEAT_METRICS_PORT``).
+
+Metrics are kept in prometheus-client's multiprocess mode: every process writes its values
+to memory-mapped files in ``PROMETHEUS_MULTIPROC_DIR`` and the one process serving the port
+adds them up. That is what makes a prefork worker's numbers right (its runs happen in pool
+children, the port is served by the main process), and a beat embedded with ``-B`` is
+counted by its worker's port. :func:`prepare_multiprocess_dir` runs in the process that
+serves (at ``worker_init`` / ``beat_init``) before any metric is made: the metric modules
+make theirs on first use.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import sys
+import tempfile
+from typing import Any
+
+logger = logging.getLogger("tablebeat.metrics")
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+#: Set by the process serving the port, for its children: "already served, do not bind again".
+SERVED_BY_ENV = "TABLEBEAT_METRICS_SERVED_BY"
+
+
+def prepare_multiprocess_dir(port: int) -> str | None:
+    """Point ``PROMETHEUS_MULTIPROC_DIR`` at a fresh folder when metrics are on and none is given.
+
+    Returns the folder, or None when metrics are off. An operator-given folder is used as is
+    (it must be emptied between runs of a process, as prometheus-client requires).
+    """
+    if port <= 0:
+        return None
+    given = os.environ.get(MULTIPROC_ENV, "").strip()
+    if given:
+        os.makedirs(given, exist_ok=True)
+        _refresh_value_class()
+        return given
+    folder = tempfile.mkdtemp(prefix="tablebeat-metrics-")
+    os.environ[MULTIPROC_ENV] = folder
+    _refresh_value_class()
+    return folder
+
+
+def _refresh_value_class() -> None:
+    """Metrics made from now on use multiprocess values, even if prometheus_client was imported before."""
+    values = sys.modules.get("prometheus_client.values")
+    if values is not None:
+        values.ValueClass = values.get_value_class()
+
+
+def serve(port: int, address: str, role: str) -> bool:
+    """Serve ``/metrics`` on ``address:port`` from a daemon thread, unless a parent process does.
+
+    :param role: ``beat`` or ``worker``, for the log line.
+    :returns: whether this process now serves the port.
+    """
+    if port <= 0:
+        return False
+    served_by = os.environ.get(SERVED_BY_ENV)
+    if served_by and served_by != str(os.getpid()):
+        return False  # e.g. the beat a worker embeds with -B: the worker's port counts it
+    from prometheus_client import CollectorRegistry, start_http_server
+    from prometheus_client import multiprocess as mp
+
+    registry: Any
+    folder = os.environ.get(MULTIPROC_ENV)
+    if folder:
+        registry = CollectorRegistry()
+        mp.MultiProcessCollector(registry, path=folder)
+    else:
+        from prometheus_client import REGISTRY as registry
+    try:
+        start_http_server(port, addr=address, registry=registry)
+    except OSError as exc:
+        # Metrics are not worth stopping beat or a worker for: say so once and go on.
+        logger.error("tablebeat: %s metrics not served on %s:%s: %s", role, address, port, exc)
+        return False
+    os.environ[SERVED_BY_ENV] = str(os.getpid())
+    logger.info("tablebeat: %s metrics on http://%s:%s/metrics", role, address, port)
+    return True
+
+
+def process_exited(pid: int) -> None:
+    """Drop the live gauges of a pool child that exited (its counters stay in the totals)."""
+    if os.environ.get(MULTIPROC_ENV):
+        from prometheus_client import multiprocess as mp
+
+        mp.mark_process_dead(pid)
+
+
+def remove_dir(folder: str | None) -> None:
+    """Remove a folder :func:`prepare_multiprocess_dir` created (at exit of the serving process)."""
+    if folder and os.path.basename(folder).startswith("tablebeat-metrics-"):
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+# --- metric constructors: outside the default registry (the serving process reads every process's files) ---
+
+
+def counter(name: str, doc: str, labels: tuple[str, ...] = ()) -> Any:
+    from prometheus_client import Counter
+
+    return Counter(name, doc, labels, registry=None)
+
+
+def gauge(name: str, doc: str, labels: tuple[str, ...] = (), mode: str = "livesum") -> Any:
+    """A gauge; ``mode`` is how several processes' values combine (``multiprocess_mode``)."""
+    from prometheus_client import Gauge
+
+    return Gauge(name, doc, labels, registry=None, multiprocess_mode=mode)
+
+
+def histogram(name: str, doc: str, buckets: tuple[float, ...], labels: tuple[str, ...] = ()) -> Any:
+    from prometheus_client import Histogram
+
+    return Histogram(name, doc, labels, registry=None, buckets=buckets)

@@ -1,0 +1,115 @@
+"""Workers' Prometheus metrics: runs by outcome and job, run duration, refused starts, outages.
+
+Off unless ``TABLEBEAT_METRICS_PORT`` is set: then the main worker process (at ``worker_init``,
+before the pool forks) makes the metrics in multiprocess mode and serves the port, and pool
+children record into their own files, which the port adds up. Before that each hook is one
+``None`` check. Labels: ``job`` (registered job name), ``outcome`` (a run status), ``reason``,
+and ``task`` (the task_key, only for tasks listed in ``TABLEBEAT_METRICS_TASK_KEYS``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from typing import Any
+
+from celery import signals
+
+from telemetry import exposition
+from telemetry.exposition import counter, gauge, histogram
+
+#: Run lengths from a no-op job (about a millisecond) to long batch jobs.
+DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
+OUTCOMES = ("success", "failed", "retrying", "skipped", "expired")
+REFUSALS = ("duplicate", "max_instances")
+
+
+class WorkerMetrics:
+    """The metric objects, made in the main worker process once metrics are on."""
+
+    def __init__(self, task_keys: Iterable[str]) -> None:
+        self.task_keys = frozenset(task_keys)
+        self.finished = counter(
+            "tablebeat_worker_runs_finished", "Runs ended, by outcome and job.", ("job", "outcome", "task")
+        )
+        self.duration = histogram(
+            "tablebeat_worker_run_duration_seconds",
+            "Job run time (success or failure).",
+            DURATION_BUCKETS,
+            ("job", "task"),
+        )
+        self.refused = counter(
+            "tablebeat_worker_starts_refused",
+            "Deliveries not run: 'duplicate' (the run was already taken) or 'max_instances' (all slots busy).",
+            ("reason",),
+        )
+        self.running = gauge("tablebeat_worker_runs_running", "Runs executing in this worker now.", mode="livesum")
+        self.outages = counter("tablebeat_outages", "Outages seen (one per outage, not per error).", ("service",))
+        self.up = gauge(
+            "tablebeat_dependency_up", "1 while the database/broker answers this process.", ("service",), "livemin"
+        )
+        for reason in REFUSALS:
+            self.refused.labels(reason)
+        self.outages.labels("database")
+
+    def task(self, task_key: str | None) -> str:
+        return task_key if task_key in self.task_keys else ""
+
+
+_on: WorkerMetrics | None = None
+_folder: str | None = None
+
+
+@signals.worker_init.connect
+def _start(sender: Any = None, **_: Any) -> None:
+    """Main worker process, before the pool forks: turn metrics on and serve them if a port is set."""
+    global _on, _folder
+    conf = getattr(getattr(sender, "app", None), "conf", None)
+    port = int((conf.get("tablebeat_metrics_port") if conf is not None else 0) or 0)
+    if port <= 0 or _on is not None:
+        return
+    _folder = exposition.prepare_multiprocess_dir(port)
+    _on = WorkerMetrics(conf.get("tablebeat_metrics_task_keys") or ())
+    exposition.serve(port, str(conf.get("tablebeat_metrics_address") or "127.0.0.1"), "worker")
+
+
+@signals.worker_process_shutdown.connect
+def _child_exited(**_: Any) -> None:
+    if _on is not None:
+        exposition.process_exited(os.getpid())
+
+
+@signals.worker_shutdown.connect
+def _stopped(**_: Any) -> None:
+    exposition.remove_dir(_folder)
+
+
+# --- hooks -----------------------------------------------------------------------------
+
+
+def run_started() -> None:
+    if _on is not None:
+        _on.running.inc()
+
+
+def run_finished(job: str, task_key: str | None, outcome: str, seconds: float | None) -> None:
+    """A run ended (``seconds`` is None for one that never ran, e.g. skipped or expired)."""
+    if _on is None:
+        return
+    task = _on.task(task_key)
+    _on.finished.labels(job, outcome, task).inc()
+    if seconds is not None:
+        _on.running.dec()
+        _on.duration.labels(job, task).observe(seconds)
+
+
+def start_refused(reason: str) -> None:
+    if _on is not None:
+        _on.refused.labels(reason).inc()
+
+
+def outage(service: str, down: bool) -> None:
+    if _on is not None:
+        if down:
+            _on.outages.labels(service).inc()
+        _on.up.labels(service).set(0 if down else 1)
