@@ -1,6 +1,7 @@
 """The packages import only downward: each may import the packages listed for it, nothing above.
 
     conf, protocol                    (bottom: import nothing of ours; models may use conf)
+    telemetry                         metrics exposition, JSON logs, OpenTelemetry glue (may use conf, protocol)
     models                            tables, engine
     alerts                            failure alerts, sent by beat and workers alike
     scheduler | workers               beat | worker; never each other
@@ -27,13 +28,14 @@ ROOT = Path(__file__).resolve().parent.parent
 ALLOWED: dict[str, set[str]] = {
     "conf": set(),
     "protocol": set(),
+    "telemetry": {"conf", "protocol"},
     "models": {"conf"},
     "alerts": {"conf", "models", "protocol"},
-    "scheduler": {"conf", "models", "protocol", "alerts"},
-    "workers": {"conf", "models", "protocol", "alerts"},
-    "service": {"conf", "models", "protocol", "alerts", "scheduler", "workers"},
-    "api": {"conf", "models", "protocol", "service", "scheduler"},
-    "cli": {"conf", "models", "protocol", "service", "api"},
+    "scheduler": {"conf", "models", "protocol", "alerts", "telemetry"},
+    "workers": {"conf", "models", "protocol", "alerts", "telemetry"},
+    "service": {"conf", "models", "protocol", "alerts", "scheduler", "workers", "telemetry"},
+    "api": {"conf", "models", "protocol", "service", "scheduler", "telemetry"},
+    "cli": {"conf", "models", "protocol", "service", "api", "telemetry"},
 }
 OURS = {*ALLOWED, "celeryconfig", "bench", "tests"}
 
