@@ -237,6 +237,8 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
                         next_run_at=nxt,
                         task_status=status,
                         skip_reason=fire.skip_reason,
+                        # A job ending on a skipped fire (a date job missed) never runs: the row says why.
+                        task_error=f"not run: {fire.skip_reason}" if fire.skip_reason and nxt is None else None,
                     )
                 )
         try:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from scheduler.rows import ScheduledJob
+from scheduler.triggers import DateTrigger
 
 _TICK = timedelta(microseconds=1)
 
@@ -22,8 +23,15 @@ class PlannedFire:
 def first_pending_instant(job: ScheduledJob) -> datetime | None:
     """The first fire after everything already handled: after the last fire and the last edit.
 
+    A date job is the exception: it is due at its date until a fire at that very instant
+    was claimed.  Neither its last edit (an SQL "run this now" commits after the date it
+    names) nor an earlier fire of the row under another trigger counts; a date already
+    past is then run late or recorded ``skipped`` by :func:`plan_due`, never dropped.
     Every beat derives the same instant from the row, so they claim the same keys.
     """
+    if isinstance(job.trigger, DateTrigger):
+        run_at = job.trigger.run_at
+        return None if job.last_run_at == run_at else run_at
     floor = job.anchor if job.last_run_at is None else max(job.anchor, job.last_run_at)
     return job.trigger.next_after(floor)
 

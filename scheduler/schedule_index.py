@@ -103,7 +103,8 @@ class ScheduleIndex:
         if announce:
             logger.info("tablebeat: task %r scheduled, next fire %s", job.task_key, nxt)
         status_ok = row.status == status or (row.status == TaskStatus.DOING.value and status == TaskStatus.READY.value)
-        if not status_ok or row.last_error is not None:
+        # A completed job keeps its last_error: it says why it ended without running (a missed date).
+        if not status_ok or (row.last_error is not None and status != TaskStatus.COMPLETED.value):
             self.row_states[task_id] = store.RowState(task_id, status, nxt, None)
         elif row.next_run_at != nxt:
             self.next_runs.add(task_id)

@@ -225,6 +225,8 @@ class FireClaim:
     next_run_at: datetime | None
     task_status: str
     skip_reason: str | None = None
+    #: ``last_error`` for the task row: set when the task ends without running (a date job missed).
+    task_error: str | None = None
 
 
 def _insert_ignoring_duplicates(conn: Connection) -> Any:
@@ -277,22 +279,20 @@ def claim_fires(conn: Connection, claims: Sequence[FireClaim], token: str, now: 
 
 
 def write_fire_states(conn: Connection, claims: Sequence[FireClaim]) -> None:
-    """Write last_run_at / next_run_at / status / last_status of the tasks whose fires were claimed."""
-    _write_task_columns(
-        conn,
-        (
-            (
-                c.task_id,
-                {
-                    "last_run_at": c.scheduled_at,
-                    "next_run_at": c.next_run_at,
-                    "status": c.task_status,
-                    "last_status": RunStatus.SKIPPED.value if c.skip_reason else RunStatus.PENDING.value,
-                },
-            )
-            for c in claims
-        ),
-    )
+    """Write last_run_at / next_run_at / status / last_status (and last_error) of the tasks whose fires were claimed."""
+    _write_task_columns(conn, ((c.task_id, _fire_state(c)) for c in claims))
+
+
+def _fire_state(claim: FireClaim) -> dict[str, Any]:
+    values: dict[str, Any] = {
+        "last_run_at": claim.scheduled_at,
+        "next_run_at": claim.next_run_at,
+        "status": claim.task_status,
+        "last_status": RunStatus.SKIPPED.value if claim.skip_reason else RunStatus.PENDING.value,
+    }
+    if claim.task_error is not None:
+        values["last_error"] = claim.task_error
+    return values
 
 
 def mark_published(conn: Connection, run_ids: Sequence[int], now: datetime) -> None:
