@@ -12,13 +12,16 @@ from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import APIRouter, FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from api import console, tasks
+from api.auth import require_token
 from api.errors import install_error_handlers
 from api.schemas import HealthOut, ReachabilityOut
 from api.settings import TOKEN_ENV, ApiSettings
+from service import metrics
 from service.tasks import TaskService
 
 logger = logging.getLogger("tablebeat.api")
@@ -60,6 +63,15 @@ def create_app(
         tags=["health"],
         responses={503: {"model": HealthOut, "description": "database or broker unreachable"}},
     )
+    app.add_api_route(
+        "/metrics",
+        _metrics,
+        methods=["GET"],
+        tags=["health"],
+        dependencies=[Depends(require_token)],
+        response_class=Response,
+        responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text format"}},
+    )
     app.include_router(tasks.router)
     app.include_router(console.router)  # the web console at /
     for router in routers:
@@ -76,6 +88,11 @@ def _health(request: Request) -> JSONResponse:
         broker=ReachabilityOut(ok=report.broker_error is None, error=report.broker_error),
     )
     return JSONResponse(status_code=200 if report.ok else 503, content=body.model_dump())
+
+
+def _metrics(request: Request) -> Response:
+    """System-wide gauges for Prometheus, read from SQL now (tasks by status, runs in flight, oldest pending)."""
+    return Response(content=metrics.render(request.app.state.service.engine), media_type=CONTENT_TYPE_LATEST)
 
 
 _default_app: FastAPI | None = None

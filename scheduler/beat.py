@@ -24,7 +24,7 @@ from alerts.webhook import alert_run
 from models import RunStatus, TaskStatus, make_engine
 from protocol.message import job_names
 from protocol.trace import new_celery_id, new_trace_id
-from scheduler import store
+from scheduler import metrics, store
 from scheduler.dispatch import BrokerUnavailable, Dispatch, PreparedMessage, Publisher
 from scheduler.entries import TableEntry, TableSchedule
 from scheduler.errors import RowError
@@ -97,6 +97,7 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
     # --- celery.beat.Scheduler API ---------------------------------------------------
 
     def setup_schedule(self) -> None:
+        metrics.start(self.app.conf)
         self._engine = make_engine(self.settings.database_url or None)
         names = self._registered if self._registered is not None else job_names(self.app.tasks)
         self.index.registered = registered_set(names)
@@ -114,6 +115,7 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
     def tick(self, *args: Any, **kwargs: Any) -> float:
         """One pass of the loop; returns seconds to sleep before the next."""
         now_m = time.monotonic()
+        metrics.tick()
         # Fires due now go out before anything else: claiming the next seconds' fires or
         # syncing edits must not make them late.
         self._publish_ready()
@@ -169,11 +171,13 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
             return
         self._next_poll = now_m + self.settings.poll_seconds
         full = now_m >= self._next_refresh
+        began = time.perf_counter()
         try:
             with self._engine.begin() as conn:
                 changed = store.read_changes(conn, self._change_cursor, now_m)
                 if changed:
                     self.index.apply_changed(conn, changed)
+                    metrics.edits_applied(self._change_cursor.changed_at)
                     # The change log explains this movement of the fingerprint: no full reload for it.
                     self._fingerprint = store.fingerprint(conn)
                 if full:
@@ -189,6 +193,7 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
                             logger.info("tablebeat: table fingerprint moved; reloading every row")
                         self._full_sync_in(conn)
             self._db_recovered()
+            metrics.synced("full" if full else "poll", time.perf_counter() - began)
         except SQLAlchemyError as exc:
             self._db_failed("syncing the task table", exc)
 
@@ -200,6 +205,7 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
         self._change_cursor = store.ChangeCursor(store.change_cursor(conn))
         self._next_full_reload = time.monotonic() + self.settings.full_reload_seconds
         self.index.load_all(conn, utcnow())
+        metrics.scheduled_tasks(len(self.index.jobs))
         store.mark_disabled_paused(conn)
         self._fingerprint = store.fingerprint(conn)
 
@@ -270,7 +276,11 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
                 if run_id is None or fire.skip_reason:
                     if fire.skip_reason and run_id is not None:
                         logger.warning("tablebeat: task %r: %s", job.task_key, fire.skip_reason)
+                        metrics.fire_skipped(fire.skip_reason)
+                    elif run_id is None:
+                        metrics.claims_rejected(1)
                     continue
+                metrics.fire_claimed(job.job_name, job.task_key)
                 dispatch = Dispatch.for_job(job, run_id, claim.trace_id, claim.celery_id, fire.scheduled_at)
                 prepared = self.publisher.prepare(dispatch)  # message built ahead of the instant
                 heapq.heappush(self._ready, (fire.scheduled_at.timestamp(), run_id, prepared))
@@ -303,6 +313,7 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
         except BrokerUnavailable as exc:
             self._broker_failed(exc)
             return  # the claims stay unpublished; the outbox sweep republishes them
+        metrics.fires_published(p.dispatch for p in batch)
         if len(batch) <= LOG_EACH_FIRE_UP_TO:
             for prepared in batch:
                 item = prepared.dispatch
@@ -360,6 +371,7 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
                 if now_m >= self._next_prune:
                     self._next_prune = now_m + PRUNE_EVERY_S
                     store.prune_changes(conn, now - CHANGE_LOG_KEEP)
+            metrics.runs_lost(len(lost))
             for run in lost:
                 logger.error(
                     "tablebeat: run %s lost (worker %s stopped) [task_id=%s trace_id=%s]",
@@ -403,10 +415,10 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
                 continue
             dispatches.append(Dispatch.for_job(job, run.run_id, run.trace_id, run.celery_id, run.scheduled_at))
         if orphaned:  # paused, deleted or invalid since the claim: recorded, never left pending
+            reason = "not published: the task was paused, deleted or made invalid"
             with self._engine.begin() as conn:
-                store.skip_unpublished(
-                    conn, orphaned, "not published: the task was paused, deleted or made invalid", now
-                )
+                store.skip_unpublished(conn, orphaned, reason, now)
+            metrics.fire_skipped(reason, len(orphaned))
         if not dispatches:
             return
         logger.warning("tablebeat: republishing %d claimed runs that never reached the broker", len(dispatches))
@@ -415,6 +427,7 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
         except BrokerUnavailable as exc:
             self._broker_failed(exc)
             return
+        metrics.fires_republished(len(sent))
         self._write_published(sent)
 
     def _compile_for_outbox(self, task_ids: set[int]) -> dict[int, ScheduledJob]:
@@ -481,6 +494,7 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
             return
         if self._db_down_since is None:
             self._db_down_since = time.monotonic()
+            metrics.outage("database", down=True)
             reason = exc.orig if isinstance(exc, DBAPIError) else exc
             logger.error("tablebeat: database unavailable while %s: %s; retrying quietly", doing, reason)
 
@@ -488,12 +502,14 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
         if self._db_down_since is not None:
             logger.warning("tablebeat: database back after %.1fs", time.monotonic() - self._db_down_since)
             self._db_down_since = None
+            metrics.outage("database", down=False)
             # Workers could not stamp their heartbeats either: do not call their runs lost for that.
             self._lost_check_after = time.monotonic() + self.settings.worker_dead_seconds
 
     def _broker_failed(self, exc: Exception) -> None:
         if self._broker_down_since is None:
             self._broker_down_since = time.monotonic()
+            metrics.outage("broker", down=True)
             logger.error("tablebeat: broker unavailable: %s; fires wait and follow the misfire policy", exc)
         self._next_broker_probe = time.monotonic() + 1.0
 
@@ -508,6 +524,7 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
             return False
         logger.warning("tablebeat: broker back after %.1fs", time.monotonic() - (self._broker_down_since or 0.0))
         self._broker_down_since = None
+        metrics.outage("broker", down=False)
         self._requeue_published_before = utcnow()
         self._next_housekeep = 0.0  # republish now, not at the next refresh
         return True

@@ -91,6 +91,8 @@ class ChangeCursor:
 
     last_id: int = 0
     gaps: dict[int, float] = field(default_factory=dict)
+    #: Commit times (``changed_at``) of the changes the last read returned: edit pickup, for metrics.
+    changed_at: list[datetime] = field(default_factory=list)
 
 
 #: How long an unseen change-log id is waited for (an open transaction that long is rare).
@@ -107,7 +109,10 @@ def read_changes(conn: Connection, cursor: ChangeCursor, now_m: float) -> set[in
     condition = TaskChange.id > cursor.last_id
     if cursor.gaps:
         condition = or_(condition, TaskChange.id.in_(list(cursor.gaps)))
-    rows = conn.execute(select(TaskChange.id, TaskChange.task_id).where(condition).order_by(TaskChange.id)).all()
+    rows = conn.execute(
+        select(TaskChange.id, TaskChange.task_id, TaskChange.changed_at).where(condition).order_by(TaskChange.id)
+    ).all()
+    cursor.changed_at = [row.changed_at for row in rows]
     changed: set[int] = set()
     for row in rows:
         change_id = int(row.id)
