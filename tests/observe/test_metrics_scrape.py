@@ -55,9 +55,7 @@ def _start(cluster: Cluster, kind: str, port: int, **extra: str) -> None:
         cluster.env = base
 
 
-def test_beat_worker_and_api_metrics_move_with_fires_and_failures(
-    cluster: Cluster, db: Engine, api_url: str
-) -> None:
+def test_beat_worker_and_api_metrics_move_with_fires_and_failures(cluster: Cluster, db: Engine, api_url: str) -> None:
     ok = insert_task(db, "ok", "test_interval", "interval", "1", "1,2")
     insert_task(db, "bad", "always_fails", "interval", "1", "7")
     # Anchored 10 min ago, every minute: the fires missed meanwhile are coalesced into one skipped row.
