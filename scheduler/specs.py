@@ -205,7 +205,8 @@ def parse_kwargs(text: str | None) -> dict[str, Any]:
 
 # --- names -------------------------------------------------------------------
 
-_JOB_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
+#: A registered name: ``name``, ``pkg.mod.func`` or ``pkg.mod:func``.
+_JOB_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*(?::[A-Za-z_][A-Za-z0-9_]*)?")
 _TZ_KEY = re.compile(r"[A-Za-z][A-Za-z0-9_+\-]*(?:/[A-Za-z0-9_+\-]+)*")
 
 

@@ -7,19 +7,16 @@ setting, from ``TABLEBEAT_JOB_MODULES``); other processes call :func:`load_job_m
 
 from __future__ import annotations
 
-import importlib
-
 from workers import heartbeat as _heartbeat  # noqa: F401  (connects worker liveness signals)
 from workers import metrics as _metrics  # noqa: F401  (connects the metrics server to worker start)
 from workers import tracing as _tracing  # noqa: F401  (connects logging and publish signals)
 from workers.celery_app import app
-from workers.registry import JOBS, job, registered_names
+from workers.registry import JOBS, import_job_modules, job, registered_names
 
 
 def load_job_modules() -> frozenset[str]:
-    """Import the configured job modules (once) and return the registered job names."""
-    for module in app.conf.tablebeat_job_modules:
-        importlib.import_module(module)
+    """Import the configured job modules (once), register their functions, return the job names."""
+    import_job_modules(app.conf.tablebeat_job_modules)
     return registered_names()
 
 
