@@ -354,7 +354,9 @@ def test_original_schema_upgraded_in_place(legacy_url: str) -> None:
                 assert t.kwargs == "{}" and t.max_instances == 1 and t.is_valid == 1
             runs = {r.id: r for r in s.execute(sa.select(ExecuteTask)).scalars()}
             assert sorted(runs) == [1, 2, 3, 4]
-            assert runs[4].extra == '{"x": "失败"}' and runs[3].status == "doing"
+            assert (
+                runs[4].extra == '{"x": "失败"}' and runs[3].status == "lost" and runs[4].status == "failed"
+            )  # statuses mapped
             for r in runs.values():
                 assert r.create_at.timestamp() == instants["execute_task.create_at"][r.id]
                 assert r.update_at.timestamp() == instants["execute_task.update_at"][r.id]

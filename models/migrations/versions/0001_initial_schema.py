@@ -3,8 +3,9 @@
 Two starting points are handled, detected by inspecting the database:
 
 (a) an empty database: the four tables are created as the models describe them;
-(b) a MySQL/MariaDB database made with the ORIGINAL schema (``task`` / ``execute_task`` exist,
-    no ``alembic_version``): the tables are upgraded in place, keeping every row -- new columns
+(b) a MySQL/MariaDB database made with an earlier schema (000/001 ``task`` / ``execute_task``, or
+    002's aps-go ``task`` / ``task_execute``, see :mod:`models.legacy_upgrade`; no ``alembic_version``):
+    the tables are upgraded in place, keeping every row -- new columns
     added, ``args`` widened to TEXT, TIMESTAMP columns converted to DATETIME(6) in UTC, utf8mb4,
     UNIQUE(task_key, status) replaced by UNIQUE(task_key), legacy ``doing`` status mapped to
     ``ready`` (nothing runs across an upgrade), ``execute_task.scheduled_at`` back-filled from
@@ -29,7 +30,7 @@ from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Connection
 from sqlalchemy.schema import CreateColumn
 
-from models import triggers_sql
+from models import legacy_upgrade, triggers_sql
 
 revision: str = "0001"
 down_revision: str | None = None
@@ -381,6 +382,11 @@ def upgrade() -> None:
     bind = op.get_bind()
     family = _family(bind)
     tables = set(sa.inspect(bind).get_table_names())
+    legacy = family == "mysql" and bool(tables & set(legacy_upgrade.LEGACY_TABLES))
+    if legacy:
+        # 002 (aps-go) tables first: row format, task_execute -> execute_task, trigger, params.
+        legacy_upgrade.prepare(bind)
+        tables = set(sa.inspect(bind).get_table_names())
 
     if "task" not in tables:
         _create_task(family)
@@ -395,6 +401,9 @@ def upgrade() -> None:
         _upgrade_legacy_execute_task(bind)
     else:
         _check_existing(bind, "execute_task", _execute_task_columns(family))
+
+    if legacy:
+        legacy_upgrade.map_run_statuses(bind)
 
     if "task_change" not in tables:
         _create_task_change(family)
