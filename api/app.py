@@ -21,8 +21,10 @@ from api.auth import require_token
 from api.errors import install_error_handlers
 from api.schemas import HealthOut, ReachabilityOut
 from api.settings import TOKEN_ENV, ApiSettings
+from conf.profiles import SettingsError, load_profile
 from service import metrics
 from service.tasks import TaskService
+from telemetry import logs
 
 logger = logging.getLogger("tablebeat.api")
 
@@ -41,6 +43,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        logs.configure_server(_log_format())  # here: after the server has set up its logging
         if settings.api_token is None:
             logger.warning(NO_TOKEN_WARNING)
         yield
@@ -93,6 +96,14 @@ def _health(request: Request) -> JSONResponse:
 def _metrics(request: Request) -> Response:
     """System-wide gauges for Prometheus, read from SQL now (tasks by status, runs in flight, oldest pending)."""
     return Response(content=metrics.render(request.app.state.service.engine), media_type=CONTENT_TYPE_LATEST)
+
+
+def _log_format() -> str:
+    """``TABLEBEAT_LOG_FORMAT`` as the profile resolves it (``text`` when the settings are unreadable)."""
+    try:
+        return str(load_profile()["log_format"])
+    except SettingsError:
+        return "text"
 
 
 _default_app: FastAPI | None = None

@@ -29,15 +29,21 @@ def api(
 
     from api.app import NO_TOKEN_WARNING, create_app
     from api.settings import ApiSettings
+    from conf.profiles import load_profile
+    from telemetry import logs
 
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(message)s")
     try:
+        json_logs = load_profile()["log_format"] == "json"
         settings = ApiSettings.from_env()
-    except ValueError as exc:
+    except ValueError as exc:  # SettingsError included
         raise fail(str(exc), 2) from None
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(message)s")
+    if json_logs:
+        logs.use_json(logging.getLogger())
     bind = host or ("0.0.0.0" if settings.api_token else LOOPBACK)
     if settings.api_token is None and bind != LOOPBACK:
         logger.warning("%s; ignoring --host %s", NO_TOKEN_WARNING, bind)
         bind = LOOPBACK
     logger.info("tablebeat API on http://%s:%d (docs at /docs)", bind, port)
-    uvicorn.run(create_app(settings), host=bind, port=port, log_level=log_level)
+    log_config = logs.uvicorn_log_config() if json_logs else uvicorn.config.LOGGING_CONFIG
+    uvicorn.run(create_app(settings), host=bind, port=port, log_level=log_level, log_config=log_config)

@@ -324,6 +324,7 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
                     item.scheduled_at.isoformat(),
                     item.task_key,
                     item.trace_id,
+                    extra={"task_key": item.task_key, "trace_id": item.trace_id, "run_id": item.run_id},
                 )
         else:
             logger.info("tablebeat: fired %d runs in one batch", len(batch))
@@ -379,6 +380,7 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
                     run.worker,
                     run.task_id,
                     run.trace_id,
+                    extra={"trace_id": run.trace_id, "run_id": run.id},
                 )
                 alert_run(run.id, RunStatus.LOST)  # issue 3 item 5: queued, sent by a background thread
         except SQLAlchemyError as exc:

@@ -23,7 +23,7 @@ from protocol.trace import new_trace_id
 from workers import metrics
 from workers.celery_app import app
 from workers.runs import RunStore, StartDecision
-from workers.tracing import current_task_key, current_trace_id
+from workers.tracing import TracedRequest, current_run_id, current_task_key, current_trace_id
 
 logger = logging.getLogger("tablebeat.run")
 
@@ -35,6 +35,7 @@ class RecordedTask(Task):  # type: ignore[misc]  # Celery is untyped
     """Runs a registered job function and moves its run row through its states."""
 
     abstract = True
+    Request = TracedRequest
     #: Marks the Celery task of a registered job (beat finds job names by it: ``protocol.message.job_names``).
     tablebeat_job = True
 
@@ -46,9 +47,11 @@ class RecordedTask(Task):  # type: ignore[misc]  # Celery is untyped
         run_id = kwargs.get(SUB_TASK_ID)
         key_token = current_task_key.set(task_key)
         trace_token = current_trace_id.set(trace_id)
+        run_token = current_run_id.set(None if run_id is None else int(run_id))
         try:
             if run_id is None:
                 run_id = run_store.create_manual_run(task_key, trace_id, request.id or "")
+                current_run_id.set(int(run_id))
             kwargs = {**kwargs, SUB_TASK_ID: run_id, TRACE_KWARG: trace_id}
             worker = request.hostname or ""
             task_id = _header_int(request, TASK_ID_HEADER)
@@ -72,6 +75,7 @@ class RecordedTask(Task):  # type: ignore[misc]  # Celery is untyped
             logger.info("run %s started (attempt %s)", run_id, attempt)
             return self._run_and_record(int(run_id), args, kwargs, attempt, worker, task_id)
         finally:
+            current_run_id.reset(run_token)
             current_trace_id.reset(trace_token)
             current_task_key.reset(key_token)
 
@@ -144,7 +148,7 @@ def _header_trace_id(request: Any) -> str | None:
     return str(value) if value else None
 
 
-_run_context_tokens: dict[str, tuple[Token[str | None], Token[str | None]]] = {}
+_run_context_tokens: dict[str, tuple[Token[str | None], Token[str | None], Token[int | None]]] = {}
 
 
 @signals.task_prerun.connect
@@ -157,7 +161,12 @@ def _enter_run_context(task_id: str = "", task: Any = None, args: Any = None, kw
         task_key = str(args[0])
     else:
         task_key = getattr(task, "name", "") or "-"
-    _run_context_tokens[task_id] = (current_task_key.set(task_key), current_trace_id.set(trace_id))
+    run_id = kwargs.get(SUB_TASK_ID)
+    _run_context_tokens[task_id] = (
+        current_task_key.set(task_key),
+        current_trace_id.set(trace_id),
+        current_run_id.set(None if run_id is None else int(run_id)),
+    )
 
 
 @signals.task_postrun.connect
@@ -166,6 +175,7 @@ def _leave_run_context(task_id: str = "", **_: Any) -> None:
     if tokens is not None:
         current_task_key.reset(tokens[0])
         current_trace_id.reset(tokens[1])
+        current_run_id.reset(tokens[2])
 
 
 @signals.worker_process_init.connect

@@ -3,28 +3,80 @@
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, NamedTuple
 
 from celery import signals
+from celery.worker.request import Request
 
-from protocol.message import TRACE_HEADER
+from protocol.message import SUB_TASK_ID, TASK_KEY_HEADER, TRACE_HEADER, TRACE_KWARG
 from protocol.trace import trace_suffix
+from telemetry.logs import use_json
 
 current_trace_id: ContextVar[str | None] = ContextVar("tablebeat_trace_id", default=None)
 current_task_key: ContextVar[str | None] = ContextVar("tablebeat_task_key", default=None)
+current_run_id: ContextVar[int | None] = ContextVar("tablebeat_run_id", default=None)
+
+#: Messages the main worker process received, remembered (at most this many) for its own log lines.
+RECEIVED_REMEMBERED = 10000
+
+
+class RunTags(NamedTuple):
+    task_key: str | None
+    trace_id: str | None
+    run_id: int | None
+
+
+_received: OrderedDict[str, RunTags] = OrderedDict()
+
+
+class TracedRequest(Request):  # type: ignore[misc]  # Celery is untyped
+    """The worker's view of a delivered message; remembers the run it names for log lines.
+
+    Celery logs "Task ... received" in the main process before any run context exists;
+    the trace filter finds that line's run by the Celery task id it carries.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        headers, body_kwargs = self.request_dict, self.kwargs or {}
+        trace_id = headers.get(TRACE_HEADER) or body_kwargs.get(TRACE_KWARG)
+        if trace_id:
+            run_id = body_kwargs.get(SUB_TASK_ID)
+            key = headers.get(TASK_KEY_HEADER) or (str(self.args[0]) if self.args else None)
+            _received[self.id] = RunTags(key, str(trace_id), None if run_id is None else int(run_id))
+            while len(_received) > RECEIVED_REMEMBERED:
+                _received.popitem(last=False)
+
+
+def _tags_of_celery_line(record: logging.LogRecord) -> RunTags | None:
+    """The run a Celery worker line is about (``Task name[id] received`` and the like)."""
+    data = getattr(record, "data", None)
+    if not isinstance(data, dict):
+        data = record.args if isinstance(record.args, dict) else None
+    celery_id = data.get("id") if data else None
+    return _received.get(celery_id) if isinstance(celery_id, str) else None
 
 
 class TraceLogFilter(logging.Filter):
-    """Adds ``task_key``, ``trace_id`` and ``trace`` (`` [task_key=.. trace_id=..]`` inside a run) to records."""
+    """Adds ``task_key``, ``trace_id``, ``run_id`` and ``trace`` (`` [task_key=.. trace_id=..]``) to records."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         trace_id = current_trace_id.get()
         task_key = current_task_key.get()
+        run_id = current_run_id.get()
+        if trace_id is None and not hasattr(record, "trace_id"):
+            tags = _tags_of_celery_line(record)
+            if tags is not None:
+                task_key, trace_id, run_id = tags
         if not hasattr(record, "trace_id"):
             record.trace_id = trace_id or "-"
         if not hasattr(record, "task_key"):
             record.task_key = task_key or "-"
+        if not hasattr(record, "run_id"):
+            record.run_id = run_id
+        # Lines that name their run in ``extra`` (beat's) already say it in the message text.
         record.trace = trace_suffix(task_key, trace_id)
         return True
 
@@ -41,6 +93,27 @@ def install_log_filter(logger: logging.Logger) -> None:
 def _on_logger_setup(logger: logging.Logger | None = None, **_: Any) -> None:
     if logger is not None:
         install_log_filter(logger)
+        if _log_format() == "json":
+            use_json(logger)
+
+
+@signals.celeryd_init.connect
+def _json_from_the_start(instance: Any = None, conf: Any = None, **_: Any) -> None:
+    """With JSON logs, no start-up banner, and warnings before Celery's own logging set-up are JSON too."""
+    if instance is None or conf is None or conf.get("tablebeat_log_format") != "json":
+        return
+    instance.quiet = True
+    logging.captureWarnings(True)
+    root = logging.getLogger()
+    if not root.handlers:  # Celery replaces this handler with its own (worker_hijack_root_logger)
+        root.addHandler(logging.StreamHandler())
+        use_json(root)
+
+
+def _log_format() -> str:
+    from workers.celery_app import app
+
+    return str(app.conf.get("tablebeat_log_format") or "text")
 
 
 @signals.before_task_publish.connect
