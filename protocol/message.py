@@ -13,8 +13,13 @@ from typing import Any
 SUB_TASK_ID = "sub_task_id"
 #: Keyword argument holding the run's trace ID (kept for jobs written against the original system).
 TRACE_KWARG = "__unique_trace_id__"
-#: Keyword arguments tablebeat sets on every run; a row's ``kwargs`` must not name them.
-RESERVED_KWARGS = frozenset({SUB_TASK_ID, TRACE_KWARG})
+#: The job's first positional parameter: jobs are called as ``fn(task_key, *args, **kwargs)``.
+TASK_KEY_ARG = "task_key"
+#: The worker's call of a job goes through ``RecordedTask.__call__(self, *args, **kwargs)``.
+SELF_ARG = "self"
+#: Names the call of a job itself uses; a row's ``kwargs`` must not name them (the call would
+#: fail with "got multiple values for argument" before the run is recorded).
+RESERVED_KWARGS = frozenset({SUB_TASK_ID, TRACE_KWARG, TASK_KEY_ARG, SELF_ARG})
 
 #: Message header holding the run's trace ID (also handed on to tasks a job starts).
 TRACE_HEADER = "trace_id"

@@ -17,7 +17,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from scheduler.errors import RowError
-from scheduler.specs import parse_args, parse_kwargs, parse_timezone, validate_job_name
+from scheduler.specs import parse_args, parse_extra, parse_kwargs, parse_timezone, validate_job_name
 from scheduler.triggers import Trigger, build_trigger
 
 
@@ -167,6 +167,9 @@ def compile_row(
     """
     if not row.task_key:
         raise RowError("task_key", "must not be empty")
+    if row.is_valid not in (0, 1):  # anything else would silently mean paused
+        raise RowError("is_valid", f"must be 1 (enabled) or 0 (paused), got {row.is_valid!r}")
+    _check_extra(row.extra)
     config = compile_config(*config_key(row), registered, default_timezone, default_grace_seconds)
     anchor = row.anchor or datetime.now(UTC)
     return ScheduledJob(
@@ -177,6 +180,12 @@ def compile_row(
         anchor=anchor,
         last_run_at=row.last_run_at,
     )
+
+
+@functools.lru_cache(maxsize=4096)
+def _check_extra(text: str | None) -> None:
+    # Cached: nearly every row holds '{}' or one of a few shapes; only validity matters to beat.
+    parse_extra(text)
 
 
 def config_key(row: Any) -> tuple[Any, ...]:
@@ -197,7 +206,7 @@ def config_key(row: Any) -> tuple[Any, ...]:
 
 def config_revision(row: Any) -> int:
     """Hash of everything whose change means the row must be recompiled."""
-    return hash((row.task_key, row.anchor, config_key(row)))
+    return hash((row.task_key, row.anchor, row.is_valid, row.extra, config_key(row)))
 
 
 def registered_set(names: Collection[str]) -> frozenset[str]:

@@ -59,7 +59,7 @@ class ScheduleIndex:
             if row is None:
                 if self.drop(task_id):
                     logger.info("tablebeat: task %s deleted; unscheduled", task_id)
-            elif row.is_valid != 1:
+            elif row.is_valid == 0:
                 if self.drop(task_id):
                     logger.info("tablebeat: task %s (%s) paused", row.task_key, task_id)
                 if row.status != TaskStatus.PAUSED.value:

@@ -199,8 +199,17 @@ def parse_kwargs(text: str | None) -> dict[str, Any]:
         if not key.isidentifier():
             raise RowError("kwargs", f"key {_show(key)} is not a valid Python identifier")
         if key in RESERVED_KWARGS:
-            raise RowError("kwargs", f"key {key!r} is reserved; tablebeat sets it for each run")
+            raise RowError(
+                "kwargs",
+                f"key {key!r} is reserved: the call of every job uses it "
+                f"(reserved: {', '.join(sorted(RESERVED_KWARGS))})",
+            )
     return value
+
+
+def parse_extra(text: str | None) -> dict[str, Any]:
+    """Parse the `extra` column: a JSON object, empty meaning {}."""
+    return parse_object("extra", text)
 
 
 # --- names -------------------------------------------------------------------

@@ -39,6 +39,7 @@ ROW_COLUMNS = (
     Task.misfire_grace_seconds,
     Task.expires_seconds,
     Task.is_valid,
+    Task.extra,
     Task.status,
     # Interval fires count from the last config edit; rows that never had one, from creation.
     func.coalesce(Task.update_at, Task.create_at).label("anchor"),
@@ -58,11 +59,12 @@ def chunks(items: Sequence[T], size: int = CHUNK_ROWS) -> Iterator[Sequence[T]]:
 
 
 def load_enabled_rows(conn: Connection) -> Iterator[Row[Any]]:
-    """Every enabled row, with the columns of :data:`ROW_COLUMNS`, streamed in batches.
+    """Every row not paused (``is_valid`` other than 0 is compiled, so 2 or -1 becomes an error),
+    with the columns of :data:`ROW_COLUMNS`, streamed in batches.
 
     Streaming keeps only one batch of result rows in memory while 100,000 are compiled.
     """
-    result = conn.execute(select(*ROW_COLUMNS).where(Task.is_valid == 1).execution_options(yield_per=2000))
+    result = conn.execute(select(*ROW_COLUMNS).where(Task.is_valid != 0).execution_options(yield_per=2000))
     yield from result
 
 
@@ -205,11 +207,11 @@ def write_next_run_at(conn: Connection, pairs: Sequence[tuple[int, datetime | No
 
 
 def mark_disabled_paused(conn: Connection) -> int:
-    """Set ``status='paused'`` on every disabled row that does not say so yet."""
+    """Set ``status='paused'`` on every paused row (``is_valid = 0``) that does not say so yet."""
     return (
         conn.execute(
             update(Task)
-            .where(Task.is_valid != 1, Task.status != TaskStatus.PAUSED.value)
+            .where(Task.is_valid == 0, Task.status != TaskStatus.PAUSED.value)
             .values(status=TaskStatus.PAUSED.value, next_run_at=None, update_at=Task.update_at)
         ).rowcount
         or 0

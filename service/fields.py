@@ -16,9 +16,9 @@ from scheduler.errors import RowError
 from scheduler.specs import (
     parse_cron,
     parse_date,
+    parse_extra,
     parse_interval,
     parse_kwargs,
-    parse_object,
     parse_trigger,
     read_date,
     spec_text,
@@ -147,11 +147,6 @@ _COERCE = {
     "expires_seconds": lambda n, v: _integer(n, v, 1),
     "is_valid": _flag,
 }
-
-
-def parse_extra(text: str | None) -> dict[str, Any]:
-    """Parse the `extra` column: a JSON object, empty meaning {}."""
-    return parse_object("extra", text)
 
 
 def normalise_spec(trigger: str, spec: str, tz: ZoneInfo | None = None) -> str:

@@ -162,7 +162,7 @@ class _Row:
         self.id, self.task_key, self.execute_func, self.trigger, self.spec = 1, "k", "test_date", "date", spec
         self.args, self.kwargs, self.timezone, self.queue = "", "{}", "UTC", None
         self.max_instances, self.misfire_grace_seconds, self.expires_seconds = 1, None, None
-        self.anchor, self.last_run_at = anchor, last_run_at
+        self.anchor, self.last_run_at, self.is_valid, self.extra = anchor, last_run_at, 1, "{}"
 
 
 @given(run_at=_INSTANTS, anchor=_INSTANTS, last=st.none() | _INSTANTS)
