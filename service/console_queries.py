@@ -27,6 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.types import Integer
 
 from models import ExecuteTask, RunStatus, Task, TaskStatus
+from service.paging import check_page_number
 
 #: Run outcomes from worst to best: a timeline bucket takes the colour of its worst run.
 SEVERITY = (
@@ -82,7 +83,10 @@ class JobFilter:
 
     @classmethod
     def from_query(cls, params: Any) -> JobFilter:
-        """Lenient parsing of query parameters: anything unknown falls back to the default."""
+        """Lenient parsing of query parameters: anything unknown falls back to the default.
+
+        :raises ValidationFailed: naming ``page`` when its offset is beyond what the database takes.
+        """
         status = params.get("status") or None
         if status not in {s.value for s in TaskStatus}:
             status = None
@@ -93,7 +97,9 @@ class JobFilter:
             sort = JobSort.NEXT
         page = _positive_int(params.get("page"), 1)
         per_page = _positive_int(params.get("per_page"), 50)
-        return cls(status, text, sort, page, per_page if per_page in PAGE_SIZES else 50)
+        per_page = per_page if per_page in PAGE_SIZES else 50
+        check_page_number("page", page, per_page)  # the one value not defaulted: a 422 naming it
+        return cls(status, text, sort, page, per_page)
 
     @property
     def offset(self) -> int:

@@ -31,13 +31,16 @@ from scheduler.specs import parse_timezone, parse_trigger
 from scheduler.triggers import next_fires
 from service.errors import BrokerUnreachable, DuplicateTask, TaskNotFound, ValidationFailed
 from service.fields import COLUMNS, DEFAULTS, REQUIRED_FIELDS, TASK_FIELDS, coerce_field, normalise_spec, parse_extra
+from service.missed_dates import refuse_missed_date, stored_date
+from service.paging import check_page
 from service.trigger_args import from_trigger_args
 from service.views import Health, Page, RunStarted, RunView, TaskView, run_view, task_view
 
 NEXT_FIRES_SHOWN = 5
-MAX_PAGE = 1000
 #: Rows deleted per statement by :meth:`TaskService.prune_runs`.
 PRUNE_BATCH_ROWS = 5000
+#: Longest age ``prune_runs`` takes (about 1000 years): its cut-off must stay a representable date.
+PRUNE_MAX_WEEKS = 52000
 
 
 def utcnow() -> datetime:
@@ -100,7 +103,7 @@ class TaskService:
 
     def create_task(self, fields: Mapping[str, Any]) -> TaskView:
         """Validate and insert a task. :raises ValidationFailed, DuplicateTask:"""
-        values = self._prepare({**DEFAULTS}, fields, required=REQUIRED_FIELDS)
+        values = self._prepare({**DEFAULTS}, fields, required=REQUIRED_FIELDS, stored=None)
         values["status"] = TaskStatus.READY.value if values["is_valid"] else TaskStatus.PAUSED.value
         with self._sessions() as session:
             self._check_key_free(session, values["task_key"], None)
@@ -119,7 +122,7 @@ class TaskService:
         offset: int = 0,
     ) -> Page[TaskView]:
         """Tasks by id, filtered by status, trigger and a substring of task_key or desc."""
-        _check_page(limit, offset)
+        check_page(limit, offset)
         conditions = []
         if status:
             conditions.append(Task.status == _choice("status", status, TaskStatus))
@@ -206,7 +209,7 @@ class TaskService:
         self, ref: str | int, *, status: str | None = None, limit: int = 20, offset: int = 0
     ) -> Page[RunView]:
         """Runs of a task, newest first, optionally of one status."""
-        _check_page(limit, offset)
+        check_page(limit, offset)
         with self._sessions() as session:
             task_id = self._find(session, ref).id
             conditions = [ExecuteTask.task_id == task_id]
@@ -227,6 +230,8 @@ class TaskService:
         """Delete finished runs created more than ``older_than`` ago, in batches; returns how many."""
         if older_than <= timedelta(0):
             raise ValidationFailed("older_than", "must be a positive duration")
+        if older_than > timedelta(weeks=PRUNE_MAX_WEEKS):
+            raise ValidationFailed("older_than", f"must be at most {PRUNE_MAX_WEEKS}w (about 1000 years)")
         if batch_rows < 1:
             raise ValidationFailed("batch_size", "must be at least 1")
         cutoff = utcnow() - older_than
@@ -272,7 +277,8 @@ class TaskService:
         with self._sessions() as session:
             task = self._find(session, ref)
             base = {**DEFAULTS} if replace else {name: getattr(task, name) for name in COLUMNS}
-            values = self._prepare(base, fields, required=REQUIRED_FIELDS if replace else ())
+            stored = stored_date(task.trigger, task.spec, task.timezone, self.settings.default_timezone)
+            values = self._prepare(base, fields, required=REQUIRED_FIELDS if replace else (), stored=stored)
             if values["task_key"] != task.task_key:
                 self._check_key_free(session, values["task_key"], task.id)
             for name, value in values.items():
@@ -294,8 +300,13 @@ class TaskService:
             session.commit()
             return self._view(session, task.id)
 
-    def _prepare(self, base: dict[str, Any], fields: Mapping[str, Any], *, required: Sequence[str]) -> dict[str, Any]:
-        """Merge ``fields`` into ``base`` column values, normalise and validate the result."""
+    def _prepare(
+        self, base: dict[str, Any], fields: Mapping[str, Any], *, required: Sequence[str], stored: datetime | None
+    ) -> dict[str, Any]:
+        """Merge ``fields`` into ``base`` column values, normalise and validate the result.
+
+        ``stored`` is the date the row names now (an edit may keep a date long past).
+        """
         unknown = sorted(set(fields) - set(TASK_FIELDS))
         if unknown:
             raise ValidationFailed(unknown[0], f"is not a task field; fields are {', '.join(TASK_FIELDS)}")
@@ -322,14 +333,14 @@ class TaskService:
                 if not values.get(name):
                     raise ValidationFailed(name, "is required (or give the schedule as trigger_args)")
         try:
-            self._validate(values)
+            refuse_missed_date(self._validate(values), stored, utcnow())
         except ValidationFailed as exc:
             if exc.field == "spec" and schedule_field != "spec":
                 raise ValidationFailed(schedule_field, exc.reason) from None
             raise
         return {name: values[name] for name in COLUMNS}
 
-    def _validate(self, values: dict[str, Any]) -> None:
+    def _validate(self, values: dict[str, Any]) -> ScheduledJob:
         """Normalise ``trigger``/``spec`` in place and check the row exactly as beat will."""
         try:
             values["trigger"] = parse_trigger(values.get("trigger"))
@@ -338,7 +349,7 @@ class TaskService:
             parse_extra(values.get("extra"))
         except RowError as exc:
             raise ValidationFailed(exc.column, exc.reason) from None
-        self._compile(values)
+        return self._compile(values)
 
     def _compile(self, row: Task | Mapping[str, Any]) -> ScheduledJob:
         """Compile a stored task, or the column values of one about to be written, as beat does."""
@@ -428,13 +439,6 @@ def _status_after_edit(current: str, enabled: bool) -> str:
     if current in (TaskStatus.PAUSED.value, TaskStatus.ERROR.value):
         return TaskStatus.READY.value
     return current
-
-
-def _check_page(limit: int, offset: int) -> None:
-    if not 1 <= limit <= MAX_PAGE:
-        raise ValidationFailed("limit", f"must be between 1 and {MAX_PAGE}, got {limit}")
-    if offset < 0:
-        raise ValidationFailed("offset", f"must not be negative, got {offset}")
 
 
 def _choice(name: str, value: str, enum_type: Any) -> str:

@@ -41,6 +41,7 @@ from service.errors import (
     TaskNotFound,
     ValidationFailed,
 )
+from service.paging import check_page_number
 from service.tasks import TaskService
 from service.views import TaskView
 
@@ -365,6 +366,7 @@ def _next_fires(service: TaskService, task: TaskView, now: datetime) -> list[dat
 
 def _runs_context(request: Request, service: TaskService, task_id: int, runs_page: int) -> dict[str, Any]:
     runs_page = max(1, runs_page)
+    check_page_number("runs_page", runs_page, RUNS_PER_PAGE)
     runs = service.list_runs(task_id, limit=RUNS_PER_PAGE, offset=(runs_page - 1) * RUNS_PER_PAGE)
     pages = max(1, -(-runs.total // RUNS_PER_PAGE))
     inner = templates.env.get_template("_job_runs_inner.html").render(
