@@ -81,6 +81,11 @@ tablebeat_metrics_address = _profile["metrics_address"]
 tablebeat_metrics_task_keys = _profile["metrics_task_keys"]
 tablebeat_log_format = _profile["log_format"]
 tablebeat_otel = _profile["otel"]
+if tablebeat_otel:
+    from telemetry.otel import INSTALL_HINT, available  # noqa: E402
+
+    if not available():
+        sys.exit(f"tablebeat: invalid configuration: {INSTALL_HINT}")
 
 
 # --- reliability knobs (environment only; issue 4) -------------------------------------

@@ -32,6 +32,7 @@ from scheduler.planning import PlannedFire, plan_due
 from scheduler.rows import ScheduledJob, compile_row, registered_set
 from scheduler.schedule_index import ScheduleIndex
 from scheduler.settings import SchedulerSettings
+from telemetry import otel
 
 logger = logging.getLogger("tablebeat.beat")
 
@@ -98,6 +99,7 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
 
     def setup_schedule(self) -> None:
         metrics.start(self.app.conf)
+        otel.start(self.app.conf, "tablebeat-beat")
         self._engine = make_engine(self.settings.database_url or None)
         names = self._registered if self._registered is not None else job_names(self.app.tasks)
         self.index.registered = registered_set(names)
@@ -314,6 +316,7 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
             self._broker_failed(exc)
             return  # the claims stay unpublished; the outbox sweep republishes them
         metrics.fires_published(p.dispatch for p in batch)
+        otel.fires_published(p.dispatch for p in batch)
         if len(batch) <= LOG_EACH_FIRE_UP_TO:
             for prepared in batch:
                 item = prepared.dispatch
@@ -430,6 +433,7 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
             self._broker_failed(exc)
             return
         metrics.fires_republished(len(sent))
+        otel.fires_published(dispatches)
         self._write_published(sent)
 
     def _compile_for_outbox(self, task_ids: set[int]) -> dict[int, ScheduledJob]:

@@ -26,6 +26,7 @@ from protocol.message import (
     TRACE_KWARG,
 )
 from scheduler.rows import ScheduledJob
+from telemetry import otel
 
 logger = logging.getLogger(__name__)
 
@@ -112,6 +113,7 @@ class Publisher:
             kwargsrepr=repr(kwargs)[:REPR_MAX_CHARS],
         )
         message.headers.update({TRACE_HEADER: item.trace_id, TASK_KEY_HEADER: item.task_key})
+        message.headers.update(otel.fire_headers(item.trace_id))  # W3C traceparent when OpenTelemetry is on
         if item.task_id is not None and item.max_instances is not None:
             message.headers[TASK_ID_HEADER] = item.task_id
             message.headers[MAX_INSTANCES_HEADER] = item.max_instances

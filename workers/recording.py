@@ -19,7 +19,8 @@ from celery.exceptions import Ignore, Retry
 from alerts.webhook import alert_run
 from models import RunStatus
 from protocol.message import MAX_INSTANCES_HEADER, SUB_TASK_ID, TASK_ID_HEADER, TRACE_HEADER, TRACE_KWARG
-from protocol.trace import new_trace_id
+from protocol.trace import TRACEPARENT_HEADER, new_trace_id
+from telemetry import otel
 from workers import metrics
 from workers.celery_app import app
 from workers.runs import RunStore, StartDecision
@@ -80,6 +81,19 @@ class RecordedTask(Task):  # type: ignore[misc]  # Celery is untyped
             current_task_key.reset(key_token)
 
     def _run_and_record(
+        self,
+        run_id: int,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        attempt: int,
+        worker: str,
+        task_id: int | None,
+    ) -> Any:
+        headers = {TRACEPARENT_HEADER: _header(self.request, TRACEPARENT_HEADER)}
+        with otel.run_span(self.name, current_task_key.get(), current_trace_id.get(), run_id, headers):
+            return self._record_run(run_id, args, kwargs, attempt, worker, task_id)
+
+    def _record_run(
         self,
         run_id: int,
         args: tuple[Any, ...],

@@ -12,6 +12,7 @@ from celery.worker.request import Request
 
 from protocol.message import SUB_TASK_ID, TASK_KEY_HEADER, TRACE_HEADER, TRACE_KWARG
 from protocol.trace import trace_suffix
+from telemetry import otel
 from telemetry.logs import use_json
 
 current_trace_id: ContextVar[str | None] = ContextVar("tablebeat_trace_id", default=None)
@@ -122,3 +123,18 @@ def _propagate_trace(headers: dict[str, Any] | None = None, **_: Any) -> None:
     trace_id = current_trace_id.get()
     if trace_id and headers is not None and not headers.get(TRACE_HEADER):
         headers[TRACE_HEADER] = trace_id
+        otel.inject(headers)
+
+
+@signals.worker_init.connect
+def _start_tracing(sender: Any = None, **_: Any) -> None:
+    """OpenTelemetry spans for runs when ``TABLEBEAT_OTEL`` is on (main process, before the pool forks)."""
+    conf = getattr(getattr(sender, "app", None), "conf", None)
+    if conf is not None:
+        otel.start(conf, "tablebeat-worker")
+
+
+@signals.worker_process_shutdown.connect
+@signals.worker_shutdown.connect
+def _flush_spans(**_: Any) -> None:
+    otel.flush()

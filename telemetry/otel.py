@@ -1,0 +1,246 @@
+"""OpenTelemetry for tablebeat (``TABLEBEAT_OTEL=on``, needs ``pip install 'tablebeat[otel]'``).
+
+The run's trace ID *is* the OpenTelemetry trace ID: beat makes a 32-hex trace ID per fire
+(``protocol.trace``) and the spans of that run are created with it, so a trace ID found in
+``execute_task``, a log line or an alert opens the run's trace. Messages carry it as a W3C
+``traceparent`` header whose parent span is beat's ``tablebeat.fire`` span (claim ->
+publish); the worker's ``tablebeat.run`` span is its child, and a Celery task a job starts
+continues the same trace. With the setting off (the default) every hook here is one check
+of a module global, and nothing of OpenTelemetry is imported.
+
+Exporting: if the process already has an SDK tracer provider (``opentelemetry-instrument``,
+or your own set-up) tablebeat uses it; otherwise it installs one that sends OTLP over HTTP
+(``OTEL_EXPORTER_OTLP_ENDPOINT``, default ``http://localhost:4318``).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+from protocol.trace import TRACEPARENT_HEADER, fire_span_id, parse_traceparent, traceparent
+
+logger = logging.getLogger("tablebeat.otel")
+
+INSTALL_HINT = "TABLEBEAT_OTEL=on needs OpenTelemetry's SDK: pip install 'tablebeat[otel]'"
+#: Exceptions Celery uses for control flow (``celery.exceptions``): they end a span without an error.
+CONTROL_FLOW = frozenset({"Retry", "Ignore", "Reject"})
+#: Claimed fires whose publish is awaited, remembered for their span's start (oldest dropped first).
+PENDING_FIRES_KEPT = 100_000
+
+
+class _Ids:
+    """An id generator that hands out the run's own ids when asked to, else defers to the SDK's."""
+
+    def __init__(self, fallback: Any) -> None:
+        self.fallback = fallback
+        self.preset: contextvars.ContextVar[tuple[int, int] | None] = contextvars.ContextVar(
+            "tablebeat_otel_ids", default=None
+        )
+
+    def generate_trace_id(self) -> int:
+        preset = self.preset.get()
+        return preset[0] if preset else int(self.fallback.generate_trace_id())
+
+    def generate_span_id(self) -> int:
+        preset = self.preset.get()
+        if preset and preset[1]:
+            self.preset.set((preset[0], 0))  # the preset span id is for the first span only
+            return preset[1]
+        return int(self.fallback.generate_span_id())
+
+    def is_trace_id_random(self) -> bool:
+        return True
+
+
+class Tracing:
+    """The tracer of one process, with run-id presetting."""
+
+    def __init__(self, tracer: Any, ids: _Ids) -> None:
+        from opentelemetry import trace
+        from opentelemetry.trace import SpanKind, Status, StatusCode
+
+        self.trace, self.tracer, self.ids = trace, tracer, ids
+        self.SpanKind, self.Status, self.StatusCode = SpanKind, Status, StatusCode
+        self.claimed_ns: OrderedDict[str, int] = OrderedDict()
+
+    @contextmanager
+    def preset(self, trace_id: str, span_id: int = 0) -> Iterator[None]:
+        token = self.ids.preset.set((int(trace_id, 16), span_id))
+        try:
+            yield
+        finally:
+            self.ids.preset.reset(token)
+
+
+_on: Tracing | None = None
+
+
+def available() -> bool:
+    """Whether OpenTelemetry's SDK is installed."""
+    try:
+        import opentelemetry.sdk.trace  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def start(conf: Any, service_name: str) -> bool:
+    """Turn tracing on for this process when ``tablebeat_otel`` is set; returns whether it is on."""
+    global _on
+    if _on is not None:
+        return True
+    if not conf.get("tablebeat_otel"):
+        return False
+    if not available():
+        raise RuntimeError(INSTALL_HINT)
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+
+    provider = trace.get_tracer_provider()
+    if not isinstance(provider, TracerProvider):
+        provider = _default_provider(service_name)
+        trace.set_tracer_provider(provider)
+    tracer = provider.get_tracer("tablebeat")
+    ids = _Ids(tracer.id_generator)
+    tracer.id_generator = ids  # this tracer only: other instrumentation keeps its own ids
+    _on = Tracing(tracer, ids)
+    logger.info("tablebeat: OpenTelemetry spans on (%s)", type(provider).__name__)
+    return True
+
+
+def stop() -> None:
+    """Turn tracing off in this process (tests)."""
+    global _on
+    _on = None
+
+
+def flush() -> None:
+    """Export what is buffered (a pool child may exit without running atexit handlers)."""
+    if _on is not None:
+        provider = _on.trace.get_tracer_provider()
+        force = getattr(provider, "force_flush", None)
+        if force is not None:
+            force(timeout_millis=2000)
+
+
+def _default_provider(service_name: str) -> Any:
+    from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    provider = TracerProvider(resource=Resource.create({SERVICE_NAME: service_name}))
+    try:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    except ImportError:
+        logger.warning("tablebeat: no OTLP exporter installed; spans are made but not sent (%s)", INSTALL_HINT)
+        return provider
+    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    return provider
+
+
+# --- beat hooks --------------------------------------------------------------------------
+
+
+def fire_headers(trace_id: str) -> dict[str, str]:
+    """Headers of a fire's message (``traceparent``), built at claim time; empty when tracing is off."""
+    if _on is None:
+        return {}
+    claimed = _on.claimed_ns
+    claimed[trace_id] = time.time_ns()
+    if len(claimed) > PENDING_FIRES_KEPT:
+        claimed.popitem(last=False)
+    return {TRACEPARENT_HEADER: traceparent(trace_id, fire_span_id(trace_id))}
+
+
+def fires_published(items: Iterable[Any]) -> None:
+    """One ``tablebeat.fire`` span per published fire, from its claim to now (beat's ``Dispatch`` items)."""
+    if _on is None:
+        return
+    now = time.time_ns()
+    for item in items:
+        started = _on.claimed_ns.pop(item.trace_id, now)
+        with _on.preset(item.trace_id, int(fire_span_id(item.trace_id), 16)):
+            span = _on.tracer.start_span(
+                "tablebeat.fire",
+                kind=_on.SpanKind.PRODUCER,
+                start_time=started,
+                attributes={
+                    "tablebeat.task_key": item.task_key,
+                    "tablebeat.run_id": item.run_id,
+                    "tablebeat.job": item.job_name,
+                    "tablebeat.scheduled_at": item.scheduled_at.isoformat(),
+                    "messaging.system": "celery",
+                },
+            )
+        span.end(end_time=now)
+
+
+# --- worker hooks --------------------------------------------------------------------------
+
+
+@contextmanager
+def run_span(
+    job: str, task_key: str | None, trace_id: str | None, run_id: int | None, headers: Mapping[str, Any]
+) -> Iterator[Any]:
+    """The ``tablebeat.run`` span around a job, the child of the message's ``traceparent``.
+
+    Without a ``traceparent`` (a run started by ``.delay()``) the span starts the run's
+    trace under the run's own trace ID. Yields the span (None when tracing is off).
+    """
+    if _on is None:
+        yield None
+        return
+    parent = _parent_context(headers.get(TRACEPARENT_HEADER))
+    attributes = {"tablebeat.job": job, "messaging.system": "celery"}
+    if task_key:
+        attributes["tablebeat.task_key"] = task_key
+    if run_id is not None:
+        attributes["tablebeat.run_id"] = run_id
+    preset = _on.preset(trace_id) if parent is None and trace_id else _nothing()
+    with preset:
+        span = _on.tracer.start_span(
+            f"tablebeat.run {job}", context=parent, kind=_on.SpanKind.CONSUMER, attributes=attributes
+        )
+    with _on.trace.use_span(span, end_on_exit=True, record_exception=False, set_status_on_exception=False):
+        try:
+            yield span
+        except Exception as exc:
+            # Celery's control-flow exceptions (a retry, an ignored duplicate) are not failures.
+            if type(exc).__name__ not in CONTROL_FLOW:
+                span.record_exception(exc)
+                span.set_status(_on.Status(_on.StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+            raise
+
+
+def inject(headers: dict[str, Any]) -> None:
+    """Put the current span's ``traceparent`` on a message a job publishes, so its task continues the trace."""
+    if _on is None or headers.get(TRACEPARENT_HEADER):
+        return
+    context = _on.trace.get_current_span().get_span_context()
+    if context.is_valid:
+        headers[TRACEPARENT_HEADER] = traceparent(f"{context.trace_id:032x}", f"{context.span_id:016x}")
+
+
+def _parent_context(header: Any) -> Any:
+    parsed = parse_traceparent(header) if isinstance(header, str) else None
+    if parsed is None or _on is None:
+        return None
+    trace_id, span_id, sampled = parsed
+    span_context = _on.trace.SpanContext(
+        trace_id=int(trace_id, 16),
+        span_id=int(span_id, 16),
+        is_remote=True,
+        trace_flags=_on.trace.TraceFlags(0x01 if sampled else 0x00),
+    )
+    return _on.trace.set_span_in_context(_on.trace.NonRecordingSpan(span_context))
+
+
+@contextmanager
+def _nothing() -> Iterator[None]:
+    yield
