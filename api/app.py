@@ -17,10 +17,13 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from api import console, tasks
-from api.auth import require_token
+from api.auth import has_credentials, require_token
+from api.console.sessions import LoginLimiter, SessionStore
+from api.docs import docs_router
 from api.errors import install_error_handlers
+from api.guard import RequestGuard
 from api.schemas import HealthOut, ReachabilityOut
-from api.settings import TOKEN_ENV, ApiSettings
+from api.settings import ALLOW_OPEN_ENV, TOKEN_ENV, ApiSettings
 from conf.profiles import SettingsError, load_profile
 from service import metrics
 from service.tasks import TaskService
@@ -28,7 +31,8 @@ from telemetry import logs
 
 logger = logging.getLogger("tablebeat.api")
 
-NO_TOKEN_WARNING = f"{TOKEN_ENV} is not set: the API has no authentication, so it must listen on 127.0.0.1 only"
+NO_TOKEN_WARNING = f"{TOKEN_ENV} is not set: the API has no authentication, so it serves on loopback (127.0.0.1) only"
+OPEN_WARNING = f"{TOKEN_ENV} is not set and {ALLOW_OPEN_ENV}=1: the API serves without authentication on every address"
 
 
 def create_app(
@@ -45,7 +49,7 @@ def create_app(
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         logs.configure_server(_log_format())  # here: after the server has set up its logging
         if settings.api_token is None:
-            logger.warning(NO_TOKEN_WARNING)
+            logger.warning(OPEN_WARNING if settings.allow_open else NO_TOKEN_WARNING)
         yield
         service.close()
 
@@ -54,9 +58,14 @@ def create_app(
         summary="Manage the scheduled jobs of the task table: create, list, edit, pause, run now, read runs.",
         version="0.1.0",
         lifespan=lifespan,
+        docs_url=None,  # served from vendored files by api.docs, never from a CDN
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.service = service
+    app.state.sessions = SessionStore(service.engine, settings.session_seconds)
+    app.state.login_limiter = LoginLimiter(service.engine, settings.login_failures_per_minute)
+    app.add_middleware(RequestGuard, settings=settings)
     install_error_handlers(app)
     app.add_api_route(
         "/health",
@@ -75,6 +84,7 @@ def create_app(
         response_class=Response,
         responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text format"}},
     )
+    app.include_router(docs_router(app.openapi_url or "/openapi.json", app.title))
     app.include_router(tasks.router)
     app.include_router(console.router)  # the web console at /
     for router in routers:
@@ -83,14 +93,18 @@ def create_app(
 
 
 def _health(request: Request) -> JSONResponse:
-    """Database and broker reachability; needs no token."""
+    """``ok`` or ``degraded`` for anyone; which service failed, and how, only with credentials."""
     report = request.app.state.service.health()
+    status = "ok" if report.ok else "degraded"
+    code = 200 if report.ok else 503
+    if not has_credentials(request):
+        return JSONResponse(status_code=code, content={"status": status})
     body = HealthOut(
-        status="ok" if report.ok else "unavailable",
+        status=status,
         database=ReachabilityOut(ok=report.database_error is None, error=report.database_error),
         broker=ReachabilityOut(ok=report.broker_error is None, error=report.broker_error),
     )
-    return JSONResponse(status_code=200 if report.ok else 503, content=body.model_dump())
+    return JSONResponse(status_code=code, content=body.model_dump())
 
 
 def _metrics(request: Request) -> Response:

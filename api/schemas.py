@@ -139,11 +139,11 @@ class ReachabilityOut(BaseModel):
 
 
 class HealthOut(BaseModel):
-    """Reachability of the database and the broker."""
+    """Reachability of the database and the broker; the details only with credentials."""
 
-    status: str = Field(description="`ok`, or `unavailable` when either is unreachable.")
-    database: ReachabilityOut
-    broker: ReachabilityOut
+    status: str = Field(description="`ok`, or `degraded` when the database or the broker is unreachable.")
+    database: ReachabilityOut | None = Field(None, description="Only with the bearer token (or a console session).")
+    broker: ReachabilityOut | None = Field(None, description="Only with the bearer token (or a console session).")
 
 
 class ErrorOut(BaseModel):

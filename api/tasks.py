@@ -7,18 +7,22 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 
 from api.auth import require_token
+from api.guard import require_json
 from api.schemas import ErrorOut, PageOut, RunOut, RunStartedOut, TaskCreate, TaskOut, TaskPatch
 from service.tasks import TaskService
 
 _ERRORS = {
     401: {"model": ErrorOut, "description": "Missing or wrong bearer token"},
     404: {"model": ErrorOut, "description": "No task with that id or task_key"},
+    415: {"model": ErrorOut, "description": "POST, PUT, PATCH and DELETE need `Content-Type: application/json`"},
     422: {"model": ErrorOut, "description": "A field is invalid; `detail` names it and the reason"},
 }
 Ref = Annotated[str, Path(description="The task's numeric id or its task_key.")]
 
 
-router = APIRouter(prefix="/tasks", tags=["tasks"], dependencies=[Depends(require_token)], responses=_ERRORS)
+router = APIRouter(
+    prefix="/tasks", tags=["tasks"], dependencies=[Depends(require_token), Depends(require_json)], responses=_ERRORS
+)
 
 
 def get_service(request: Request) -> TaskService:

@@ -23,11 +23,13 @@ def api(
     """Serve the REST API (OpenAPI docs at /docs).
 
     With TABLEBEAT_API_TOKEN set, every endpoint but /health needs 'Authorization: Bearer <token>';
-    without it the API has no authentication and binds to 127.0.0.1 only.
+    without it the API has no authentication and refuses any address but loopback
+    (unless TABLEBEAT_ALLOW_OPEN=1).
     """
     import uvicorn
 
-    from api.app import NO_TOKEN_WARNING, create_app
+    from api.app import create_app
+    from api.exposure import is_loopback, refusal
     from api.settings import ApiSettings
     from conf.profiles import load_profile
     from telemetry import logs
@@ -41,9 +43,9 @@ def api(
     if json_logs:
         logs.use_json(logging.getLogger())
     bind = host or ("0.0.0.0" if settings.api_token else LOOPBACK)
-    if settings.api_token is None and bind != LOOPBACK:
-        logger.warning("%s; ignoring --host %s", NO_TOKEN_WARNING, bind)
-        bind = LOOPBACK
+    if settings.api_token is None and not settings.allow_open and not is_loopback(bind):
+        typer.echo(refusal(f"{bind}:{port}"), err=True)  # one unwrapped line naming the settings
+        raise typer.Exit(2)
     logger.info("tablebeat API on http://%s:%d (docs at /docs)", bind, port)
     log_config = logs.uvicorn_log_config() if json_logs else uvicorn.config.LOGGING_CONFIG
     uvicorn.run(create_app(settings), host=bind, port=port, log_level=log_level, log_config=log_config)

@@ -1,6 +1,7 @@
 """SQLAlchemy models of tablebeat's tables, and engine setup."""
 
 from models.alerts import AlertState
+from models.console import ConsoleSession, LoginFailure
 from models.base import Base, UTCDateTime
 from models.engine import database_url, make_engine, make_sessionmaker
 from models.execution import FINAL_STATUSES, ExecuteTask, RunStatus
@@ -11,8 +12,10 @@ __all__ = [
     "AlertState",
     "Base",
     "CONFIG_COLUMNS",
+    "ConsoleSession",
     "ExecuteTask",
     "FINAL_STATUSES",
+    "LoginFailure",
     "RunStatus",
     "Task",
     "TaskChange",

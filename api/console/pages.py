@@ -7,6 +7,7 @@ Every route is left out of the OpenAPI schema (the API documents ``/tasks``). Re
 from __future__ import annotations
 
 import hashlib
+import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,7 +20,9 @@ from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
 from starlette.datastructures import FormData
 
+from api.auth import client_of
 from api.console import forms, pictures, security
+from api.console.sessions import LoginLimiter
 from api.console.formatting import (
     absolute,
     duration,
@@ -44,6 +47,8 @@ from service.errors import (
 from service.paging import check_page_number
 from service.tasks import TaskService
 from service.views import TaskView
+
+logger = logging.getLogger("tablebeat.api")
 
 HERE = Path(__file__).resolve().parent
 STATIC_DIR = HERE / "static"
@@ -177,14 +182,28 @@ def login(request: Request, posted: PostedForm) -> Response:
     target = _local_path(str(posted.form.get("next", "/")))
     if not security.auth_required(request):
         return see_other(target)
+    client = client_of(request)
+    limiter: LoginLimiter = request.app.state.login_limiter
+    wait = limiter.retry_after(client)
+    if wait is not None:
+        # Checked before the token: past the limit even a right guess is not looked at.
+        logger.warning("console sign-in from %s refused: %d failures in the last minute", client, limiter.limit)
+        error = f"token: too many failed sign-ins from {client}; try again in {wait} s"
+        response = render(request, "login.html", {"next": target, "error": error}, status_code=429)
+        response.headers["Retry-After"] = str(wait)
+        return response
     if not security.token_matches(request, str(posted.form.get("token", ""))):
+        failures = limiter.failed(client)
+        logger.warning("console sign-in failed from %s (%d of %d a minute)", client, failures, limiter.limit)
         error = "token: is not the API token (TABLEBEAT_API_TOKEN)"
         return render(request, "login.html", {"next": target, "error": error}, status_code=401)
+    limiter.succeeded(client)
+    logger.info("console sign-in from %s", client)
     response = see_other(target)
     response.set_cookie(
         security.SESSION_COOKIE,
         security.new_session(request),
-        max_age=security.SESSION_SECONDS,
+        max_age=request.app.state.settings.session_seconds,
         **security.cookie_options(),
     )
     return response
@@ -194,6 +213,8 @@ def login(request: Request, posted: PostedForm) -> Response:
 def logout(request: Request, posted: PostedForm) -> Response:
     if posted.problem:
         return forbidden(request, posted.problem)
+    if security.end_session(request):
+        logger.info("console sign-out from %s", client_of(request))
     response = see_other("/login")
     response.delete_cookie(security.SESSION_COOKIE, **security.cookie_options())
     return response

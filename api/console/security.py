@@ -1,10 +1,11 @@
 """Console sign-in and CSRF protection.
 
 Sign-in: the login form takes the API's bearer token (``TABLEBEAT_API_TOKEN``) and sets a
-``Secure; HttpOnly; SameSite=Strict`` session cookie. The cookie holds a signed, dated
-nonce (``<issued>.<nonce>.<HMAC(token, ...)>``), not the token itself, so changing the token
-signs everyone out. Requests may also send ``Authorization: Bearer <token>`` as the API does.
-With no token configured the console is open (the API then binds to 127.0.0.1 only).
+``Secure; HttpOnly; SameSite=Strict`` session cookie: a random value whose hash is a row of
+``console_session`` (:mod:`api.console.sessions`), so signing out ends it in every API
+process, it expires (``TABLEBEAT_SESSION_HOURS``), and changing the token ends it. Failed
+sign-ins are rate-limited per client. Requests may also send ``Authorization: Bearer <token>``
+as the API does. With no token configured the console is open (on loopback only).
 
 CSRF: a signed double-submit token. A random ``tb_csrf`` cookie (same attributes) is set on
 the first page; every state-changing form carries ``HMAC(key, cookie)`` in ``csrf_token``,
@@ -16,15 +17,18 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-import time
 from typing import Any
 
 from fastapi import Request, Response
 
+from api.auth import bearer_matches, client_of
+from api.console.sessions import SessionStore, token_tag
+
 SESSION_COOKIE = "tb_session"
 CSRF_COOKIE = "tb_csrf"
 CSRF_FIELD = "csrf_token"
-SESSION_SECONDS = 12 * 3600
+#: Lifetime of the CSRF cookie (sessions have their own, in the database).
+CSRF_COOKIE_SECONDS = 12 * 3600
 
 #: Signs CSRF tokens when no API token is configured; pages served before a restart then
 #: need a reload, which is all an open, loopback-only console can lose.
@@ -61,28 +65,27 @@ def token_matches(request: Request, given: str) -> bool:
     return expected is None or hmac.compare_digest(given.encode(), expected.encode())
 
 
+def sessions(request: Request) -> SessionStore:
+    store: SessionStore = request.app.state.sessions
+    return store
+
+
 def new_session(request: Request) -> str:
-    token = _api_token(request) or ""
-    payload = f"{int(time.time())}.{secrets.token_urlsafe(18)}"
-    return f"{payload}.{_sign(token.encode(), 'session:' + payload)}"
+    """Open a session for this browser; the cookie value to set."""
+    return sessions(request).create(token_tag(_api_token(request) or ""), client_of(request))
+
+
+def end_session(request: Request) -> bool:
+    """Revoke this browser's session (server-side); True if it had one."""
+    return sessions(request).revoke(request.cookies.get(SESSION_COOKIE, ""))
 
 
 def is_signed_in(request: Request) -> bool:
     """True when no token is configured, or the session cookie or bearer header is valid."""
     token = _api_token(request)
-    if token is None:
+    if token is None or bearer_matches(request):
         return True
-    header = request.headers.get("authorization", "")
-    if header.lower().startswith("bearer ") and hmac.compare_digest(header[7:].strip().encode(), token.encode()):
-        return True
-    cookie = request.cookies.get(SESSION_COOKIE, "")
-    issued, _, rest = cookie.partition(".")
-    nonce, _, signature = rest.partition(".")
-    if not (issued.isdigit() and nonce and signature):
-        return False
-    if time.time() - int(issued) > SESSION_SECONDS:
-        return False
-    return hmac.compare_digest(signature, _sign(token.encode(), f"session:{issued}.{nonce}"))
+    return sessions(request).valid(request.cookies.get(SESSION_COOKIE, ""), token_tag(token))
 
 
 # --- CSRF ---------------------------------------------------------------------------------
@@ -101,7 +104,7 @@ def attach_csrf_cookie(request: Request, response: Response) -> None:
     """Set the CSRF cookie if :func:`csrf_token` created one for this request."""
     seed = getattr(request.state, "new_csrf_seed", None)
     if seed:
-        response.set_cookie(CSRF_COOKIE, seed, max_age=SESSION_SECONDS, **cookie_options())
+        response.set_cookie(CSRF_COOKIE, seed, max_age=CSRF_COOKIE_SECONDS, **cookie_options())
 
 
 def csrf_problem(request: Request, submitted: str | None) -> str | None:

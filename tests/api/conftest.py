@@ -42,9 +42,9 @@ def app_client(settings: ApiSettings, service: TaskService) -> Iterator[TestClie
 
 @pytest.fixture
 def client(app_client: TestClient, service: TaskService) -> TestClient:
-    """The API client with the bearer token, on empty tables."""
+    """The API client with the bearer token and a JSON content type (as writes need), on empty tables."""
     clear_tables(service.engine)
-    app_client.headers.update(AUTH)
+    app_client.headers.update({**AUTH, "Content-Type": "application/json"})
     return app_client
 
 

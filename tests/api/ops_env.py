@@ -25,7 +25,7 @@ def migrated_mariadb() -> Iterator[str]:
 def clear_tables(engine: Engine) -> None:
     """Empty the tables a test writes, so each test starts from nothing."""
     with engine.begin() as conn:
-        for table in ("execute_task", "task", "task_change"):
+        for table in ("execute_task", "task", "task_change", "console_session", "login_failure"):
             conn.execute(text(f"DELETE FROM {table}"))
 
 

@@ -44,7 +44,7 @@ def test_every_endpoint_but_health_needs_the_bearer_token(anonymous: TestClient,
         {"Authorization": f"Basic {TOKEN}"},
         {"Authorization": TOKEN},
     ):
-        response = anonymous.request(method, path, headers=headers, json={})
+        response = anonymous.request(method, path, headers=headers, json={})  # json: writes need its content type
         assert response.status_code == 401, (headers, response.text)
         assert response.headers["WWW-Authenticate"] == "Bearer"
         assert "bearer token" in response.json()["detail"]
@@ -54,8 +54,10 @@ def test_every_endpoint_but_health_needs_the_bearer_token(anonymous: TestClient,
 
 def test_health_needs_no_token_and_reports_database_and_broker(anonymous: TestClient) -> None:
     response = anonymous.get("/health")
-    assert response.status_code == 200
-    assert response.json() == {
+    assert response.status_code == 200 and response.json() == {"status": "ok"}
+    detailed = anonymous.get("/health", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert detailed.status_code == 200
+    assert detailed.json() == {
         "status": "ok",
         "database": {"ok": True, "error": None},
         "broker": {"ok": True, "error": None},
@@ -68,12 +70,16 @@ def test_health_reports_unreachable_database_and_broker() -> None:
     )
     service = TaskService(settings, registered=frozenset())
     try:
-        response = TestClient(create_app(ApiSettings(settings, api_token=TOKEN), service=service)).get("/health")
+        client = TestClient(create_app(ApiSettings(settings, api_token=TOKEN), service=service))
+        anonymous = client.get("/health")
+        response = client.get("/health", headers={"Authorization": f"Bearer {TOKEN}"})
     finally:
         service.close()
+    # Without credentials: only the verdict, no host, port or driver error.
+    assert anonymous.status_code == 503 and anonymous.json() == {"status": "degraded"}
     assert response.status_code == 503
     report = response.json()
-    assert report["status"] == "unavailable"
+    assert report["status"] == "degraded"
     assert report["database"]["ok"] is False and "OperationalError" in report["database"]["error"]
     assert report["broker"]["ok"] is False and report["broker"]["error"]
 

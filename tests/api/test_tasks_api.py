@@ -353,7 +353,7 @@ def test_run_now_with_broker_down_is_503_and_keeps_the_run_for_beat(
     settings = ApiSettings(ServiceSettings(database_url=db_url, broker_url="redis://127.0.0.1:1/0"), api_token=None)
     service = TaskService(settings.service)
     try:
-        response = TestClient(create_app(settings, service=service)).post("/tasks/outbox/run")
+        response = TestClient(create_app(settings, service=service)).post("/tasks/outbox/run", json={})
     finally:
         service.close()
     assert response.status_code == 503

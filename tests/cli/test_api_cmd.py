@@ -56,9 +56,9 @@ class ApiProcess:
 def start_api(db_url: str, broker_url: str, tmp_path: Path) -> Iterator:
     started: list[ApiProcess] = []
 
-    def start(*args: str, token: str | None = None) -> ApiProcess:
+    def start(*args: str, token: str | None = None, **extra_env: str) -> ApiProcess:
         env = {k: v for k, v in os.environ.items() if not k.startswith("TABLEBEAT_")}
-        env.update(TABLEBEAT_DATABASE_URL=db_url, TABLEBEAT_BROKER_URL=broker_url, PYTHONPATH=str(REPO))
+        env.update(TABLEBEAT_DATABASE_URL=db_url, TABLEBEAT_BROKER_URL=broker_url, PYTHONPATH=str(REPO), **extra_env)
         if token:
             env["TABLEBEAT_API_TOKEN"] = token
         process = ApiProcess(list(args), env, tmp_path / f"api{len(started)}.log")
@@ -77,13 +77,30 @@ def healthy(port: int) -> bool:
         return False
 
 
-def test_without_token_binds_loopback_only_and_says_so(start_api) -> None:
+def test_without_token_binds_loopback_and_says_so(start_api) -> None:
+    port = free_port()
+    process = start_api("--port", str(port))
+    wait_for(lambda: healthy(port), 20, what="the API to answer")
+    assert "TABLEBEAT_API_TOKEN is not set" in process.log()
+    assert f"Uvicorn running on http://127.0.0.1:{port}" in process.log()
+    assert httpx.get(f"http://127.0.0.1:{port}/tasks", timeout=5).status_code == 200
+
+
+def test_without_token_refuses_a_public_address(start_api) -> None:
     port = free_port()
     process = start_api("--host", "0.0.0.0", "--port", str(port))
+    assert process.proc.wait(timeout=30) == 2
+    lines = [line for line in process.log().splitlines() if "TABLEBEAT_API_TOKEN" in line]
+    assert lines == [line for line in lines if "TABLEBEAT_ALLOW_OPEN=1" in line and f"0.0.0.0:{port}" in line]
+    assert len(lines) == 1 and "refusing to serve" in lines[0]
+
+
+def test_allow_open_serves_a_public_address_without_token(start_api) -> None:
+    port = free_port()
+    process = start_api("--host", "0.0.0.0", "--port", str(port), TABLEBEAT_ALLOW_OPEN="1")
     wait_for(lambda: healthy(port), 20, what="the API to answer")
-    log = process.log()
-    assert "TABLEBEAT_API_TOKEN is not set" in log and "ignoring --host 0.0.0.0" in log
-    assert f"Uvicorn running on http://127.0.0.1:{port}" in log
+    assert f"Uvicorn running on http://0.0.0.0:{port}" in process.log()
+    assert "TABLEBEAT_ALLOW_OPEN=1" in process.log()
     assert httpx.get(f"http://127.0.0.1:{port}/tasks", timeout=5).status_code == 200
 
 
