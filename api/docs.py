@@ -19,7 +19,13 @@ PREFIX = "/static/docs"
 #: The only files served: the viewers, our start-up script and the favicon.
 FILES = {
     name: STATIC_DIR / name
-    for name in ("swagger-ui-bundle.js", "swagger-ui.css", "swagger-init.js", "redoc.standalone.js", "favicon-32x32.png")
+    for name in (
+        "swagger-ui-bundle.js",
+        "swagger-ui.css",
+        "swagger-init.js",
+        "redoc.standalone.js",
+        "favicon-32x32.png",
+    )
 }
 _MEDIA_TYPES = {".js": "text/javascript", ".css": "text/css", ".png": "image/png"}
 
@@ -52,7 +58,7 @@ def docs_router(openapi_url: str, title: str) -> APIRouter:
         "</body></html>"
     )
     redoc = (
-        f'{head}<style>body{{margin:0;padding:0}}</style></head><body>'
+        f"{head}<style>body{{margin:0;padding:0}}</style></head><body>"
         f'<redoc spec-url="{spec}"></redoc><script src="{PREFIX}/redoc.standalone.js"></script></body></html>'
     )
 

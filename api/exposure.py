@@ -75,9 +75,28 @@ def listening_addresses() -> list[tuple[str, int]]:
     return found
 
 
+def _server_config(receive: Callable[..., Any]) -> Any:
+    """uvicorn's ``Config``: its lifespan ``receive`` is a method of an object holding it.
+
+    Wrappers on the way (FastAPI's telemetry) close over the server's ``receive``; follow them.
+    """
+    for _ in range(8):
+        config = getattr(getattr(receive, "__self__", None), "config", None)
+        if config is not None:
+            return config
+        code, cells = getattr(receive, "__code__", None), getattr(receive, "__closure__", None)
+        if code is None or not cells:
+            return None
+        inner = dict(zip(code.co_freevars, cells, strict=False)).get("receive")
+        if inner is None:
+            return None
+        receive = inner.cell_contents
+    return None
+
+
 def configured_addresses(receive: Callable[..., Any]) -> list[tuple[str, int]]:
-    """The host:port a lone uvicorn is about to bind (its lifespan ``receive`` belongs to it)."""
-    config = getattr(getattr(receive, "__self__", None), "config", None)
+    """The host:port a lone uvicorn is about to bind (it binds after the lifespan start-up)."""
+    config = _server_config(receive)
     if config is None or getattr(config, "fd", None) is not None or getattr(config, "uds", None):
         return []
     host, port = getattr(config, "host", None), getattr(config, "port", None)

@@ -48,7 +48,11 @@ def host_allowed(name: str, server: Any, allowed: tuple[str, ...]) -> bool:
     if server and name == str(server[0]).strip("[]").lower():
         return True
     for pattern in allowed:
-        if pattern == "*" or name == pattern or (pattern.startswith(".") and (name.endswith(pattern) or name == pattern[1:])):
+        if (
+            pattern == "*"
+            or name == pattern
+            or (pattern.startswith(".") and (name.endswith(pattern) or name == pattern[1:]))
+        ):
             return True
     return False
 

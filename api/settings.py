@@ -37,7 +37,9 @@ class ApiSettings:
             service=ServiceSettings.from_env(),
             api_token=os.environ.get(TOKEN_ENV) or None,
             allow_open=_flag(ALLOW_OPEN_ENV),
-            allowed_hosts=tuple(h.strip().lower() for h in os.environ.get(ALLOWED_HOSTS_ENV, "").split(",") if h.strip()),
+            allowed_hosts=tuple(
+                h.strip().lower() for h in os.environ.get(ALLOWED_HOSTS_ENV, "").split(",") if h.strip()
+            ),
             session_seconds=int(_positive(SESSION_HOURS_ENV, 12.0) * 3600),
             login_failures_per_minute=int(_positive(LOGIN_LIMIT_ENV, 5)),
         )

@@ -1,8 +1,8 @@
 """SQLAlchemy models of tablebeat's tables, and engine setup."""
 
 from models.alerts import AlertState
-from models.console import ConsoleSession, LoginFailure
 from models.base import Base, UTCDateTime
+from models.console import ConsoleSession, LoginFailure
 from models.engine import database_url, make_engine, make_sessionmaker
 from models.execution import FINAL_STATUSES, ExecuteTask, RunStatus
 from models.schedule import CONFIG_COLUMNS, Task, TaskChange, TaskStatus, TriggerKind

@@ -7,6 +7,7 @@ setting, from ``TABLEBEAT_JOB_MODULES``); other processes call :func:`load_job_m
 
 from __future__ import annotations
 
+from workers import flower_options as _flower_options  # noqa: F401  (lets Flower read '--port 5566')
 from workers import heartbeat as _heartbeat  # noqa: F401  (connects worker liveness signals)
 from workers import metrics as _metrics  # noqa: F401  (connects the metrics server to worker start)
 from workers import tracing as _tracing  # noqa: F401  (connects logging and publish signals)

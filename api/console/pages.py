@@ -22,7 +22,6 @@ from starlette.datastructures import FormData
 
 from api.auth import client_of
 from api.console import forms, pictures, security
-from api.console.sessions import LoginLimiter
 from api.console.formatting import (
     absolute,
     duration,
@@ -33,6 +32,7 @@ from api.console.formatting import (
     row_trigger,
     schedule_words,
 )
+from api.console.sessions import LoginLimiter
 from api.tasks import get_service
 from models import TaskStatus
 from scheduler.errors import RowError

@@ -108,7 +108,9 @@ class LoginLimiter:
             conn.execute(LoginFailure.__table__.insert().values(client=client[:64], failed_at=now))
             return int(
                 conn.execute(
-                    select(func.count()).where(LoginFailure.client == client[:64], LoginFailure.failed_at > now - WINDOW)
+                    select(func.count()).where(
+                        LoginFailure.client == client[:64], LoginFailure.failed_at > now - WINDOW
+                    )
                 ).scalar_one()
             )
 

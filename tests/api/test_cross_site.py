@@ -113,7 +113,11 @@ def test_writes_without_a_json_content_type_are_refused(
 
 
 def test_same_site_json_writes_work(attacked: TestClient, engine: Engine) -> None:
-    for headers in (JSON, {**JSON, "Origin": BASE, "Sec-Fetch-Site": "same-origin"}, {**JSON, "Sec-Fetch-Site": "none"}):
+    for headers in (
+        JSON,
+        {**JSON, "Origin": BASE, "Sec-Fetch-Site": "same-origin"},
+        {**JSON, "Sec-Fetch-Site": "none"},
+    ):
         assert attacked.post("/tasks/x1/run", headers=headers).status_code == 202
     assert attacked.post("/tasks/x1/pause", headers=JSON).status_code == 200
     assert runs(engine) == 3 and not is_valid(engine)

@@ -95,6 +95,8 @@ def test_commands_are_the_documented_interfaces(model: dict[str, Any]) -> None:
     assert commands["beat"][:4] == ["celery", "-A", "workers", "beat"] and "-S" not in commands["beat"]
     assert commands["worker"][:4] == ["celery", "-A", "workers", "worker"]
     assert commands["flower"][:4] == ["celery", "-A", "workers", "flower"]
+    # Flower: an explicit bind address (the container's, published on the host's loopback) and port.
+    assert commands["flower"][4:] == ["--port", "5555", "--address", "0.0.0.0"]
     assert commands["api"][:2] == ["tablebeat", "api"]
     assert model["services"]["migrate"]["restart"] == "no"  # one-shot
 
@@ -146,6 +148,11 @@ def test_published_ports_only_on_loopback_and_never_on_workers(model: dict[str, 
     assert published["flower"] == [("127.0.0.1", "5555", 5555)]
     assert published["api"] == [("127.0.0.1", "8000", 8000)]
     assert all(not ports for name, ports in published.items() if name not in ("flower", "api"))
+
+
+def test_flower_credentials_and_api_token_come_from_the_environment(model: dict[str, Any]) -> None:
+    assert model["services"]["flower"]["environment"]["FLOWER_BASIC_AUTH"] == SECRETS["FLOWER_BASIC_AUTH"]
+    assert model["services"]["api"]["environment"]["TABLEBEAT_API_TOKEN"] == SECRETS["TABLEBEAT_API_TOKEN"]
 
 
 @pytest.mark.parametrize("missing", sorted(SECRETS))

@@ -12,6 +12,7 @@ from sqlalchemy import Engine
 
 from tests.ops.conftest import cluster_env, insert_task, sql
 from tests.processes import CeleryProcess, Cluster, wait_for
+from workers.flower_options import join_option_values
 
 pytestmark = [pytest.mark.integration, pytest.mark.mariadb]
 
@@ -30,18 +31,15 @@ def flower(
 ) -> Iterator[tuple[Cluster, str]]:
     log_dir: Path = tmp_path_factory.mktemp("flower")
     cluster = Cluster(cluster_env(mariadb_url, broker_url), log_dir)
+    # Credentials from the environment, as docker-compose.yml passes them.
+    flower_env = {**cluster.env, "FLOWER_BASIC_AUTH": f"{AUTH[0]}:{AUTH[1]}"}
     port = free_port()
     try:
         cluster.start_worker()
         cluster.start_beat()
         cluster.processes.append(
-            CeleryProcess(
-                "flower",
-                [f"--port={port}", "--address=127.0.0.1", f"--basic-auth={AUTH[0]}:{AUTH[1]}"],
-                cluster.env,
-                log_dir,
-                "flower",
-            )
+            # The README's line as written: "--port 5566" (tornado alone only takes "--port=5566").
+            CeleryProcess("flower", ["--port", str(port), "--address", "127.0.0.1"], flower_env, log_dir, "flower")
         )
         base = f"http://127.0.0.1:{port}"
         wait_for(lambda: _healthy(base), 30, what=f"Flower on {base}")
@@ -94,4 +92,18 @@ def test_run_is_found_in_flower_by_celery_id_and_trace_id(flower: tuple[Cluster,
 def test_flower_api_needs_the_credentials(flower: tuple[Cluster, str]) -> None:
     _cluster, base = flower
     assert httpx.get(f"{base}/api/tasks", timeout=5).status_code == 401
+    assert httpx.get(f"{base}/api/tasks", auth=("ops", "wrong"), timeout=5).status_code == 401
     assert httpx.get(f"{base}/healthcheck", timeout=5).status_code == 200
+
+
+def test_spaced_option_values_are_joined_for_flower() -> None:
+    takes_value = {"port", "address", "basic_auth"}.__contains__
+    argv = ("--port", "5566", "--address", "127.0.0.1", "--debug", "--basic_auth=a:b", "--persistent")
+    assert join_option_values(argv, takes_value) == (
+        "--port=5566",
+        "--address=127.0.0.1",
+        "--debug",
+        "--basic_auth=a:b",
+        "--persistent",
+    )
+    assert join_option_values(("--port",), takes_value) == ("--port",)  # tornado names the missing value

@@ -1,0 +1,67 @@
+"""Let ``celery -A workers flower --port 5566`` work as written.
+
+Flower hands its arguments to tornado's option parser, which only understands
+``--name=value``: ``--port 5566`` fails with "Option 'port' requires a value" (only
+``--port=5566`` worked). When the ``celery`` command line loads this app, Flower's command
+gets a callback that joins ``--name value`` into ``--name=value`` for Flower's options that
+take a value, and passes everything else through unchanged. Nothing happens in processes
+that are not the ``celery`` command line.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+_MARK = "_tablebeat_joins_option_values"
+
+
+def join_option_values(argv: Sequence[str], takes_value: Callable[[str], bool]) -> tuple[str, ...]:
+    """``("--port", "5566", "--debug")`` -> ``("--port=5566", "--debug")`` when ``port`` takes a value."""
+    joined: list[str] = []
+    args = list(argv)
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        name = arg[2:]
+        if arg.startswith("--") and "=" not in arg and i + 1 < len(args) and takes_value(name):
+            joined.append(f"{arg}={args[i + 1]}")
+            i += 2
+            continue
+        joined.append(arg)
+        i += 1
+    return tuple(joined)
+
+
+def _flower_takes_value(name: str) -> bool:
+    from tornado.options import options
+
+    option = options._options.get(name.replace("_", "-")) or options._options.get(name)  # noqa: SLF001
+    # Booleans are flags (--debug); tornado reads a following word as the next argument.
+    return option is not None and option.type is not bool
+
+
+def install() -> bool:
+    """Wrap Flower's ``celery flower`` callback, once; True if Flower's command is there."""
+    cli = sys.modules.get("celery.bin.celery")
+    command = getattr(getattr(cli, "celery", None), "commands", {}).get("flower")
+    if command is None or command.callback is None:
+        return False
+    if getattr(command.callback, _MARK, False):
+        return True
+    import flower.options  # noqa: F401  (defines Flower's options, as the command does)
+
+    original = command.callback
+
+    @functools.wraps(original)
+    def callback(*args: Any, tornado_argv: Sequence[str] = (), **kwargs: Any) -> Any:
+        return original(*args, tornado_argv=join_option_values(tornado_argv, _flower_takes_value), **kwargs)
+
+    setattr(callback, _MARK, True)
+    command.callback = callback
+    return True
+
+
+install()
