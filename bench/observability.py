@@ -1,0 +1,217 @@
+"""``python -m bench.observability``: what metrics + OpenTelemetry cost, on T5 (beat) and T6 (worker).
+
+Each round runs T5 and T6 twice, once with observability off (the default) and once with
+``TABLEBEAT_METRICS_PORT`` set (and scraped every ``--scrape-every`` seconds, as Prometheus
+would) and ``TABLEBEAT_OTEL=on`` exporting every span over OTLP/HTTP to a local sink that
+answers 200 (so span export is paid in full). Rounds alternate off/on; the table shows the
+median of the rounds and the overhead (on - off) / off. The last beat scrape taken during
+T5 is printed as an excerpt.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+from rich.console import Console
+from rich.table import Table
+
+from bench.env import BenchEnv
+from bench.runner import RESULTS_DIR, install_signal_cleanup, run_bench
+from bench.targets import select
+
+#: Its own database, so it never drops the one ``python -m bench`` (or another helper) uses.
+DB_URL = "mysql+pymysql://root@127.0.0.1:3306/tablebeat_bench_obs?charset=utf8mb4"
+#: (case, metric, lower is better) compared between off and on.
+COMPARED = (
+    ("T5", "beat_cpu_util", True),
+    ("T5", "p50_lateness_s", True),
+    ("T5", "p99_lateness_s", True),
+    ("T5", "fires_per_s", False),
+    ("T6", "noop_s", True),
+    ("T6", "noop_runs_per_s", False),
+    ("T6", "noop_worker_cpu_s", True),
+    ("T6", "ratio", True),
+)
+EXCERPT_PREFIXES = (
+    "tablebeat_beat_fires_claimed_total",
+    "tablebeat_beat_fires_published_total",
+    "tablebeat_beat_fires_skipped_total",
+    "tablebeat_beat_claim_rejections_total",
+    "tablebeat_beat_publish_lateness_seconds_bucket",
+    "tablebeat_beat_publish_lateness_seconds_count",
+    "tablebeat_beat_publish_lateness_seconds_sum",
+    "tablebeat_beat_sync_duration_seconds_count",
+    "tablebeat_beat_scheduled_tasks",
+    "tablebeat_dependency_up",
+)
+
+
+class OtlpSink:
+    """A local OTLP/HTTP endpoint that accepts every export (counts requests and bytes)."""
+
+    def __init__(self) -> None:
+        sink = self
+        self.requests = 0
+        self.bytes = 0
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+                length = int(self.headers.get("content-length") or 0)
+                self.rfile.read(length)
+                sink.requests += 1
+                sink.bytes += length
+                self.send_response(200)
+                self.send_header("content-type", "application/x-protobuf")
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+            def log_message(self, *_: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+
+class Scraper(threading.Thread):
+    """Scrapes ``url`` every ``every`` seconds; keeps the last page that had beat's fire counters."""
+
+    def __init__(self, url: str, every: float) -> None:
+        super().__init__(daemon=True)
+        self.url, self.every = url, every
+        self.scrapes = 0
+        self.last_beat_page = ""
+        self.last_worker_page = ""
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        while not self._stop_event.wait(self.every):
+            try:
+                text = httpx.get(self.url, timeout=2).text
+            except httpx.HTTPError:
+                continue
+            self.scrapes += 1
+            if "tablebeat_beat_fires_published_total{" in text:
+                self.last_beat_page = text
+            if "tablebeat_worker_runs_finished_total{" in text:
+                self.last_worker_page = text
+
+    def stop(self) -> None:
+        self._stop_event.set()
+
+
+def excerpt(page: str) -> list[str]:
+    return [line for line in page.splitlines() if line.startswith(EXCERPT_PREFIXES) and not line.startswith("#")]
+
+
+def one_run(args: argparse.Namespace, on: bool, log_dir: Path, console: Console) -> dict[str, Any]:
+    extra: dict[str, str] = {}
+    sink = scraper = None
+    if on:
+        sink = OtlpSink()
+        extra = {
+            "TABLEBEAT_METRICS_PORT": str(args.metrics_port),
+            "TABLEBEAT_OTEL": "on",
+            "OTEL_EXPORTER_OTLP_ENDPOINT": sink.endpoint,
+        }
+        scraper = Scraper(f"http://127.0.0.1:{args.metrics_port}/metrics", args.scrape_every)
+        scraper.start()
+    env = BenchEnv(db_url=args.db_url, redis_url=args.redis_url, log_dir=log_dir, extra_env=extra)
+    install_signal_cleanup(env)
+    try:
+        doc = run_bench(env, select(["T5", "T6"]), rows=args.rows, seconds=args.seconds, log=console.print)
+    finally:
+        env.close()
+        if scraper is not None:
+            scraper.stop()
+        if sink is not None:
+            sink.close()
+    found: dict[str, Any] = {"on": on, "results": {k: v.get("metrics", {}) for k, v in doc["results"].items()}}
+    errors = {k: v["error"] for k, v in doc["results"].items() if v.get("error")}
+    if errors:
+        raise RuntimeError(f"bench failed: {errors}")
+    if scraper is not None and sink is not None:
+        found.update(
+            scrapes=scraper.scrapes,
+            otlp_requests=sink.requests,
+            otlp_bytes=sink.bytes,
+            beat_excerpt=excerpt(scraper.last_beat_page),
+            worker_excerpt=[ln for ln in scraper.last_worker_page.splitlines() if ln.startswith("tablebeat_worker_")],
+        )
+    return found
+
+
+@contextmanager
+def _broker(given: str | None) -> Iterator[str]:
+    """``given``, or a Redis DB number nobody uses now, locked the way the tests lock theirs."""
+    if given:
+        yield given
+        return
+    from tests.processes import redis_broker_db
+
+    with redis_broker_db() as url:
+        yield url
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.observability", description=__doc__)
+    p.add_argument("--rounds", type=int, default=2, help="off/on pairs (default 2)")
+    p.add_argument("--rows", type=int, help="T5 rows and T6 runs (default: the targets', 2,000 and 20,000)")
+    p.add_argument("--seconds", type=float, default=30.0, help="T5 window (default 30)")
+    p.add_argument("--metrics-port", type=int, default=19808)
+    p.add_argument("--scrape-every", type=float, default=5.0, help="seconds between scrapes (default 5)")
+    p.add_argument("--db-url", default=DB_URL, help="bench database (dropped and recreated!)")
+    p.add_argument("--redis-url", help="broker (its Redis DB is flushed!; default: a free DB number, locked)")
+    p.add_argument("--json", type=Path, help=f"results file (default {RESULTS_DIR}/observability-<time>.json)")
+    args = p.parse_args(sys.argv[1:] if argv is None else argv)
+    console = Console(width=None if sys.stdout.isatty() else 150)
+    log_dir = Path(tempfile.mkdtemp(prefix="tablebeat-bench-obs-"))
+    console.print(f"process logs in {log_dir}")
+    runs = []
+    with _broker(args.redis_url) as args.redis_url:
+        for round_no in range(args.rounds):
+            for on in (False, True):
+                console.print(f"[bold]round {round_no + 1}: observability {'on' if on else 'off'}[/bold]")
+                runs.append(one_run(args, on, log_dir, console))
+    table = Table(title="metrics + OpenTelemetry: on vs off (median of rounds)")
+    for column in ("case", "metric", "off", "on", "overhead"):
+        table.add_column(column, justify="left" if column in ("case", "metric") else "right")
+    summary = []
+    for case, metric, lower_better in COMPARED:
+        off = statistics.median(r["results"][case][metric] for r in runs if not r["on"])
+        on = statistics.median(r["results"][case][metric] for r in runs if r["on"])
+        change = (on - off) / off if off else 0.0
+        overhead = change if lower_better else -change
+        summary.append({"case": case, "metric": metric, "off": off, "on": on, "overhead": overhead})
+        table.add_row(case, metric, f"{off:,.4g}", f"{on:,.4g}", f"{overhead:+.1%}")
+    console.print(table)
+    last_on = next(r for r in reversed(runs) if r["on"])
+    exports = f"{last_on['otlp_requests']} ({last_on['otlp_bytes']:,} B)"
+    console.print(f"scrapes: {last_on['scrapes']}, OTLP exports: {exports}")
+    console.print("beat /metrics during T5 (excerpt):")
+    for line in last_on["beat_excerpt"]:
+        console.print(f"  {line}", soft_wrap=True, highlight=False)
+    path = args.json or RESULTS_DIR / f"observability-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"summary": summary, "runs": runs}, indent=2, default=str))
+    console.print(f"results written to {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
