@@ -16,6 +16,8 @@ import redis
 
 T = TypeVar("T")
 REPO = Path(__file__).resolve().parent.parent
+#: The most a process may take to start on a busy machine; a wait returns as soon as it is ready.
+READY_TIMEOUT_S = 60
 
 
 class CeleryProcess:
@@ -41,6 +43,13 @@ class CeleryProcess:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+    def wait_ready(self, timeout: float = READY_TIMEOUT_S) -> None:
+        """Wait for the process's ready line: a worker consuming, a beat with the table loaded."""
+        line = " ready." if self.kind == "worker" else "tasks scheduled"
+        wait_for(lambda: line in self.log() or self.proc.poll() is not None, timeout, what=f"{self.name} ready")
+        if self.proc.poll() is not None:
+            raise AssertionError(f"{self.name} exited with {self.proc.returncode}:\n{self.log()[-3000:]}")
 
     def signal(self, sig: int) -> None:
         """Send ``sig`` to the whole process group (main process and pool children)."""
@@ -91,6 +100,12 @@ class Cluster:
         )
         self.processes.append(proc)
         return proc
+
+    def wait_ready(self, timeout: float = READY_TIMEOUT_S) -> None:
+        """Wait until every live process of the cluster has logged its ready line."""
+        for proc in self.processes:
+            if proc.proc.poll() is None:
+                proc.wait_ready(timeout)
 
     def stop_all(self) -> None:
         for proc in self.processes:
