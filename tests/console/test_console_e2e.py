@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -245,10 +245,10 @@ def test_console_in_a_real_browser(page, stack: str, service: TaskService, engin
     page.wait_for_url("**notice=paused")
     expect(page.locator("#job-status .badge")).to_have_text("paused")
     expect(page.locator("#resume-button")).to_be_visible()
-    time.sleep(2.5)  # a run already dispatched may still finish
-    count = _runs(engine, tick_id)
-    time.sleep(3)
-    assert _runs(engine, tick_id) == count, "a paused job fired"
+    paused_at = datetime.now(UTC)
+    # Beat claims fires up to 2 s ahead, so rows up to then may exist; none may be scheduled later.
+    wait_for(lambda: datetime.now(UTC) > paused_at + timedelta(seconds=6), 10, what="three fires' time to pass")
+    assert not _runs(engine, tick_id, after=paused_at + timedelta(seconds=2.5)), "a paused job fired"
 
     # The jobs page: every job, and a changed row appears within 2 s without a reload.
     page.goto("/")
@@ -289,9 +289,13 @@ def test_console_in_a_real_browser(page, stack: str, service: TaskService, engin
     _save(page, shots, "timeline.png")
 
 
-def _runs(engine: Engine, task_id: int) -> int:
+def _runs(engine: Engine, task_id: int, after: datetime | None = None) -> int:
+    """How many runs the task has (scheduled later than ``after``, when given)."""
+    query = select(ExecuteTask.id).where(ExecuteTask.task_id == task_id)
+    if after is not None:
+        query = query.where(ExecuteTask.scheduled_at > after)
     with engine.connect() as conn:
-        return len(conn.execute(select(ExecuteTask.id).where(ExecuteTask.task_id == task_id)).all())
+        return len(conn.execute(query).all())
 
 
 def test_login_cookie_is_secure_httponly_strict_in_the_browser(page, stack: str) -> None:

@@ -13,6 +13,8 @@ from tests.processes import Cluster
 
 #: Short refresh so "within one refresh" tests stay quick.
 REFRESH_SECONDS = 3
+#: The most a wait may take on a busy machine; a wait returns as soon as its condition holds.
+PATIENCE_S = 60
 
 
 def cluster_env(db_url: str, broker_url: str, **extra: str) -> dict[str, str]:
@@ -36,6 +38,7 @@ def cluster(mariadb_url: str, broker_url: str, tmp_path_factory: pytest.TempPath
     try:
         running.start_worker()
         running.start_beat()
+        running.wait_ready()
         yield running
     finally:
         running.stop_all()

@@ -242,6 +242,7 @@ def test_failing_job_alerts_through_real_worker_with_rate_limit(
         cluster.start_worker(concurrency=2)
         cluster.start_worker(concurrency=2)  # two worker hosts share the rate limit through the database
         cluster.start_beat()
+        cluster.wait_ready()
         task_id = insert_task(db, "e2e_fails", "always_fails", "1")
         team_id = insert_task(
             db, "e2e_team", "always_fails", "1", extra=f'{{"alert_webhook": "{webhook.url}/team", "owner": "ops"}}'

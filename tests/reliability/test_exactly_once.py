@@ -21,6 +21,7 @@ def test_three_beats_sigstop_and_kill(cluster: Cluster, db: Engine) -> None:
     for _ in range(2):
         cluster.start_worker(concurrency=2)
     beats = [cluster.start_beat() for _ in range(3)]
+    cluster.wait_ready()
     for i in range(20):
         insert_task(db, f"once_{i:02d}", "noop", "interval", str(1 + i % 3))
     start = datetime.now(UTC)

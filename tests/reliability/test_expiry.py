@@ -15,12 +15,15 @@ pytestmark = [pytest.mark.integration, pytest.mark.mariadb]
 
 def test_expired_messages_are_recorded_not_run(cluster: Cluster, db: Engine) -> None:
     cluster.start_beat()
+    cluster.wait_ready()  # inserted before beat is up, the first fires would be coalesced misfires
     task_id = insert_task(db, "expiring", "test_interval", "interval", "1", expires_seconds=2)
     wait_for(lambda: len(runs(db, task_id)) >= 4, 30, what="fires while no worker runs")
     sql(db, "UPDATE task SET is_valid = 0 WHERE id = :t", t=task_id)
-    time.sleep(2)  # the pause is honoured (fires claimed ahead before it are still published)
+    # Beat has taken the pause in (it writes the status): no fire is claimed after this.
+    wait_for(lambda: sql(db, "SELECT status FROM task WHERE id = :t", t=task_id)[0][0] == "paused", 30, what="paused")
     last = max(r["scheduled_at"] for r in runs(db, task_id))
-    time.sleep(max((last - now_naive()).total_seconds(), 0) + 2 + 1)  # every message is past its expiry
+    # Every message is past its expiry:
+    time.sleep(max((last - now_naive()).total_seconds(), 0) + 2 + 1)
     fired = runs(db, task_id)
     assert all(r["status"] == "pending" for r in fired), fired
 

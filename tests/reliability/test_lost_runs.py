@@ -48,6 +48,7 @@ def test_acks_late_run_is_lost_alerted_and_rerun_as_next_attempt(
     cluster.start_worker(concurrency=1)
     cluster.start_worker(concurrency=1)
     cluster.start_beat()
+    cluster.wait_ready()
     task_id = insert_task(db, "lost_acks_late", "slow_acks_late", "date", date_in(4), "6")
 
     first = wait_for(lambda: runs(db, task_id, "running"), 30, what="the run to start")[0]
@@ -101,6 +102,7 @@ def test_orphaned_pool_child_cannot_overwrite_lost(cluster: Cluster, db: Engine,
     still being its attempt's ``running`` row, so ``lost`` is never overwritten with ``success``."""
     cluster.start_worker(concurrency=1)
     cluster.start_beat()
+    cluster.wait_ready()
     task_id = insert_task(db, "lost_orphan", "sleep_for", "date", date_in(4), str(LOST_BOUND_S + 4))
 
     first = wait_for(lambda: runs(db, task_id, "running"), 30, what="the run to start")[0]
@@ -130,6 +132,7 @@ def test_restarted_worker_under_same_name_marks_old_runs_lost(cluster: Cluster, 
     its heartbeat fresh: its previous incarnation's runs are still found lost."""
     cluster.start_worker("-n", "same@%h", concurrency=1)
     cluster.start_beat()
+    cluster.wait_ready()
     task_id = insert_task(db, "lost_same_name", "sleep_for", "date", date_in(4), "30")
     first = wait_for(lambda: runs(db, task_id, "running"), 30, what="the run to start")[0]
     victim = next(p for p in cluster.processes if p.kind == "worker")

@@ -24,6 +24,7 @@ def date_in(seconds: float) -> str:
 def test_catch_up_after_beat_downtime(cluster: Cluster, db: Engine) -> None:
     cluster.start_worker(concurrency=2)
     beat = cluster.start_beat()
+    cluster.wait_ready()
     graceful = insert_task(db, "mf_graceful", "test_interval", "interval", "2", misfire_grace_seconds=5)
     strict = insert_task(db, "mf_strict", "test_interval", "interval", "2", misfire_grace_seconds=0)
     wait_for(lambda: len(runs(db, graceful, "success")) >= 2, 30, what="two fires before the downtime")

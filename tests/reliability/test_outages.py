@@ -75,6 +75,7 @@ def stack(
 def run_through_outage(cluster: Cluster, db: Engine, server: PrivateMariaDB | PrivateRedis, outage_s: float):
     worker = cluster.start_worker(concurrency=2)
     beat = cluster.start_beat()
+    cluster.wait_ready()
     tick = insert_task(db, "outage_tick", "test_interval", "interval", "1", "1,2")
     long = insert_task(db, "outage_long", "sleep_for", "interval", "4", "3")
     start = datetime.now(UTC)

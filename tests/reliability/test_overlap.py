@@ -1,31 +1,47 @@
-"""Issue 4 item 3: max_instances is honoured across two workers; extra fires are skipped with the reason."""
+"""Issue 4 item 3: max_instances is honoured across two workers; extra fires are skipped with the reason.
+
+The limit of one runs on every backend in tests/contract; this covers a limit above one (slot numbers).
+"""
 
 from __future__ import annotations
-
-import time
 
 import pytest
 from sqlalchemy import Engine
 
 from tests.processes import Cluster, wait_for
-from tests.reliability.helpers import all_logs, executions, insert_task, runs
+from tests.reliability.helpers import all_logs, executions, insert_task, now_naive, runs, sql
 
 pytestmark = [pytest.mark.integration, pytest.mark.mariadb]
 
 
-@pytest.mark.parametrize("max_instances", [1, 2])
-def test_max_instances_across_two_workers(cluster: Cluster, db: Engine, max_instances: int) -> None:
+def test_max_instances_across_two_workers(cluster: Cluster, db: Engine) -> None:
+    max_instances = 2
     # Each worker alone has more slots than max_instances: only the database lock can hold the limit.
     cluster.start_worker("--prefetch-multiplier", "1", concurrency=3)
     cluster.start_worker("--prefetch-multiplier", "1", concurrency=3)
     cluster.start_beat()
+    # Added only once everything is up: a fire beat comes to late would be a misfire, not a skip.
+    cluster.wait_ready()
     task_id = insert_task(db, "overlap", "sleep_for", "interval", "1", "3", max_instances=max_instances)
-    wait_for(lambda: len(runs(db, task_id, "success")) >= 3, 40, what="three finished runs")
-    time.sleep(1)
+    wait_for(
+        lambda: len(runs(db, task_id, "success")) >= 3 and runs(db, task_id, "skipped"),
+        60,
+        what="three finished runs and a skipped fire",
+    )
+    sql(db, "UPDATE task SET is_valid = 0 WHERE id = :t", t=task_id)
+    paused = now_naive()
+    wait_for(
+        lambda: all(r["status"] in ("success", "skipped") for r in runs(db, task_id)),
+        60,
+        what="every run claimed before the pause to finish",
+    )
     all_runs = runs(db, task_id)
-    ran = [r for r in all_runs if r["started_at"] is not None and r["status"] in ("success", "running")]
-    skipped = [r for r in all_runs if r["status"] == "skipped"]
-    assert skipped and all(f"max_instances={max_instances} reached" in r["result"] for r in skipped), skipped
+    ran = [r for r in all_runs if r["status"] == "success"]
+    # (Fires claimed before the pause may be skipped for it; the ones before it may not.)
+    skipped = [r for r in all_runs if r["status"] == "skipped" and r["scheduled_at"] < paused]
+    limited = [r for r in skipped if f"max_instances={max_instances} reached" in r["result"]]
+    # A beat stalled by a busy machine may coalesce a fire (a misfire skip); nothing else is skipped.
+    assert limited and all(r in limited or r["result"].startswith("misfire:") for r in skipped), skipped
     # At no instant were more than max_instances runs in progress, whichever worker ran them.
     events = sorted([(r["started_at"], 1) for r in ran] + [(r["finished_at"], -1) for r in ran if r["finished_at"]])
     level = peak = 0
