@@ -8,6 +8,7 @@ cost no wall time but the first cell's.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
@@ -46,11 +47,14 @@ class CellPool:
         self._executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="contract-cell")
         self._cells: dict[Cell, Future[tuple[ExitStack, ContractCell]]] = {}
         self._stopping: list[Future[None]] = []
+        # Alembic keeps its migration context in module globals: one upgrade at a time.
+        self._migrating = threading.Lock()
 
     def _make(self, cell: Cell) -> tuple[ExitStack, ContractCell]:
         stack = ExitStack()
         try:
-            db_url = stack.enter_context(migrated_database(cell.database))
+            with self._migrating:
+                db_url = stack.enter_context(migrated_database(cell.database))
             broker_url = stack.enter_context(broker(cell.broker))
             log_dir = self._tmp.mktemp(cell.id)
             running = ContractCell(cell, db_url, broker_url, log_dir)
