@@ -180,6 +180,7 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
                 if changed:
                     self.index.apply_changed(conn, changed)
                     metrics.edits_applied(self._change_cursor.changed_at)
+                    metrics.scheduled_tasks(len(self.index.jobs))
                     # The change log explains this movement of the fingerprint: no full reload for it.
                     self._fingerprint = store.fingerprint(conn)
                 if full:

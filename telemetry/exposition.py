@@ -11,6 +11,7 @@ make theirs on first use.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import shutil
@@ -23,6 +24,8 @@ logger = logging.getLogger("tablebeat.metrics")
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 #: Set by the process serving the port, for its children: "already served, do not bind again".
 SERVED_BY_ENV = "TABLEBEAT_METRICS_SERVED_BY"
+#: (pid, folder) of the multiprocess folder this process made, if any.
+_created: tuple[int, str] | None = None
 
 
 def prepare_multiprocess_dir(port: int) -> str | None:
@@ -38,8 +41,11 @@ def prepare_multiprocess_dir(port: int) -> str | None:
         os.makedirs(given, exist_ok=True)
         _refresh_value_class()
         return given
+    global _created
     folder = tempfile.mkdtemp(prefix="tablebeat-metrics-")
     os.environ[MULTIPROC_ENV] = folder
+    _created = (os.getpid(), folder)
+    atexit.register(remove_created)
     _refresh_value_class()
     return folder
 
@@ -91,10 +97,16 @@ def process_exited(pid: int) -> None:
         mp.mark_process_dead(pid)
 
 
-def remove_dir(folder: str | None) -> None:
-    """Remove a folder :func:`prepare_multiprocess_dir` created (at exit of the serving process)."""
-    if folder and os.path.basename(folder).startswith("tablebeat-metrics-"):
-        shutil.rmtree(folder, ignore_errors=True)
+def remove_created() -> None:
+    """Remove the folder :func:`prepare_multiprocess_dir` made, in the process that made it only.
+
+    Registered with ``atexit``; children forked from that process (pool children, a ``-B``
+    beat) inherit the registration but not the ownership.
+    """
+    global _created
+    if _created is not None and _created[0] == os.getpid():
+        shutil.rmtree(_created[1], ignore_errors=True)
+        _created = None
 
 
 # --- metric constructors: outside the default registry (the serving process reads every process's files) ---

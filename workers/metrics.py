@@ -57,18 +57,17 @@ class WorkerMetrics:
 
 
 _on: WorkerMetrics | None = None
-_folder: str | None = None
 
 
 @signals.worker_init.connect
 def _start(sender: Any = None, **_: Any) -> None:
     """Main worker process, before the pool forks: turn metrics on and serve them if a port is set."""
-    global _on, _folder
+    global _on
     conf = getattr(getattr(sender, "app", None), "conf", None)
     port = int((conf.get("tablebeat_metrics_port") if conf is not None else 0) or 0)
     if port <= 0 or _on is not None:
         return
-    _folder = exposition.prepare_multiprocess_dir(port)
+    exposition.prepare_multiprocess_dir(port)
     _on = WorkerMetrics(conf.get("tablebeat_metrics_task_keys") or ())
     exposition.serve(port, str(conf.get("tablebeat_metrics_address") or "127.0.0.1"), "worker")
 
@@ -81,7 +80,7 @@ def _child_exited(**_: Any) -> None:
 
 @signals.worker_shutdown.connect
 def _stopped(**_: Any) -> None:
-    exposition.remove_dir(_folder)
+    exposition.remove_created()
 
 
 # --- hooks -----------------------------------------------------------------------------
