@@ -32,6 +32,7 @@ class BeatMetrics:
 
     def __init__(self, task_keys: Iterable[str]) -> None:
         self.task_keys = frozenset(task_keys)
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         self.claimed = counter("tablebeat_beat_fires_claimed", "Fires this beat claimed (won).", ("job", "task"))
         self.published = counter("tablebeat_beat_fires_published", "Fires sent to the broker.", ("job", "task"))
         self.skipped = counter(
@@ -73,6 +74,14 @@ class BeatMetrics:
     def task(self, task_key: str) -> str:
         return task_key if task_key in self.task_keys else ""
 
+    def child(self, metric: Any, *labels: str) -> Any:
+        """``metric.labels(*labels)``, cached: the hot path calls it once per fire."""
+        key = (id(metric), labels)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = metric.labels(*labels)
+        return found
+
 
 _on: BeatMetrics | None = None
 
@@ -111,7 +120,7 @@ def tick() -> None:
 
 def fire_claimed(job: str, task_key: str) -> None:
     if _on is not None:
-        _on.claimed.labels(job, _on.task(task_key)).inc()
+        _on.child(_on.claimed, job, _on.task(task_key)).inc()
 
 
 def fire_skipped(reason_text: str | None, count: int = 1) -> None:
@@ -129,10 +138,14 @@ def fires_published(items: Iterable[Any], now: datetime | None = None) -> None:
     if _on is None:
         return
     now_ts = (now or datetime.now(UTC)).timestamp()
+    published: dict[tuple[str, str], int] = {}
     for item in items:
         task = _on.task(item.task_key)
-        _on.published.labels(item.job_name, task).inc()
-        _on.lateness.labels(task).observe(max(now_ts - item.scheduled_at.timestamp(), 0.0))
+        key = (item.job_name, task)
+        published[key] = published.get(key, 0) + 1
+        _on.child(_on.lateness, task).observe(max(now_ts - item.scheduled_at.timestamp(), 0.0))
+    for (job, task), count in published.items():
+        _on.child(_on.published, job, task).inc(count)
 
 
 def fires_republished(count: int) -> None:

@@ -163,12 +163,14 @@ def fires_published(items: Iterable[Any]) -> None:
     if _on is None:
         return
     now = time.time_ns()
+    preset, start_span, producer = _on.ids.preset, _on.tracer.start_span, _on.SpanKind.PRODUCER
     for item in items:
         started = _on.claimed_ns.pop(item.trace_id, now)
-        with _on.preset(item.trace_id, int(fire_span_id(item.trace_id), 16)):
-            span = _on.tracer.start_span(
+        token = preset.set((int(item.trace_id, 16), int(fire_span_id(item.trace_id), 16)))
+        try:
+            span = start_span(
                 "tablebeat.fire",
-                kind=_on.SpanKind.PRODUCER,
+                kind=producer,
                 start_time=started,
                 attributes={
                     "tablebeat.task_key": item.task_key,
@@ -178,6 +180,8 @@ def fires_published(items: Iterable[Any]) -> None:
                     "messaging.system": "celery",
                 },
             )
+        finally:
+            preset.reset(token)
         span.end(end_time=now)
 
 

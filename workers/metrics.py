@@ -29,6 +29,7 @@ class WorkerMetrics:
 
     def __init__(self, task_keys: Iterable[str]) -> None:
         self.task_keys = frozenset(task_keys)
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         self.finished = counter(
             "tablebeat_worker_runs_finished", "Runs ended, by outcome and job.", ("job", "outcome", "task")
         )
@@ -54,6 +55,14 @@ class WorkerMetrics:
 
     def task(self, task_key: str | None) -> str:
         return task_key if task_key in self.task_keys else ""
+
+    def child(self, metric: Any, *labels: str) -> Any:
+        """``metric.labels(*labels)``, cached: called on every run."""
+        key = (id(metric), labels)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = metric.labels(*labels)
+        return found
 
 
 _on: WorkerMetrics | None = None
@@ -96,10 +105,10 @@ def run_finished(job: str, task_key: str | None, outcome: str, seconds: float | 
     if _on is None:
         return
     task = _on.task(task_key)
-    _on.finished.labels(job, outcome, task).inc()
+    _on.child(_on.finished, job, outcome, task).inc()
     if seconds is not None:
         _on.running.dec()
-        _on.duration.labels(job, task).observe(seconds)
+        _on.child(_on.duration, job, task).observe(seconds)
 
 
 def start_refused(reason: str) -> None:
