@@ -1,0 +1,77 @@
+"""Beat's outage metrics on private servers that the test stops (never the shared ones)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from models import make_engine
+from models.migrate import upgrade
+from tests.observe.scrape import free_port, total, try_scrape
+from tests.processes import Cluster, wait_for
+from tests.reliability.helpers import insert_task, reliability_env
+from tests.reliability.services import PrivateMariaDB, PrivateRedis
+
+pytestmark = [pytest.mark.integration, pytest.mark.mariadb]
+
+OUTAGE_S = 4.0
+
+
+@pytest.fixture
+def servers(tmp_path: Path) -> Iterator[tuple[PrivateMariaDB, PrivateRedis]]:
+    (tmp_path / "redis").mkdir()
+    mariadb, broker = PrivateMariaDB(tmp_path / "mariadb"), PrivateRedis(tmp_path / "redis")
+    try:
+        mariadb.start()
+        broker.start()
+        yield mariadb, broker
+    finally:
+        mariadb.kill()
+        broker.kill()
+
+
+def test_outages_are_counted_once_each_and_up_follows(
+    servers: tuple[PrivateMariaDB, PrivateRedis], tmp_path: Path
+) -> None:
+    mariadb, broker = servers
+    url = mariadb.create_database(f"tb_obs_{uuid.uuid4().hex[:8]}")
+    upgrade(url)
+    engine = make_engine(url)
+    insert_task(engine, "tick", "test_interval", "interval", "1", "1")
+    port = free_port()
+    metrics_url = f"http://127.0.0.1:{port}/metrics"
+    cluster = Cluster(reliability_env(url, broker.url, TABLEBEAT_METRICS_PORT=str(port)), tmp_path)
+    try:
+        cluster.start_beat()
+
+        def beat_value(name: str, **labels: str) -> float | None:
+            samples = try_scrape(metrics_url)
+            return None if samples is None else total(samples, name, **labels)
+
+        wait_for(lambda: (beat_value("tablebeat_beat_fires_published_total") or 0) >= 2, 60, what="fires")
+        for server, service in ((broker, "broker"), (mariadb, "database")):
+            server.stop()
+            try:
+                wait_for(
+                    lambda s=service: beat_value("tablebeat_dependency_up", service=s) == 0,
+                    OUTAGE_S + 10,
+                    what=f"beat to notice the {service} outage\n{cluster.logs()}",
+                )
+                time.sleep(OUTAGE_S)
+            finally:
+                server.start()
+            wait_for(
+                lambda s=service: beat_value("tablebeat_dependency_up", service=s) == 1,
+                30,
+                what=f"beat to notice the {service} is back\n{cluster.logs()}",
+            )
+            assert beat_value("tablebeat_outages_total", service=service) == 1  # one outage, however many errors
+        before = beat_value("tablebeat_beat_fires_published_total") or 0
+        wait_for(lambda: (beat_value("tablebeat_beat_fires_published_total") or 0) > before, 30, what="fires again")
+    finally:
+        cluster.stop_all()
+        engine.dispose()
