@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from models import ExecuteTask, RunStatus, Task, TaskStatus, TriggerKind, make_engine, make_sessionmaker
 from models.execution import FINAL_STATUSES
+from protocol.signing import enable_signing
 from protocol.trace import new_celery_id, new_trace_id
 from scheduler.dispatch import BrokerUnavailable, Dispatch, Publisher
 from scheduler.errors import RowError
@@ -429,6 +430,7 @@ def _publishing_app(broker_url: str) -> Any:
     # A request must not hang while kombu retries an unreachable broker: fail fast,
     # the run stays recorded and beat's outbox sweep publishes it later.
     app.conf.broker_transport_options = {**(app.conf.broker_transport_options or {}), "max_retries": 1}
+    enable_signing(app)  # run-now messages signed like beat's, when TABLEBEAT_SIGNING_* are set
     return app
 
 
