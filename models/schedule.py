@@ -80,6 +80,8 @@ class Task(Base):
         Index("ix_task_update_at", "update_at"),
         Index("ix_task_status", "status"),
         Index("ix_task_next_run_at", "next_run_at"),
+        # Ids are never reused: a deleted task's runs must never show up under a new task.
+        {"sqlite_autoincrement": True},
     )
 
     def __repr__(self) -> str:
