@@ -22,6 +22,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from alerts.webhook import alert_run
 from models import RunStatus, TaskStatus, make_engine
+from models.db_errors import driver_error, is_deadlock
 from protocol.message import job_names
 from protocol.trace import new_celery_id, new_trace_id
 from scheduler import metrics, store
@@ -498,6 +499,10 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
         if not isinstance(exc, (DBAPIError, PoolTimeoutError)):
             # Not an outage but a statement tablebeat got wrong: say so, with the traceback.
             logger.critical("tablebeat: internal error while %s", doing, exc_info=exc)
+            return
+        if is_deadlock(exc):
+            # Not an outage: the database rolled this transaction back; the next tick does it again.
+            logger.warning("tablebeat: deadlock while %s; retried on the next tick: %s", doing, driver_error(exc))
             return
         if self._db_down_since is None:
             self._db_down_since = time.monotonic()

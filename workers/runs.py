@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -11,10 +12,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import Boolean, Connection, Engine, Text, bindparam, case, func, insert, select, update
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError
 
 from models import ExecuteTask, RunStatus, Task, WorkerHeartbeat, make_engine
 from models.base import clock_now
+from models.db_errors import driver_error, is_database_error, is_deadlock, is_outage
 from workers import metrics
 from workers.task_status import TaskStatusWriter, install_flush_on_shutdown
 
@@ -23,6 +25,8 @@ T = TypeVar("T")
 
 #: How long a worker keeps retrying a run-state write through a database outage.
 OUTAGE_RETRY_SECONDS = 300.0
+#: How many times one write is run again after the database chose it as a deadlock victim.
+DEADLOCK_RETRIES = 10
 RESULT_MAX_CHARS = 1000
 ERROR_MAX_CHARS = 20000
 
@@ -90,17 +94,33 @@ class RunStore:
                 engine.dispose(close=False)
 
     def _retrying(self, what: str, fn: Callable[[], T]) -> T:
-        """Run ``fn`` and retry it through a database outage, logging one line per outage."""
+        """Run ``fn``; retry it through a database outage (one line per outage) and after a deadlock."""
         deadline = time.monotonic() + OUTAGE_RETRY_SECONDS
         delay = 0.2
+        deadlocks = 0
         while True:
             try:
                 result = fn()
             except Exception as exc:
+                if not is_database_error(exc):
+                    raise
+                if is_deadlock(exc) and deadlocks < DEADLOCK_RETRIES:
+                    # The database rolled the statement back to break a lock cycle: nothing was
+                    # written, the connection is fine, and running it again is the remedy.
+                    deadlocks += 1
+                    logger.warning(
+                        "deadlock while writing %s; retrying (%d/%d): %s",
+                        what,
+                        deadlocks,
+                        DEADLOCK_RETRIES,
+                        driver_error(exc),
+                    )
+                    time.sleep(random.uniform(0.01, 0.05) * deadlocks)
+                    continue
                 # SQLAlchemy leaves a few driver errors unwrapped (setting a connection's
                 # isolation/autocommit mode at checkout): a raw pymysql error from a server that
                 # just went away is an outage too.
-                if not _is_database_error(exc) or not _is_transient(exc) or time.monotonic() > deadline:
+                if not is_outage(exc) or time.monotonic() > deadline:
                     raise
                 for engine in (self._engine, self._autocommit):
                     if engine is not None:
@@ -108,9 +128,7 @@ class RunStore:
                 if self._outage_since is None:
                     self._outage_since = time.monotonic()
                     metrics.outage("database", down=True)
-                    logger.warning(
-                        "database unreachable while writing %s; retrying: %s", what, getattr(exc, "orig", exc)
-                    )
+                    logger.warning("database unreachable while writing %s; retrying: %s", what, driver_error(exc))
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
                 continue
@@ -325,15 +343,6 @@ class RunStore:
 _STARTABLE = (RunStatus.PENDING.value, RunStatus.RETRYING.value, RunStatus.LOST.value)
 
 
-def _is_database_error(exc: BaseException) -> bool:
-    """An SQLAlchemy database error, or a DB-API driver error that escaped its wrapping."""
-    if isinstance(exc, (OperationalError, DBAPIError)):
-        return True
-    return type(exc).__module__.split(".")[0] in ("pymysql", "MySQLdb", "psycopg", "psycopg2", "sqlite3") and any(
-        base.__name__ in ("OperationalError", "InterfaceError") for base in type(exc).__mro__
-    )
-
-
 _RUNS = ExecuteTask.__table__
 
 #: A fresh run (pending, first attempt) -> running in one slot: the hot path of every fire.
@@ -423,27 +432,3 @@ def _take_slot(
 def _aware(value: datetime) -> datetime:
     """``value`` as a UTC-aware datetime (naive values from the database are UTC)."""
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-
-
-def _is_transient(exc: BaseException) -> bool:
-    """Connection-level failures are worth retrying; constraint or SQL errors are not."""
-    if getattr(exc, "connection_invalidated", False):
-        return True
-    text = str(getattr(exc, "orig", exc)).lower()
-    return any(
-        marker in text
-        for marker in (
-            "can't connect",
-            "connection refused",
-            "lost connection",
-            "gone away",
-            "database is locked",
-            "server closed",
-            "connection reset",
-            "timed out",
-            "terminating connection",
-            "2013",
-            "2006",
-            "2003",
-        )
-    )

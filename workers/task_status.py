@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import threading
+import time
 from collections import defaultdict
 from typing import Any
 
@@ -19,10 +21,13 @@ from sqlalchemy import Engine, case, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from models import RunStatus, Task, TaskStatus
+from models.db_errors import driver_error, is_deadlock
 
 logger = logging.getLogger(__name__)
 
 FLUSH_EVERY_S = 0.1
+#: Attempts of one flush when the database picks it as a deadlock victim.
+DEADLOCK_RETRIES = 5
 _TASKS = Task.__table__
 _STARTED = "__started__"
 
@@ -69,15 +74,31 @@ class TaskStatusWriter:
             pending, self._pending = self._pending, {}
         if not pending:
             return
-        try:
-            self._write(self._engine_source.engine, pending)
-        except SQLAlchemyError as exc:
-            with self._lock:  # keep them; newer events recorded meanwhile take precedence
-                self._pending = {**pending, **self._pending}
-            if not self._failing:
-                logger.warning("task status not written yet (database unavailable?): %s", exc)
-            self._failing = True
-            return
+        for attempt in range(1, DEADLOCK_RETRIES + 1):
+            try:
+                self._write(self._engine_source.engine, pending)
+            except SQLAlchemyError as exc:
+                if is_deadlock(exc) and attempt < DEADLOCK_RETRIES:
+                    # Another worker's status write held these rows in the other order; the
+                    # database rolled ours back. Nothing was written: write it again.
+                    logger.warning(
+                        "task status write hit a deadlock; retrying (%d/%d): %s",
+                        attempt,
+                        DEADLOCK_RETRIES,
+                        driver_error(exc),
+                    )
+                    time.sleep(random.uniform(0.01, 0.05) * attempt)
+                    continue
+                with self._lock:  # keep them; newer events recorded meanwhile take precedence
+                    self._pending = {**pending, **self._pending}
+                if not self._failing:
+                    if is_deadlock(exc):
+                        logger.warning("task status not written yet (deadlock, will retry): %s", driver_error(exc))
+                    else:
+                        logger.warning("task status not written yet (database unavailable?): %s", exc)
+                self._failing = True
+                return
+            break
         self._failing = False
 
     @staticmethod
