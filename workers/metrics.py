@@ -13,10 +13,11 @@ import os
 from collections.abc import Iterable
 from typing import Any
 
-from celery import signals
+from celery import bootsteps, signals
 
 from telemetry import exposition
 from telemetry.exposition import counter, gauge, histogram
+from workers.celery_app import app
 
 #: Run lengths from a no-op job (about a millisecond) to long batch jobs.
 DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
@@ -47,11 +48,13 @@ class WorkerMetrics:
         self.running = gauge("tablebeat_worker_runs_running", "Runs executing in this worker now.", mode="livesum")
         self.outages = counter("tablebeat_outages", "Outages seen (one per outage, not per error).", ("service",))
         self.up = gauge(
-            "tablebeat_dependency_up", "1 while the database/broker answers this process.", ("service",), "livemin"
+            "tablebeat_dependency_up", "1 while the database/broker answers this process.", ("service",), "livemostrecent"
         )
         for reason in REFUSALS:
             self.refused.labels(reason)
-        self.outages.labels("database")
+        for service in ("database", "broker"):
+            self.outages.labels(service)
+            self.up.labels(service).set(1)
 
     def task(self, task_key: str | None) -> str:
         return task_key if task_key in self.task_keys else ""
@@ -90,6 +93,31 @@ def _child_exited(**_: Any) -> None:
 @signals.worker_shutdown.connect
 def _stopped(**_: Any) -> None:
     exposition.remove_created()
+
+
+class BrokerWatch(bootsteps.StartStopStep):  # type: ignore[misc]  # Celery is untyped
+    """A consumer step: started once the broker connection is up, stopped when the consumer
+    restarts after losing it (the blueprint still running), so broker outages are counted."""
+
+    requires = ("celery.worker.consumer.tasks:Tasks",)
+
+    def start(self, c: Any) -> None:
+        _broker(down=False)
+
+    def stop(self, c: Any) -> None:
+        if c.blueprint.state == bootsteps.RUN:  # a restart after a connection error, not a shutdown
+            _broker(down=True)
+
+
+app.steps["consumer"].add(BrokerWatch)
+_broker_down = False
+
+
+def _broker(down: bool) -> None:
+    global _broker_down
+    if down != _broker_down:
+        _broker_down = down
+        outage("broker", down)
 
 
 # --- hooks -----------------------------------------------------------------------------

@@ -44,8 +44,12 @@ def test_outages_are_counted_once_each_and_up_follows(
     insert_task(engine, "tick", "test_interval", "interval", "1", "1")
     port = free_port()
     metrics_url = f"http://127.0.0.1:{port}/metrics"
-    cluster = Cluster(reliability_env(url, broker.url, TABLEBEAT_METRICS_PORT=str(port)), tmp_path)
+    worker_port = free_port()
+    worker_url = f"http://127.0.0.1:{worker_port}/metrics"
+    cluster = Cluster(reliability_env(url, broker.url, TABLEBEAT_METRICS_PORT=str(worker_port)), tmp_path)
     try:
+        cluster.start_worker(concurrency=1)
+        cluster.env = {**cluster.env, "TABLEBEAT_METRICS_PORT": str(port)}
         cluster.start_beat()
 
         def beat_value(name: str, **labels: str) -> float | None:
@@ -70,6 +74,13 @@ def test_outages_are_counted_once_each_and_up_follows(
                 what=f"beat to notice the {service} is back\n{cluster.logs()}",
             )
             assert beat_value("tablebeat_outages_total", service=service) == 1  # one outage, however many errors
+            if service == "broker":  # the worker's consumer lost its connection too
+                wait_for(
+                    lambda: total(try_scrape(worker_url) or {}, "tablebeat_dependency_up", service="broker") == 1,
+                    30,
+                    what="the worker to reconnect",
+                )
+                assert total(try_scrape(worker_url) or {}, "tablebeat_outages_total", service="broker") == 1
         before = beat_value("tablebeat_beat_fires_published_total") or 0
         wait_for(lambda: (beat_value("tablebeat_beat_fires_published_total") or 0) > before, 30, what="fires again")
     finally:
