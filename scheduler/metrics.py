@@ -61,7 +61,10 @@ class BeatMetrics:
         self.lost = counter("tablebeat_beat_runs_lost", "Running runs declared lost (their worker stopped).")
         self.outages = counter("tablebeat_outages", "Outages seen (one per outage, not per error).", ("service",))
         self.up = gauge(
-            "tablebeat_dependency_up", "1 while the database/broker answers this process.", ("service",), "livemostrecent"
+            "tablebeat_dependency_up",
+            "1 while the database/broker answers this process.",
+            ("service",),
+            "livemostrecent",
         )
         self.last_tick = gauge("tablebeat_beat_last_tick_timestamp_seconds", "When beat last ran its loop.", mode="max")
         self.scheduled = gauge("tablebeat_beat_scheduled_tasks", "Tasks this beat schedules.", mode="livemax")

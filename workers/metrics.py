@@ -48,7 +48,10 @@ class WorkerMetrics:
         self.running = gauge("tablebeat_worker_runs_running", "Runs executing in this worker now.", mode="livesum")
         self.outages = counter("tablebeat_outages", "Outages seen (one per outage, not per error).", ("service",))
         self.up = gauge(
-            "tablebeat_dependency_up", "1 while the database/broker answers this process.", ("service",), "livemostrecent"
+            "tablebeat_dependency_up",
+            "1 while the database/broker answers this process.",
+            ("service",),
+            "livemostrecent",
         )
         for reason in REFUSALS:
             self.refused.labels(reason)
