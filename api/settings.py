@@ -15,7 +15,7 @@ ALLOW_OPEN_ENV = "TABLEBEAT_ALLOW_OPEN"
 ALLOWED_HOSTS_ENV = "TABLEBEAT_ALLOWED_HOSTS"
 #: Console sessions last this many hours from sign-in.
 SESSION_HOURS_ENV = "TABLEBEAT_SESSION_HOURS"
-#: Failed sign-ins (console form or bearer token) a client may make per minute before 429.
+#: Failed sign-ins (console form or a wrong bearer token) a client may make per minute before 429.
 LOGIN_LIMIT_ENV = "TABLEBEAT_LOGIN_FAILURES_PER_MINUTE"
 
 

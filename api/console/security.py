@@ -30,10 +30,6 @@ CSRF_FIELD = "csrf_token"
 #: Lifetime of the CSRF cookie (sessions have their own, in the database).
 CSRF_COOKIE_SECONDS = 12 * 3600
 
-#: Signs CSRF tokens when no API token is configured; pages served before a restart then
-#: need a reload, which is all an open, loopback-only console can lose.
-_PROCESS_KEY = secrets.token_bytes(32)
-
 
 def _api_token(request: Request) -> str | None:
     token: str | None = request.app.state.settings.api_token
@@ -45,8 +41,11 @@ def _sign(key: bytes, message: str) -> str:
 
 
 def _csrf_key(request: Request) -> bytes:
-    token = _api_token(request)
-    return _PROCESS_KEY if token is None else hashlib.sha256(b"tablebeat-console-csrf\0" + token.encode()).digest()
+    # The same in every API process (gunicorn -w 4 serves one browser from any of them). Without
+    # a token the key is public and the check is a plain double submit: still sound, as another
+    # site can neither read nor set this origin's SameSite=Strict, HttpOnly cookie.
+    token = _api_token(request) or ""
+    return hashlib.sha256(b"tablebeat-console-csrf\0" + token.encode()).digest()
 
 
 def cookie_options() -> dict[str, Any]:

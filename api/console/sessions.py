@@ -13,14 +13,18 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import secrets
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine, delete, func, select
+from sqlalchemy.exc import SQLAlchemyError
 
 from models import ConsoleSession, LoginFailure
 
 WINDOW = timedelta(minutes=1)
+
+logger = logging.getLogger("tablebeat.api")
 
 
 def _now() -> datetime:
@@ -90,12 +94,17 @@ class LoginLimiter:
     def retry_after(self, client: str) -> int | None:
         """Seconds until ``client`` may try again, or None when it may now."""
         since = _now() - WINDOW
-        with self.engine.connect() as conn:
-            count, oldest = conn.execute(
-                select(func.count(), func.min(LoginFailure.failed_at)).where(
-                    LoginFailure.client == client[:64], LoginFailure.failed_at > since
-                )
-            ).one()
+        try:
+            with self.engine.connect() as conn:
+                count, oldest = conn.execute(
+                    select(func.count(), func.min(LoginFailure.failed_at)).where(
+                        LoginFailure.client == client[:64], LoginFailure.failed_at > since
+                    )
+                ).one()
+        except SQLAlchemyError as exc:
+            # No database, no count: the token is still checked, only the limit is off meanwhile.
+            logger.warning("sign-in limit not checked (database unreachable: %s)", type(exc).__name__)
+            return None
         if count < self.limit or oldest is None:
             return None
         return max(1, int((oldest - since).total_seconds()) + 1)
@@ -103,6 +112,13 @@ class LoginLimiter:
     def failed(self, client: str) -> int:
         """Record a failure; the client's failures in the last minute, this one included."""
         now = _now()
+        try:
+            return self._record(client, now)
+        except SQLAlchemyError as exc:
+            logger.warning("failed sign-in not counted (database unreachable: %s)", type(exc).__name__)
+            return 0
+
+    def _record(self, client: str, now: datetime) -> int:
         with self.engine.begin() as conn:
             conn.execute(delete(LoginFailure).where(LoginFailure.failed_at < now - WINDOW))
             conn.execute(LoginFailure.__table__.insert().values(client=client[:64], failed_at=now))

@@ -13,6 +13,7 @@ from api.app import create_app
 from api.settings import ApiSettings
 from service.tasks import ServiceSettings, TaskService
 from tests.api.conftest import TOKEN
+from tests.api.ops_env import clear_tables
 
 pytestmark = pytest.mark.mariadb
 
@@ -32,7 +33,9 @@ ENDPOINTS = [
 
 @pytest.fixture
 def anonymous(settings: ApiSettings, service: TaskService) -> TestClient:
-    """A client sending no Authorization header (lifespan not run: the shared service stays open)."""
+    """A client sending no Authorization header (lifespan not run: the shared service stays open),
+    with no failed sign-ins on record."""
+    clear_tables(service.engine)
     return TestClient(create_app(settings, service=service))
 
 
@@ -50,6 +53,27 @@ def test_every_endpoint_but_health_needs_the_bearer_token(anonymous: TestClient,
         assert "bearer token" in response.json()["detail"]
     allowed = anonymous.request(method, path, headers={"Authorization": f"Bearer {TOKEN}"}, json={})
     assert allowed.status_code != 401
+
+
+def test_wrong_bearer_tokens_are_limited_per_client(
+    anonymous: TestClient, settings: ApiSettings, service: TaskService, caplog: pytest.LogCaptureFixture
+) -> None:
+    guesses = [f"guess-{n}" for n in range(settings.login_failures_per_minute)]
+    with caplog.at_level(logging.WARNING, logger="tablebeat.api"):
+        for guess in guesses:
+            assert anonymous.get("/tasks", headers={"Authorization": f"Bearer {guess}"}).status_code == 401
+        # Past the limit even the right token gets 429: guessing through the API is no faster than the form.
+        limited = anonymous.get("/tasks", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert limited.status_code == 429 and 1 <= int(limited.headers["Retry-After"]) <= 61
+    assert anonymous.get("/", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 429  # the console too
+    assert caplog.text.count("wrong bearer token from testclient") == len(guesses)
+    assert not any(guess in caplog.text for guess in guesses) and TOKEN not in caplog.text
+    other = TestClient(create_app(settings, service=service), client=("10.0.0.8", 4000))
+    assert other.get("/tasks", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
+    # A missing header is no guess and is not counted.
+    clear_tables(service.engine)
+    for _ in range(settings.login_failures_per_minute + 2):
+        assert anonymous.get("/tasks").status_code == 401
 
 
 def test_health_needs_no_token_and_reports_database_and_broker(anonymous: TestClient) -> None:

@@ -161,3 +161,26 @@ def test_uvicorn_without_token_on_loopback_serves(serve) -> None:
     port = free_port()
     serve([sys.executable, "-m", "uvicorn", "api.app:app", "--host", "127.0.0.1", "--port", str(port)])
     wait_for(lambda: answers(port), 60, what="the API on loopback")
+
+
+def test_console_forms_work_across_api_processes_without_a_token(serve, engine) -> None:
+    """Two real API processes on one database (as gunicorn -w 2 is): a form served by one is
+    accepted by the other, so the CSRF key cannot be private to a process."""
+    import re
+
+    ports = [free_port(), free_port()]
+    for port in ports:
+        serve([sys.executable, "-m", "uvicorn", "api.app:app", "--host", "127.0.0.1", "--port", str(port)])
+    for port in ports:
+        wait_for(lambda port=port: answers(port), 60, what=f"the API on {port}")
+    page = httpx.get(f"http://127.0.0.1:{ports[0]}/jobs/new", timeout=10)
+    seed = page.cookies["tb_csrf"]  # Secure cookie: sent by hand, as a browser does to localhost
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+    form = {"task_key": "twoprocs", "execute_func": "test_interval", "trigger": "interval", "spec": "5m"}
+    created = httpx.post(
+        f"http://127.0.0.1:{ports[1]}/jobs/new",
+        data={**form, "csrf_token": token},
+        headers={"Cookie": f"tb_csrf={seed}"},
+        timeout=10,
+    )
+    assert created.status_code == 303, created.text
