@@ -38,6 +38,8 @@ from service.trigger_args import from_trigger_args
 from service.views import Health, Page, RunStarted, RunView, TaskView, run_view, task_view
 
 NEXT_FIRES_SHOWN = 5
+#: ``task.id`` is INTEGER: 32-bit signed on MariaDB and PostgreSQL.
+MAX_TASK_ID = 2**31 - 1
 #: Rows deleted per statement by :meth:`TaskService.prune_runs`.
 PRUNE_BATCH_ROWS = 5000
 #: Longest age ``prune_runs`` takes (about 1000 years): its cut-off must stay a representable date.
@@ -372,7 +374,9 @@ class TaskService:
 
     def _find(self, session: Session, ref: str | int) -> Task:
         ref_text = str(ref).strip()
-        task = session.get(Task, int(ref_text)) if ref_text.isdigit() else None
+        # Only numbers the id column can hold are looked up as ids (a larger one is a driver error).
+        as_id = ref_text.isascii() and ref_text.isdigit() and len(ref_text) <= 10 and int(ref_text) <= MAX_TASK_ID
+        task = session.get(Task, int(ref_text)) if as_id else None
         if task is None:
             task = session.scalar(select(Task).where(Task.task_key == ref_text))
         if task is None:
