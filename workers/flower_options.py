@@ -1,18 +1,20 @@
-"""Let ``celery -A workers flower --port 5566`` work as written.
+"""Let ``celery -A workers flower --port 5566`` work as written, on loopback unless told otherwise.
 
 Flower hands its arguments to tornado's option parser, which only understands
 ``--name=value``: ``--port 5566`` fails with "Option 'port' requires a value" (only
 ``--port=5566`` worked). When the ``celery`` command line loads this app, Flower's command
 gets a callback that joins ``--name value`` into ``--name=value`` for Flower's options that
-take a value, and passes everything else through unchanged. Nothing happens in processes
-that are not the ``celery`` command line.
+take a value, and passes everything else through unchanged. Flower listens on every address
+by default; without ``--address`` or ``FLOWER_ADDRESS`` it gets ``--address=127.0.0.1``.
+Nothing happens in processes that are not the ``celery`` command line.
 """
 
 from __future__ import annotations
 
 import functools
+import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 _MARK = "_tablebeat_joins_option_values"
@@ -33,6 +35,13 @@ def join_option_values(argv: Sequence[str], takes_value: Callable[[str], bool]) 
         joined.append(arg)
         i += 1
     return tuple(joined)
+
+
+def with_default_address(argv: Sequence[str], environ: Mapping[str, str]) -> tuple[str, ...]:
+    """``argv`` plus ``--address=127.0.0.1`` unless an address is given (flag or ``FLOWER_ADDRESS``)."""
+    if environ.get("FLOWER_ADDRESS") is not None or any(a.split("=", 1)[0] == "--address" for a in argv):
+        return tuple(argv)
+    return (*argv, "--address=127.0.0.1")
 
 
 def _flower_takes_value(name: str) -> bool:
@@ -57,7 +66,8 @@ def install() -> bool:
 
     @functools.wraps(original)
     def callback(*args: Any, tornado_argv: Sequence[str] = (), **kwargs: Any) -> Any:
-        return original(*args, tornado_argv=join_option_values(tornado_argv, _flower_takes_value), **kwargs)
+        joined = join_option_values(tornado_argv, _flower_takes_value)
+        return original(*args, tornado_argv=with_default_address(joined, os.environ), **kwargs)
 
     setattr(callback, _MARK, True)
     command.callback = callback

@@ -12,7 +12,7 @@ from sqlalchemy import Engine
 
 from tests.ops.conftest import cluster_env, insert_task, sql
 from tests.processes import CeleryProcess, Cluster, wait_for
-from workers.flower_options import join_option_values
+from workers.flower_options import join_option_values, with_default_address
 
 pytestmark = [pytest.mark.integration, pytest.mark.mariadb]
 
@@ -107,3 +107,39 @@ def test_spaced_option_values_are_joined_for_flower() -> None:
         "--persistent",
     )
     assert join_option_values(("--port",), takes_value) == ("--port",)  # tornado names the missing value
+
+
+def test_flower_listens_on_loopback_unless_told() -> None:
+    assert with_default_address(("--port=5566",), {}) == ("--port=5566", "--address=127.0.0.1")
+    assert with_default_address(("--address=0.0.0.0",), {}) == ("--address=0.0.0.0",)
+    assert with_default_address((), {"FLOWER_ADDRESS": "10.0.0.5"}) == ()
+
+
+def _listening(port: int) -> set[str]:
+    """Local addresses (hex, as /proc/net/tcp writes them) listening on ``port``."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            local, state = line.split()[1], line.split()[3]
+            address, _, hex_port = local.partition(":")
+            if state == "0A" and int(hex_port, 16) == port:
+                found.add(address)
+    return found
+
+
+def test_flower_without_an_address_listens_on_loopback_only(flower: tuple[Cluster, str], tmp_path: Path) -> None:
+    if not Path("/proc/net/tcp").exists():
+        pytest.skip("reads /proc/net/tcp")
+    cluster, _base = flower
+    port = free_port()
+    env = {**cluster.env, "FLOWER_BASIC_AUTH": f"{AUTH[0]}:{AUTH[1]}"}
+    process = CeleryProcess("flower", ["--port", str(port)], env, tmp_path, "flower-default")
+    try:
+        wait_for(lambda: _healthy(f"http://127.0.0.1:{port}"), 30, what="Flower with no --address")
+        assert _listening(port) == {"0100007F"}  # 127.0.0.1 only, not 0.0.0.0 or ::
+    finally:
+        process.stop()
