@@ -285,7 +285,9 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
                         metrics.claims_rejected(1)
                     continue
                 metrics.fire_claimed(job.job_name, job.task_key)
-                dispatch = Dispatch.for_job(job, run_id, claim.trace_id, claim.celery_id, fire.scheduled_at)
+                dispatch = Dispatch.for_job(
+                    job, run_id, claim.trace_id, claim.celery_id, fire.scheduled_at, scheduled=True
+                )
                 prepared = self.publisher.prepare(dispatch)  # message built ahead of the instant
                 heapq.heappush(self._ready, (fire.scheduled_at.timestamp(), run_id, prepared))
                 self._claimed_m[run_id] = time.monotonic()
@@ -420,7 +422,9 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
             if job is None:
                 orphaned.append(run.run_id)
                 continue
-            dispatches.append(Dispatch.for_job(job, run.run_id, run.trace_id, run.celery_id, run.scheduled_at))
+            dispatches.append(
+                Dispatch.for_job(job, run.run_id, run.trace_id, run.celery_id, run.scheduled_at, scheduled=True)
+            )
         if orphaned:  # paused, deleted or invalid since the claim: recorded, never left pending
             reason = "not published: the task was paused, deleted or made invalid"
             with self._engine.begin() as conn:

@@ -18,6 +18,7 @@ from kombu.exceptions import BatchPublishError
 from kombu.exceptions import OperationalError as KombuOperationalError
 
 from protocol.message import (
+    CONFIG_AT_HEADER,
     MAX_INSTANCES_HEADER,
     SUB_TASK_ID,
     TASK_ID_HEADER,
@@ -53,10 +54,26 @@ class Dispatch:
     #: Let the worker start a fresh run with one UPDATE (no lookup of the task row).
     task_id: int | None = None
     max_instances: int | None = None
+    #: The task's config stamp when the fire was claimed (scheduled fires only): the worker
+    #: starts the run only if the task still has it (a pause, delete or edit since wins).
+    config_at: datetime | None = None
 
     @classmethod
-    def for_job(cls, job: ScheduledJob, run_id: int, trace_id: str, celery_id: str, scheduled_at: datetime) -> Dispatch:
-        """The message of one run of ``job`` (expiry counted from the fire's instant)."""
+    def for_job(
+        cls,
+        job: ScheduledJob,
+        run_id: int,
+        trace_id: str,
+        celery_id: str,
+        scheduled_at: datetime,
+        *,
+        scheduled: bool = False,
+    ) -> Dispatch:
+        """The message of one run of ``job`` (expiry counted from the fire's instant).
+
+        ``scheduled``: a fire beat claimed, cancelled by any change of the task made after
+        the config this beat holds (run-now runs whatever happens to the row).
+        """
         expires = job.expires_seconds
         return cls(
             run_id=run_id,
@@ -71,6 +88,7 @@ class Dispatch:
             expires_at=scheduled_at + timedelta(seconds=expires) if expires else None,
             task_id=job.task_id,
             max_instances=job.config.max_instances,
+            config_at=job.anchor if scheduled else None,
         )
 
 
@@ -117,6 +135,8 @@ class Publisher:
         if item.task_id is not None and item.max_instances is not None:
             message.headers[TASK_ID_HEADER] = item.task_id
             message.headers[MAX_INSTANCES_HEADER] = item.max_instances
+        if item.config_at is not None:
+            message.headers[CONFIG_AT_HEADER] = item.config_at.isoformat()
         return PreparedMessage(item, message, route)
 
     def publish(self, items: Sequence[Dispatch | PreparedMessage]) -> list[int]:

@@ -11,6 +11,7 @@ import logging
 import time
 import traceback
 from contextvars import Token
+from datetime import UTC, datetime
 from typing import Any
 
 from celery import Task, signals
@@ -18,11 +19,19 @@ from celery.exceptions import Ignore, Retry
 
 from alerts.webhook import alert_run
 from models import RunStatus
-from protocol.message import MAX_INSTANCES_HEADER, SUB_TASK_ID, TASK_ID_HEADER, TRACE_HEADER, TRACE_KWARG
+from protocol.message import (
+    CONFIG_AT_HEADER,
+    MAX_INSTANCES_HEADER,
+    SUB_TASK_ID,
+    TASK_ID_HEADER,
+    TRACE_HEADER,
+    TRACE_KWARG,
+)
 from protocol.trace import TRACEPARENT_HEADER, new_trace_id
 from telemetry import otel
 from workers import metrics
 from workers.celery_app import app
+from workers.message_match import RunMessage
 from workers.runs import RunStore, StartDecision
 from workers.tracing import TracedRequest, current_run_id, current_task_key, current_trace_id
 
@@ -46,6 +55,8 @@ class RecordedTask(Task):  # type: ignore[misc]  # Celery is untyped
         task_key = current_task_key.get() or (str(args[0]) if args else self.name)
         trace_id = current_trace_id.get() or kwargs.get(TRACE_KWARG) or _header_trace_id(request) or new_trace_id()
         run_id = kwargs.get(SUB_TASK_ID)
+        manual = run_id is None
+        kwargs_in = kwargs
         key_token = current_task_key.set(task_key)
         trace_token = current_trace_id.set(trace_id)
         run_token = current_run_id.set(None if run_id is None else int(run_id))
@@ -56,14 +67,28 @@ class RecordedTask(Task):  # type: ignore[misc]  # Celery is untyped
             kwargs = {**kwargs, SUB_TASK_ID: run_id, TRACE_KWARG: trace_id}
             worker = request.hostname or ""
             task_id = _header_int(request, TASK_ID_HEADER)
-            start = run_store.start_run(
-                int(run_id),
-                request.id or "",
-                worker,
+            message = RunMessage(
+                run_id=int(run_id),
+                # Only a trace ID the message itself carries proves anything about the row it names.
+                trace_id=trace_id if manual else (_kwarg_trace_id(kwargs_in) or _header_trace_id(request)),
+                job_name=self.name,
                 task_id=task_id,
-                max_instances=_header_int(request, MAX_INSTANCES_HEADER),
+                config_at=_header_datetime(request, CONFIG_AT_HEADER),
+                manual=manual,
+            )
+            start = run_store.start_run(
+                message, request.id or "", worker, max_instances=_header_int(request, MAX_INSTANCES_HEADER)
             )
             attempt = start.attempt
+            if start.decision is StartDecision.FORGED:
+                logger.error("run %s not started: forged message refused (%s)", run_id, start.reason)
+                metrics.start_refused("forged")
+                raise Ignore()
+            if start.decision is StartDecision.CANCELLED:
+                logger.warning("run %s skipped: %s", run_id, start.reason)
+                metrics.start_refused("changed")
+                metrics.run_finished(self.name, task_key, RunStatus.SKIPPED.value, None)
+                return None
             if start.decision is StartDecision.DUPLICATE:
                 logger.warning("run %s not started: %s", run_id, start.reason)
                 metrics.start_refused("duplicate")
@@ -156,6 +181,21 @@ def _request_task_key(request: Any) -> str | None:
     return str(args[0]) if args else None
 
 
+def _header_datetime(request: Any, name: str) -> datetime | None:
+    """An ISO 8601 instant header beat put on the message (None when absent or unreadable)."""
+    value = _header(request, name)
+    try:
+        parsed = datetime.fromisoformat(str(value)) if value else None
+    except ValueError:
+        return None
+    return parsed if parsed is None or parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
+def _kwarg_trace_id(kwargs: dict[str, Any]) -> str | None:
+    value = kwargs.get(TRACE_KWARG)
+    return str(value) if value else None
+
+
 def _header_trace_id(request: Any) -> str | None:
     """The trace ID a parent run attached to this message, if any."""
     value = _header(request, TRACE_HEADER)
@@ -206,6 +246,10 @@ def _record_expired(request: Any = None, expired: bool = False, **_: Any) -> Non
     if run_id is None:
         return
     status = RunStatus.EXPIRED if expired else RunStatus.SKIPPED
+    trace_id = _kwarg_trace_id(getattr(request, "kwargs", None) or {}) or _header_trace_id(request)
+    if trace_id is None:
+        logger.error("run %s: %s message carries no trace ID; not recorded (forged?)", run_id, status.value)
+        return
     try:
         # Only a run nobody started: a stray copy of a message must not overwrite a finished run.
         written = run_store.finish_run(
@@ -213,6 +257,7 @@ def _record_expired(request: Any = None, expired: bool = False, **_: Any) -> Non
             status,
             result="expired before start" if expired else "revoked",
             from_statuses=(RunStatus.PENDING.value, RunStatus.RETRYING.value),
+            trace_id=trace_id,
         )
     except Exception:  # a bookkeeping failure must not take the worker down
         logger.critical("could not record %s of run %s", status.value, run_id, exc_info=True)

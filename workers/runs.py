@@ -18,6 +18,17 @@ from models import ExecuteTask, RunStatus, Task, WorkerHeartbeat, make_engine
 from models.base import clock_now
 from models.db_errors import driver_error, is_database_error, is_deadlock, is_outage
 from workers import metrics
+from workers.message_match import (
+    GUARDS_MANUAL,
+    GUARDS_RUN_NOW,
+    GUARDS_SCHEDULED,
+    Refusal,
+    RunMessage,
+    guard_params,
+    read_facts,
+    refusal,
+    row_guards,
+)
 from workers.task_status import TaskStatusWriter, install_flush_on_shutdown
 
 logger = logging.getLogger(__name__)
@@ -36,7 +47,12 @@ class StartDecision(enum.Enum):
 
     RUN = "run"
     DUPLICATE = "duplicate"
+    #: ``max_instances`` reached: recorded ``skipped``.
     SKIPPED = "skipped"
+    #: The task was paused, deleted or edited after the fire was claimed: recorded ``skipped``.
+    CANCELLED = "cancelled"
+    #: The message does not own the row it names: nothing written.
+    FORGED = "forged"
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,14 +180,7 @@ class RunStore:
         return self._retrying("manual run", write)
 
     def start_run(
-        self,
-        run_id: int,
-        celery_id: str,
-        worker: str,
-        attempt: int | None = None,
-        *,
-        task_id: int | None = None,
-        max_instances: int | None = None,
+        self, message: RunMessage, celery_id: str, worker: str, *, max_instances: int | None = None
     ) -> StartResult:
         """Claim the run for this delivery: ``pending``/``retrying``/``lost`` -> ``running``.
 
@@ -181,12 +190,18 @@ class RunStore:
         heartbeat is stale or that restarted since -- takes the row over as attempt + 1.
         ``max_instances`` is enforced by the database: a running run holds one of the
         task's slots 1..max_instances, unique per task, so two workers can never both take
-        the last one.  With ``task_id`` and ``max_instances`` known (beat puts them in the
-        message headers) a fresh run starts with a single UPDATE.  ``attempt`` is ignored
-        (kept for callers): the attempt number always comes from the row.
+        the last one.  With the task id and ``max_instances`` known (beat puts them in the
+        message headers) a fresh run starts with a single UPDATE, which also checks that the
+        row is the message's and its task still wants it (:mod:`workers.message_match`):
+        a message naming another run is FORGED and touches nothing; a fire whose task was
+        paused, deleted or edited since its claim is SKIPPED with that reason.
         """
+        run_id = message.run_id
 
         def write() -> StartResult:
+            if message.trace_id is None and not message.manual:
+                # No trace ID: not a message beat or run-now made. Nothing is read or written.
+                return StartResult(StartDecision.FORGED, f"run {run_id}: the message carries no trace ID")
             values = {
                 "status": RunStatus.RUNNING.value,
                 "started_at": clock_now(),
@@ -194,76 +209,115 @@ class RunStore:
                 "worker": worker,
                 "celery_id": celery_id,
             }
-            if task_id is not None and max_instances is not None:
+            if message.task_id is not None and max_instances is not None and not message.manual:
                 # Single guarded statements need no transaction: one round trip each.
                 with self.autocommit.connect() as conn:
                     fresh = (ExecuteTask.status == RunStatus.PENDING.value, ExecuteTask.attempt == 1)
-                    params = {"b_id": run_id, "b_worker": worker, "b_celery": celery_id}
+                    stmt = _START_FRESH_SCHEDULED if message.config_at is not None else _START_FRESH_RUN_NOW
+                    params = {"b_id": run_id, "b_worker": worker, "b_celery": celery_id, **guard_params(message)}
                     outcome = _take_slot(
                         conn,
                         max_instances,
-                        lambda slot: conn.execute(_START_FRESH, {**params, "b_slot": slot}).rowcount,
+                        lambda slot: conn.execute(stmt, {**params, "b_slot": slot}).rowcount,
                         in_transaction=False,
                     )
                     if outcome is _Slot.TAKEN:
-                        self.task_status.started(task_id)
+                        self.task_status.started(message.task_id)
                         return StartResult(StartDecision.RUN, "", 1)
                     if outcome is _Slot.FULL:
-                        return self._skip_full(conn, run_id, fresh, worker, max_instances, 1)
+                        guard = (*fresh, *row_guards(message))
+                        return self._skip_full(
+                            conn, run_id, guard, worker, max_instances, 1, params=guard_params(message)
+                        )
             with self.engine.begin() as conn:
-                return self._start_slow(conn, run_id, values, worker)
+                return self._start_slow(conn, message, values, worker)
 
         return self._retrying(f"start of run {run_id}", write)
 
-    def _start_slow(self, conn: Connection, run_id: int, values: dict[str, Any], worker: str) -> StartResult:
-        """Start a run that is not a plain fresh one: a retry, a redelivery, or headers missing."""
+    def _start_slow(self, conn: Connection, message: RunMessage, values: dict[str, Any], worker: str) -> StartResult:
+        """Start a run that is not a plain fresh one (a retry, a redelivery, headers missing), or say
+        why the fresh start's UPDATE moved nothing."""
+        run_id = message.run_id
+        facts = read_facts(conn, run_id)
+        if facts is None:
+            return StartResult(StartDecision.DUPLICATE, f"run {run_id} does not exist")
+        fresh = facts.status == RunStatus.PENDING.value and facts.attempt == 1
+        refused = refusal(message, facts, fresh=fresh)
+        if refused is not None:
+            kind, reason = refused
+            if kind is Refusal.FORGED:
+                return StartResult(StartDecision.FORGED, f"run {run_id}: {reason}")
+            if fresh:
+                return self._skip_changed(conn, message, reason)
         row = conn.execute(
-            select(
-                ExecuteTask.task_id,
-                ExecuteTask.status,
-                ExecuteTask.attempt,
-                ExecuteTask.worker,
-                ExecuteTask.started_at,
-                Task.max_instances,
-            )
+            select(ExecuteTask.worker, ExecuteTask.started_at, Task.max_instances)
             .join(Task, Task.id == ExecuteTask.task_id, isouter=True)
             .where(ExecuteTask.id == run_id)
         ).first()
-        if row is None:
-            return StartResult(StartDecision.DUPLICATE, f"run {run_id} does not exist")
-        status = row.status
-        if status == RunStatus.RUNNING.value and self._worker_died(conn, row.worker, row.started_at):
+        status = facts.status
+        if (
+            status == RunStatus.RUNNING.value
+            and row is not None
+            and self._worker_died(conn, row.worker, row.started_at)
+        ):
             status = RunStatus.LOST.value  # taken over below, guarded on the row still being 'running'
         if status not in _STARTABLE:
-            return StartResult(StartDecision.DUPLICATE, f"run {run_id} is already {row.status}")
-        previous = int(row.attempt or 1)
+            return StartResult(StartDecision.DUPLICATE, f"run {run_id} is already {facts.status}")
+        previous = facts.attempt
         next_attempt = previous if status == RunStatus.PENDING.value else previous + 1
-        unchanged = (ExecuteTask.status == row.status, ExecuteTask.attempt == row.attempt)
-        limit = 1 if row.max_instances is None else int(row.max_instances)
-        stmt = update(ExecuteTask).where(ExecuteTask.id == run_id, *unchanged)
+        unchanged = (ExecuteTask.status == facts.status, ExecuteTask.attempt == facts.attempt)
+        limit = 1 if row is None or row.max_instances is None else int(row.max_instances)
+        # The task-side guards again: an edit committed since the read above still wins.
+        guards = row_guards(message) if fresh else GUARDS_MANUAL
+        stmt = update(ExecuteTask).where(ExecuteTask.id == run_id, *unchanged, *guards)
         retaken = {**values, "attempt": next_attempt}
+        params = guard_params(message)
         outcome = _take_slot(
             conn,
             limit,
-            lambda slot: conn.execute(stmt.values(**retaken, running_slot=slot)).rowcount,
+            lambda slot: conn.execute(stmt.values(**retaken, running_slot=slot), params).rowcount,
             in_transaction=True,
         )
         if outcome is _Slot.FULL:
-            return self._skip_full(conn, run_id, unchanged, worker, limit, next_attempt)
+            return self._skip_full(conn, run_id, (*unchanged, *guards), worker, limit, next_attempt, params)
         if outcome is _Slot.NOT_MATCHED:
             return StartResult(StartDecision.DUPLICATE, f"run {run_id} was taken by another delivery")
-        self.task_status.started(row.task_id)
+        self.task_status.started(facts.task_id)
         return StartResult(StartDecision.RUN, "", next_attempt)
 
     @staticmethod
+    def _skip_changed(conn: Connection, message: RunMessage, reason: str) -> StartResult:
+        """A fresh run whose task was paused, deleted or edited since its claim: ``skipped``, not run."""
+        moved = conn.execute(
+            update(ExecuteTask)
+            .where(
+                ExecuteTask.id == message.run_id,
+                ExecuteTask.status == RunStatus.PENDING.value,
+                ExecuteTask.attempt == 1,
+                ExecuteTask.trace_id == message.trace_id,
+            )
+            .values(status=RunStatus.SKIPPED.value, result=reason, finished_at=clock_now())
+        ).rowcount
+        if not moved:
+            return StartResult(StartDecision.DUPLICATE, f"run {message.run_id} was taken by another delivery")
+        return StartResult(StartDecision.CANCELLED, reason)
+
+    @staticmethod
     def _skip_full(
-        conn: Connection, run_id: int, guard: tuple[Any, ...], worker: str, limit: int, attempt: int
+        conn: Connection,
+        run_id: int,
+        guard: tuple[Any, ...],
+        worker: str,
+        limit: int,
+        attempt: int,
+        params: dict[str, Any] | None = None,
     ) -> StartResult:
         reason = f"max_instances={limit} reached ({limit} running)"
         conn.execute(
             update(ExecuteTask)
             .where(ExecuteTask.id == run_id, *guard)
-            .values(status=RunStatus.SKIPPED.value, result=reason, finished_at=utcnow(), worker=worker)
+            .values(status=RunStatus.SKIPPED.value, result=reason, finished_at=utcnow(), worker=worker),
+            params or {},
         )
         return StartResult(StartDecision.SKIPPED, reason, attempt)
 
@@ -292,6 +346,7 @@ class RunStore:
         attempt: int | None = None,
         worker: str | None = None,
         from_statuses: tuple[str, ...] | None = None,
+        trace_id: str | None = None,
         task_id: int | None = None,
     ) -> bool:
         """Write the final (or ``retrying``) state of a run and the task's ``last_status``.
@@ -300,7 +355,8 @@ class RunStore:
         still ``running`` that attempt on that worker. A run declared ``lost`` (its worker's
         heartbeat stopped) keeps ``lost``, and a run re-started by a redelivery keeps the new
         attempt's state: the late result of an orphaned pool child is dropped (logged), never
-        written over them. ``from_statuses`` restricts the write to rows in those states.
+        written over them. ``from_statuses`` restricts the write to rows in those states, ``trace_id``
+        to the row of that trace (a message's own run).
         Returns whether the row was written.
         """
 
@@ -313,12 +369,12 @@ class RunStore:
                     "b_error": None if error is None else error[-ERROR_MAX_CHARS:],
                     "b_final": status is not RunStatus.RETRYING,
                 }
-                if attempt is not None and worker and from_statuses is None:
+                if attempt is not None and worker and from_statuses is None and trace_id is None:
                     # The common case: one prebuilt statement, no per-run statement building.
                     stmt = _FINISH_MINE
                     params.update(b_attempt=attempt, b_worker=worker)
                 else:
-                    stmt = _finish_statement(attempt, worker, from_statuses)
+                    stmt = _finish_statement(attempt, worker, from_statuses, trace_id)
                 if not conn.execute(stmt, params).rowcount:
                     return False
             if task_id is not None:
@@ -359,6 +415,11 @@ _START_FRESH = (
     )
 )
 
+#: The fresh start of a run-now message: the row must be the message's (trace, task, job).
+_START_FRESH_RUN_NOW = _START_FRESH.where(*GUARDS_RUN_NOW)
+#: The fresh start of a fire beat scheduled: also, the task is unchanged since the claim.
+_START_FRESH_SCHEDULED = _START_FRESH.where(*GUARDS_SCHEDULED)
+
 #: A run's outcome; result/error/finished_at keep their value when not given (NULL).
 _FINISH_VALUES = {
     "status": bindparam("b_status"),
@@ -382,7 +443,9 @@ _FINISH_MINE = (
 )
 
 
-def _finish_statement(attempt: int | None, worker: str | None, from_statuses: tuple[str, ...] | None) -> Any:
+def _finish_statement(
+    attempt: int | None, worker: str | None, from_statuses: tuple[str, ...] | None, trace_id: str | None = None
+) -> Any:
     """The finish UPDATE with only the guards a caller asked for (rare paths: expiry, revocation)."""
     guards = [_RUNS.c.id == bindparam("b_id")]
     if attempt is not None:
@@ -391,6 +454,8 @@ def _finish_statement(attempt: int | None, worker: str | None, from_statuses: tu
             guards.append(_RUNS.c.worker == worker)
     if from_statuses is not None:
         guards.append(_RUNS.c.status.in_(from_statuses))
+    if trace_id is not None:
+        guards.append(_RUNS.c.trace_id == trace_id)
     return update(_RUNS).where(*guards).values(_FINISH_VALUES)
 
 
