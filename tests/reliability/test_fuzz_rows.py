@@ -27,6 +27,8 @@ COLUMNS = {
     "max_instances",
     "misfire_grace_seconds",
     "expires_seconds",
+    "is_valid",
+    "extra",
 }
 ANCHOR = datetime(2024, 1, 1, tzinfo=UTC)
 
@@ -81,9 +83,11 @@ numbers = st.one_of(st.none(), st.integers(min_value=-(2**40), max_value=2**40),
     max_instances=numbers,
     grace=numbers,
     expires=numbers,
+    is_valid=numbers,
+    extra=hostile_text,
 )
 def test_any_row_compiles_or_names_a_column(
-    execute_func, trigger, spec, args, kwargs, tz, queue, max_instances, grace, expires
+    execute_func, trigger, spec, args, kwargs, tz, queue, max_instances, grace, expires, is_valid, extra
 ) -> None:
     row = SimpleNamespace(
         id=1,
@@ -98,6 +102,8 @@ def test_any_row_compiles_or_names_a_column(
         max_instances=max_instances,
         misfire_grace_seconds=grace,
         expires_seconds=expires,
+        is_valid=is_valid,
+        extra=extra,
         anchor=ANCHOR,
         last_run_at=None,
     )
