@@ -16,7 +16,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from api import console, tasks
+from api import compat_scheduler, compat_task_manage, console, tasks
 from api.auth import has_credentials, require_token
 from api.console.sessions import LoginLimiter, SessionStore
 from api.docs import docs_router
@@ -86,6 +86,9 @@ def create_app(
     )
     app.include_router(docs_router(app.openapi_url or "/openapi.json", app.title))
     app.include_router(tasks.router)
+    # The earlier systems' APIs at their own paths (003, 004), over the same service.
+    app.include_router(compat_task_manage.router)
+    app.include_router(compat_scheduler.router)
     app.include_router(console.router)  # the web console at /
     for router in routers:
         app.include_router(router)

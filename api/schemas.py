@@ -85,6 +85,12 @@ class TaskOut(BaseModel):
     last_status: str | None
     last_error: str | None
     next_fire_times: list[datetime] = Field(description="The next 5 fire instants (UTC); empty when paused or done.")
+    trigger_args: Any = Field(None, description="APScheduler-style trigger arguments as given, next to trigger/spec.")
+    start_date: datetime | None = Field(None, description="No fire before this instant (UTC).")
+    end_date: datetime | None = Field(None, description="No fire after this instant (UTC).")
+    jitter_seconds: int | None = Field(None, description="Each fire up to this many seconds late.")
+    cron_year: str | None = Field(None, description="APScheduler cron `year` expression.")
+    cron_week: str | None = Field(None, description="APScheduler cron `week` (ISO week) expression.")
     schedule_error: str | None = Field(description="Why beat cannot schedule the row, if it cannot.")
 
 

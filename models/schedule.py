@@ -45,6 +45,12 @@ CONFIG_COLUMNS: tuple[str, ...] = (
     "misfire_grace_seconds",
     "expires_seconds",
     "extra",
+    "trigger_args",
+    "start_date",
+    "end_date",
+    "jitter_seconds",
+    "cron_year",
+    "cron_week",
 )
 
 
@@ -75,6 +81,14 @@ class Task(Base):
     last_run_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_status: Mapped[str | None] = mapped_column(String(32))
     last_error: Mapped[str | None] = mapped_column(Text)
+    #: APScheduler-style trigger arguments exactly as given (JSON), next to the compiled trigger/spec.
+    trigger_args: Mapped[str | None] = mapped_column(Text)
+    #: APScheduler's trigger options, honoured by beat (``scheduler.trigger_window``), migration 0004.
+    start_date: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    end_date: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    jitter_seconds: Mapped[int | None] = mapped_column(Integer)
+    cron_year: Mapped[str | None] = mapped_column(String(64))
+    cron_week: Mapped[str | None] = mapped_column(String(64))
 
     __table_args__ = (
         Index("ix_task_update_at", "update_at"),

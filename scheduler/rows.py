@@ -11,13 +11,14 @@ import functools
 import sys
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from scheduler.errors import RowError
-from scheduler.specs import parse_args, parse_extra, parse_kwargs, parse_timezone, validate_job_name
+from scheduler.specs import parse_args, parse_extra, parse_interval, parse_kwargs, parse_timezone, validate_job_name
+from scheduler.trigger_window import TriggerWindow, WindowedTrigger, make_window
 from scheduler.triggers import Trigger, build_trigger
 
 
@@ -40,6 +41,8 @@ class JobConfig:
     expires_seconds: int | None
     grace_seconds: int
     max_instances: int
+    #: start_date / end_date / jitter / year / week (``scheduler.trigger_window``); empty for most rows.
+    window: TriggerWindow = TriggerWindow()
 
 
 @dataclass(slots=True, eq=False)
@@ -107,6 +110,11 @@ def compile_config(
     max_instances: Any,
     misfire_grace_seconds: Any,
     expires_seconds: Any,
+    start_date: datetime | None,
+    end_date: datetime | None,
+    jitter_seconds: Any,
+    cron_year: str | None,
+    cron_week: str | None,
     registered: frozenset[str],
     default_timezone: str,
     default_grace_seconds: int,
@@ -120,6 +128,9 @@ def compile_config(
     trigger_kind = sys.intern((trigger or "").strip().lower())
     # Validate the spec now, with a fixed anchor; the row's own trigger is built per row.
     build_trigger(trigger_kind, spec or "", tz, datetime(2000, 1, 1, tzinfo=UTC))
+    window = make_window(start_date, end_date, jitter_seconds, cron_year, cron_week)
+    if (window.years or window.weeks) and trigger_kind != "cron":
+        raise RowError("cron_year" if window.years else "cron_week", "applies to cron triggers only")
     grace = _non_negative("misfire_grace_seconds", misfire_grace_seconds)
     expires = _non_negative("expires_seconds", expires_seconds)
     if expires == 0:
@@ -137,6 +148,11 @@ def compile_config(
             max_instances,
             misfire_grace_seconds,
             expires_seconds,
+            start_date,
+            end_date,
+            jitter_seconds,
+            cron_year,
+            cron_week,
         ),
         job_name=job_name,
         trigger_kind=trigger_kind,
@@ -149,13 +165,21 @@ def compile_config(
         expires_seconds=expires,
         grace_seconds=default_grace_seconds if grace is None else grace,
         max_instances=1 if instances is None else instances,
+        window=window,
     )
 
 
 @functools.lru_cache(maxsize=65536)
-def _trigger_for(config: JobConfig, anchor: datetime) -> Trigger:
+def _trigger_for(config: JobConfig, anchor: datetime, seed: int = 0) -> Trigger:
     # Rows inserted by one statement share their anchor, so many share the trigger too.
-    return build_trigger(config.trigger_kind, config.spec, config.tz, anchor)
+    window = config.window
+    if not window or config.trigger_kind == "date":
+        return build_trigger(config.trigger_kind, config.spec, config.tz, anchor)
+    if config.trigger_kind == "interval" and window.start is not None:
+        # APScheduler: an interval with a start_date fires at start_date + k * interval, k >= 0.
+        anchor = window.start - timedelta(seconds=parse_interval(config.spec))
+    inner = build_trigger(config.trigger_kind, config.spec, config.tz, anchor)
+    return WindowedTrigger(inner, window, config.tz, seed)
 
 
 def compile_row(
@@ -176,7 +200,8 @@ def compile_row(
         task_id=int(row.id),
         task_key=str(row.task_key),
         config=config,
-        trigger=_trigger_for(config, anchor),
+        # Jitter differs per task (seeded by its id); other rows share one trigger object.
+        trigger=_trigger_for(config, anchor, int(row.id) if config.window.jitter_s else 0),
         anchor=anchor,
         last_run_at=row.last_run_at,
     )
@@ -201,6 +226,12 @@ def config_key(row: Any) -> tuple[Any, ...]:
         row.max_instances,
         row.misfire_grace_seconds,
         row.expires_seconds,
+        # Window columns (migration 0004); a row read before it has none.
+        getattr(row, "start_date", None),
+        getattr(row, "end_date", None),
+        getattr(row, "jitter_seconds", None),
+        getattr(row, "cron_year", None),
+        getattr(row, "cron_week", None),
     )
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Row, and_, bindparam, delete, func, or_, select, update
+from sqlalchemy import Connection, Row, and_, bindparam, case, delete, exists, func, or_, select, update
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 
 from models import ExecuteTask, RunStatus, Task, TaskChange, TaskStatus, WorkerHeartbeat
@@ -38,6 +38,11 @@ ROW_COLUMNS = (
     Task.max_instances,
     Task.misfire_grace_seconds,
     Task.expires_seconds,
+    Task.start_date,
+    Task.end_date,
+    Task.jitter_seconds,
+    Task.cron_year,
+    Task.cron_week,
     Task.is_valid,
     Task.extra,
     Task.status,
@@ -190,15 +195,31 @@ def _write_task_columns(conn: Connection, rows: Iterable[tuple[int, dict[str, An
         if len(ids) == 1:
             singles[tuple(values)].append({"b_id": ids[0], **{f"b_{k}": v for k, v in values.items()}})
             continue
+        if "status" in values:
+            values["status"] = truthful_status(values["status"])
         for chunk in chunks(ids, 1000):
             conn.execute(update(_TASKS).where(_TASKS.c.id.in_(chunk)).values(**values, update_at=_TASKS.c.update_at))
     for columns, params in singles.items():
+        assigned: dict[str, Any] = {c: bindparam(f"b_{c}") for c in columns}
+        if "status" in assigned:
+            assigned["status"] = truthful_status(assigned["status"])
         conn.execute(
             update(_TASKS)
             .where(_TASKS.c.id == bindparam("b_id"))
-            .values({**{c: bindparam(f"b_{c}") for c in columns}, "update_at": _TASKS.c.update_at}),
+            .values({**assigned, "update_at": _TASKS.c.update_at}),
             params,
         )
+
+
+def truthful_status(status: Any) -> Any:
+    """``status`` as written, except ``ready`` reads ``doing`` while a run of the task is running.
+
+    Claiming the next fire must not make a task with a run in progress look idle.
+    """
+    running = exists().where(_RUNS.c.status == RunStatus.RUNNING.value, _RUNS.c.task_id == _TASKS.c.id)
+    if isinstance(status, str):
+        return case((running, TaskStatus.DOING.value), else_=status) if status == TaskStatus.READY.value else status
+    return case((and_(status == TaskStatus.READY.value, running), TaskStatus.DOING.value), else_=status)
 
 
 def write_next_run_at(conn: Connection, pairs: Sequence[tuple[int, datetime | None]]) -> None:

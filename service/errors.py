@@ -61,6 +61,17 @@ class TaskNotFound(ServiceError, LookupError):
         super().__init__(f"no task with id or task_key {str(ref)!r}")
 
 
+class RunNotFound(ServiceError, LookupError):
+    """No run (``execute_task`` row) with that id."""
+
+    http_status = 404
+    exit_code = EXIT_NOT_FOUND
+
+    def __init__(self, run_id: str | int) -> None:
+        self.run_id = run_id
+        super().__init__(f"no run with id {str(run_id)!r}")
+
+
 class BrokerUnreachable(ServiceError, ConnectionError):
     """The run was recorded but its message could not be published now."""
 

@@ -58,8 +58,11 @@ DEFAULTS: dict[str, Any] = {
     "is_valid": 1,
     "extra": "{}",
 }
-#: The ``task`` columns a request sets (``trigger_args`` becomes ``trigger`` + ``spec``).
-COLUMNS = tuple(name for name in TASK_FIELDS if name != "trigger_args")
+#: Columns set from ``trigger_args`` (stored as given, and its options); NULL when a request gives ``spec``.
+SCHEDULE_OPTION_COLUMNS = ("trigger_args", "start_date", "end_date", "jitter_seconds", "cron_year", "cron_week")
+DEFAULTS.update(dict.fromkeys(SCHEDULE_OPTION_COLUMNS))
+#: The ``task`` columns a request sets (``trigger_args`` becomes ``trigger`` + ``spec`` and the options).
+COLUMNS = (*(name for name in TASK_FIELDS if name != "trigger_args"), *SCHEDULE_OPTION_COLUMNS)
 
 
 def coerce_field(name: str, value: Any) -> Any:

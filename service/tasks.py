@@ -30,11 +30,20 @@ from scheduler.errors import RowError
 from scheduler.rows import ScheduledJob, compile_row
 from scheduler.specs import parse_timezone, parse_trigger
 from scheduler.triggers import next_fires
-from service.errors import BrokerUnreachable, DuplicateTask, TaskNotFound, ValidationFailed
-from service.fields import COLUMNS, DEFAULTS, REQUIRED_FIELDS, TASK_FIELDS, coerce_field, normalise_spec, parse_extra
+from service.errors import BrokerUnreachable, DuplicateTask, RunNotFound, TaskNotFound, ValidationFailed
+from service.fields import (
+    COLUMNS,
+    DEFAULTS,
+    REQUIRED_FIELDS,
+    SCHEDULE_OPTION_COLUMNS,
+    TASK_FIELDS,
+    coerce_field,
+    normalise_spec,
+    parse_extra,
+)
 from service.missed_dates import refuse_missed_date, stored_date
 from service.paging import check_page
-from service.trigger_args import from_trigger_args
+from service.trigger_args import ScheduleArgs, from_trigger_args, option_columns
 from service.views import Health, Page, RunStarted, RunView, TaskView, run_view, task_view
 
 NEXT_FIRES_SHOWN = 5
@@ -104,9 +113,15 @@ class TaskService:
 
     # --- tasks --------------------------------------------------------------------------
 
-    def create_task(self, fields: Mapping[str, Any]) -> TaskView:
-        """Validate and insert a task. :raises ValidationFailed, DuplicateTask:"""
-        values = self._prepare({**DEFAULTS}, fields, required=REQUIRED_FIELDS, stored=None)
+    def create_task(self, fields: Mapping[str, Any], *, accept_missed_date: bool = False) -> TaskView:
+        """Validate and insert a task. :raises ValidationFailed, DuplicateTask:
+
+        ``accept_missed_date``: keep a date job whose date is past (APScheduler's add_job did; beat
+        records the fire ``skipped`` and the task ``completed``), for the earlier systems' APIs.
+        """
+        values = self._prepare(
+            {**DEFAULTS}, fields, required=REQUIRED_FIELDS, stored=None, accept_missed_date=accept_missed_date
+        )
         values["status"] = TaskStatus.READY.value if values["is_valid"] else TaskStatus.PAUSED.value
         with self._sessions() as session:
             self._check_key_free(session, values["task_key"], None)
@@ -154,11 +169,13 @@ class TaskService:
         """PATCH: only the fields given change; the result is validated as a whole."""
         return self._edit(ref, fields, replace=False)
 
-    def delete_task(self, ref: str | int) -> TaskView:
-        """Delete the task (its runs stay in ``execute_task``); returns what was deleted."""
+    def delete_task(self, ref: str | int, *, with_runs: bool = False) -> TaskView:
+        """Delete the task; its runs stay in ``execute_task`` unless ``with_runs`` (003's cascade)."""
         with self._sessions() as session:
             task = self._find(session, ref)
             view = self._to_view(task, utcnow())
+            if with_runs:
+                session.execute(delete(ExecuteTask).where(ExecuteTask.task_id == task.id))
             session.delete(task)
             session.commit()
         return view
@@ -195,6 +212,13 @@ class TaskService:
                 update_at=now,
             )
             session.add(run)
+            # Run now is a run: last_run_at says so (never moved back; update_at kept, not an edit).
+            session.execute(
+                update(Task)
+                .where(Task.id == task.id, or_(Task.last_run_at.is_(None), Task.last_run_at < now))
+                .values(last_run_at=now, update_at=Task.update_at)
+                .execution_options(synchronize_session=False)
+            )
             session.commit()
             run_id = int(run.id)
         dispatch = Dispatch.for_job(job, run_id, trace_id, celery_id, now)
@@ -228,6 +252,17 @@ class TaskService:
             )
             items = [run_view(row) for row in rows]
         return Page(items, int(total), limit, offset)
+
+    def get_run(self, run_id: int | str) -> tuple[RunView, TaskView | None]:
+        """One run and its task (None when the task was deleted). :raises RunNotFound:"""
+        text_id = str(run_id).strip()
+        with self._sessions() as session:
+            row = session.get(ExecuteTask, int(text_id)) if text_id.isdigit() else None
+            if row is None:
+                raise RunNotFound(run_id)
+            run = run_view(row)
+            task = session.get(Task, row.task_id)
+            return run, (self._to_view(task, utcnow()) if task is not None else None)
 
     def prune_runs(self, older_than: timedelta, batch_rows: int = PRUNE_BATCH_ROWS) -> int:
         """Delete finished runs created more than ``older_than`` ago, in batches; returns how many."""
@@ -304,7 +339,13 @@ class TaskService:
             return self._view(session, task.id)
 
     def _prepare(
-        self, base: dict[str, Any], fields: Mapping[str, Any], *, required: Sequence[str], stored: datetime | None
+        self,
+        base: dict[str, Any],
+        fields: Mapping[str, Any],
+        *,
+        required: Sequence[str],
+        stored: datetime | None,
+        accept_missed_date: bool = False,
     ) -> dict[str, Any]:
         """Merge ``fields`` into ``base`` column values, normalise and validate the result.
 
@@ -330,18 +371,30 @@ class TaskService:
                 if fields.get("timezone") not in (None, schedule.timezone):
                     raise ValidationFailed("trigger_args.timezone", "differs from the timezone field")
                 values["timezone"] = schedule.timezone
+            values.update(self._schedule_options(schedule, fields["trigger_args"], values.get("timezone")))
             schedule_field = "trigger_args"
-        elif required:
+        elif fields.get("spec") is not None or fields.get("trigger") is not None:
+            # A schedule given as trigger + spec replaces the one trigger_args described.
+            values.update(dict.fromkeys(SCHEDULE_OPTION_COLUMNS))
+        if schedule_field == "spec" and required:
             for name in ("trigger", "spec"):
                 if not values.get(name):
                     raise ValidationFailed(name, "is required (or give the schedule as trigger_args)")
         try:
-            refuse_missed_date(self._validate(values), stored, utcnow())
+            job = self._validate(values)
+            if not accept_missed_date:
+                refuse_missed_date(job, stored, utcnow())
         except ValidationFailed as exc:
             if exc.field == "spec" and schedule_field != "spec":
                 raise ValidationFailed(schedule_field, exc.reason) from None
             raise
         return {name: values[name] for name in COLUMNS}
+
+    def _schedule_options(
+        self, schedule: ScheduleArgs, given: Mapping[str, Any], timezone: str | None
+    ) -> dict[str, Any]:
+        """The option columns of a ``trigger_args`` schedule; dates read in the task's zone."""
+        return option_columns(schedule, given, timezone or self.settings.default_timezone)
 
     def _validate(self, values: dict[str, Any]) -> ScheduledJob:
         """Normalise ``trigger``/``spec`` in place and check the row exactly as beat will."""
@@ -352,7 +405,13 @@ class TaskService:
             parse_extra(values.get("extra"))
         except RowError as exc:
             raise ValidationFailed(exc.column, exc.reason) from None
-        return self._compile(values)
+        try:
+            return self._compile(values)
+        except ValidationFailed as exc:
+            if exc.field in ("start_date", "end_date", "jitter_seconds", "cron_year", "cron_week"):
+                name = {"jitter_seconds": "jitter", "cron_year": "year", "cron_week": "week"}.get(exc.field, exc.field)
+                raise ValidationFailed(f"trigger_args.{name}", exc.reason) from None
+            raise
 
     def _compile(self, row: Task | Mapping[str, Any]) -> ScheduledJob:
         """Compile a stored task, or the column values of one about to be written, as beat does."""

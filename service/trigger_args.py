@@ -8,11 +8,14 @@ The service validates and normalises the result like any other spec.  Errors nam
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
+from scheduler.errors import RowError
+from scheduler.specs import parse_date, parse_timezone
 from service.errors import ValidationFailed
 
 __all__ = ["CRON_KEYS", "DATE_KEYS", "INTERVAL_KEYS", "ScheduleArgs", "from_trigger_args"]
@@ -29,8 +32,9 @@ _CRON_DAY_ORDER = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")  # cron numb
 CRON_KEYS = frozenset(_CRON_ORDER)
 INTERVAL_KEYS = frozenset(_INTERVAL_UNITS)
 DATE_KEYS = frozenset({"run_date"})
-#: Keys any trigger may carry.
+#: Keys any trigger may carry; the options (start_date, end_date, jitter) are cron/interval only.
 _COMMON_KEYS = frozenset({"timezone"})
+OPTION_KEYS = frozenset({"start_date", "end_date", "jitter"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +44,13 @@ class ScheduleArgs:
     trigger: str
     spec: str
     timezone: str | None = None
+    #: start_date / end_date as given (read in the task's zone by the service), jitter in seconds.
+    start_date: str | None = None
+    end_date: str | None = None
+    jitter: int | None = None
+    #: APScheduler cron ``year`` / ``week`` expressions.
+    year: str | None = None
+    week: str | None = None
 
 
 def _fail(key: str | None, reason: str) -> ValidationFailed:
@@ -68,7 +79,7 @@ def from_trigger_args(trigger: str | None, trigger_args: Mapping[str, Any]) -> S
     """
     if not isinstance(trigger_args, Mapping):
         raise _fail(None, 'must be a JSON object such as {"hours": 1}')
-    keys = set(trigger_args) - _COMMON_KEYS
+    keys = set(trigger_args) - _COMMON_KEYS - OPTION_KEYS
     kind = (trigger or "").strip().lower() or _infer_trigger(keys)
     allowed = {"cron": CRON_KEYS, "interval": INTERVAL_KEYS, "date": DATE_KEYS}.get(kind)
     if allowed is None:
@@ -85,17 +96,76 @@ def from_trigger_args(trigger: str | None, trigger_args: Mapping[str, Any]) -> S
         spec = _interval_spec(trigger_args)
     else:
         spec = _date_spec(trigger_args)
-    return ScheduleArgs(kind, spec, timezone)
+        given = sorted(OPTION_KEYS & set(trigger_args))
+        if given:
+            raise _fail(given[0], "applies to cron and interval triggers only")
+    return ScheduleArgs(
+        kind,
+        spec,
+        timezone,
+        start_date=_instant_text("start_date", trigger_args.get("start_date")),
+        end_date=_instant_text("end_date", trigger_args.get("end_date")),
+        jitter=_jitter(trigger_args.get("jitter")),
+        year=_cron_text("year", trigger_args["year"]) if "year" in trigger_args else None,
+        week=_cron_text("week", trigger_args["week"]) if "week" in trigger_args else None,
+    )
+
+
+def option_columns(schedule: ScheduleArgs, given: Mapping[str, Any], timezone: str) -> dict[str, Any]:
+    """The ``task`` option columns of a schedule: ``trigger_args`` as given, dates read in ``timezone``.
+
+    :raises ValidationFailed: naming ``trigger_args.<key>`` (or ``timezone``) and the reason.
+    """
+    try:
+        tz = parse_timezone(timezone, "UTC")
+    except RowError as exc:
+        raise ValidationFailed(exc.column, exc.reason) from None
+    dates: dict[str, datetime | None] = {}
+    for key in ("start_date", "end_date"):
+        text = getattr(schedule, key)
+        try:
+            dates[key] = parse_date(text, tz) if text else None
+        except RowError as exc:
+            raise _fail(key, exc.reason) from None
+    return {
+        "trigger_args": json.dumps(dict(given), ensure_ascii=False, default=str),
+        **dates,
+        "jitter_seconds": schedule.jitter,
+        "cron_year": schedule.year,
+        "cron_week": schedule.week,
+    }
+
+
+def _instant_text(key: str, value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value.isoformat(sep=" ")
+    if isinstance(value, date):
+        return value.isoformat()
+    if not isinstance(value, str) or not value.strip():
+        raise _fail(key, f"must be a date text such as '2025-01-01 09:00:00', got {value!r}")
+    return value.strip()
+
+
+def _jitter(value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or value != int(value):
+        raise _fail("jitter", f"must be a whole number of seconds, 0 or more, got {value!r}")
+    return int(value)
 
 
 # --- cron -----------------------------------------------------------------------------
 
 
 def _cron_spec(args: Mapping[str, Any]) -> str:
-    given = {k: args[k] for k in _CRON_ORDER if k in args}
-    for key in ("year", "week"):
-        if key in given:
-            raise _fail(key, "is not supported: the table's cron has no year or ISO-week field")
+    # year and week have no place in the table's cron: they go to their own columns.
+    given = {k: args[k] for k in _CRON_ORDER if k in args and k not in ("year", "week")}
+    if not given and ("year" in args or "week" in args):
+        given = (
+            {"minute": "0", "hour": "0"} if "week" in args else {"minute": "0", "hour": "0", "day": "1", "month": "1"}
+        )
     if not given:
         raise _fail(None, "gives no cron field; use month, day, day_of_week, hour, minute or second")
     remaining = set(given)

@@ -37,6 +37,13 @@ class TaskView:
     last_status: str | None
     last_error: str | None
     next_fire_times: list[datetime] = field(default_factory=list)
+    #: APScheduler-style trigger arguments as given (None when the schedule was given as trigger + spec).
+    trigger_args: Any = None
+    start_date: datetime | None = None
+    end_date: datetime | None = None
+    jitter_seconds: int | None = None
+    cron_year: str | None = None
+    cron_week: str | None = None
     #: Why beat cannot schedule the row (rows written by plain SQL may be broken).
     schedule_error: str | None = None
 
@@ -119,6 +126,12 @@ def task_view(task: Any, next_fire_times: list[datetime], schedule_error: str | 
         last_status=task.last_status,
         last_error=task.last_error,
         next_fire_times=next_fire_times,
+        trigger_args=_json_or_text(task.trigger_args) if task.trigger_args else None,
+        start_date=task.start_date,
+        end_date=task.end_date,
+        jitter_seconds=task.jitter_seconds,
+        cron_year=task.cron_year,
+        cron_week=task.cron_week,
         schedule_error=schedule_error,
     )
 

@@ -17,10 +17,10 @@ from collections import defaultdict
 from typing import Any
 
 from celery import signals
-from sqlalchemy import Engine, case, update
+from sqlalchemy import Engine, case, exists, update
 from sqlalchemy.exc import SQLAlchemyError
 
-from models import RunStatus, Task, TaskStatus
+from models import ExecuteTask, RunStatus, Task, TaskStatus
 from models.db_errors import driver_error, is_deadlock
 
 logger = logging.getLogger(__name__)
@@ -29,6 +29,7 @@ FLUSH_EVERY_S = 0.1
 #: Attempts of one flush when the database picks it as a deadlock victim.
 DEADLOCK_RETRIES = 5
 _TASKS = Task.__table__
+_RUNS = ExecuteTask.__table__
 _STARTED = "__started__"
 
 
@@ -114,8 +115,15 @@ class TaskStatusWriter:
                     )
                     last_status = RunStatus.RUNNING.value
                 else:
+                    # ``doing`` while any other run of the task is still running (max_instances > 1,
+                    # or a fire claimed meanwhile); the last run to finish sees none and says ``ready``.
+                    others = exists().where(_RUNS.c.status == RunStatus.RUNNING.value, _RUNS.c.task_id == _TASKS.c.id)
                     status = case(
-                        (_TASKS.c.status == TaskStatus.DOING.value, TaskStatus.READY.value), else_=_TASKS.c.status
+                        (
+                            _TASKS.c.status.in_([TaskStatus.DOING.value, TaskStatus.READY.value]),
+                            case((others, TaskStatus.DOING.value), else_=TaskStatus.READY.value),
+                        ),
+                        else_=_TASKS.c.status,
                     )
                     last_status = event
                 conn.execute(

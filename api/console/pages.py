@@ -40,6 +40,7 @@ from scheduler.triggers import next_fires
 from service import console_queries as queries
 from service.errors import (
     BrokerUnreachable,
+    RunNotFound,
     ServiceError,
     TaskNotFound,
     ValidationFailed,
@@ -337,6 +338,16 @@ def save_job(request: Request, task_id: int, service: Service, posted: PostedFor
         task = service.get_task(task_id)
         return _job_response(request, service, task, forms.form_echo(posted.form), exc, None, 1, exc.http_status)
     return see_other(f"/jobs/{task_id}?notice=saved")
+
+
+@router.get("/runs/{run_id}", dependencies=[SignedIn])
+def run_page(request: Request, run_id: int, service: Service) -> Response:
+    """One run: trace ID, timings, result, traceback and a link to its task (failure alerts link here)."""
+    try:
+        run, task = service.get_run(run_id)
+    except RunNotFound as exc:
+        return render(request, "message.html", {"title": "No such run", "message": str(exc)}, status_code=404)
+    return render(request, "run.html", {"run": run, "task": task})
 
 
 def _job_response(

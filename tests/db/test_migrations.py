@@ -208,6 +208,12 @@ NEW_VALUES: dict[str, Any] = {
     "misfire_grace_seconds": 30,
     "expires_seconds": 60,
     "extra": '{"k": "v"}',
+    "trigger_args": '{"minute": "*/2"}',
+    "start_date": "2031-01-01 00:00:00",
+    "end_date": "2032-01-01 00:00:00",
+    "jitter_seconds": 5,
+    "cron_year": "2031",
+    "cron_week": "1-10",
 }
 
 
