@@ -2,7 +2,8 @@
 
 A job is registered by ``@job`` (under its name), or by listing its module in
 ``TABLEBEAT_JOB_MODULES``: every public function defined in a listed module is then a job
-under its import path too (``pkg.mod:func`` and ``pkg.mod.func``), without ``@job``.
+under its import path too (``pkg.mod:func`` and ``pkg.mod.func``), and under its bare name when
+no other job has it, without ``@job``.
 Nothing the table names is ever imported: the registry holds only what the listed
 modules defined when the process loaded them.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 import functools
 import importlib
 import inspect
+import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from types import ModuleType
@@ -24,6 +26,7 @@ from workers.recording import RecordedTask
 from workers.signatures import CallShape
 
 F = TypeVar("F", bound=Callable[..., Any])
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +110,19 @@ def register_module(module: ModuleType) -> list[str]:
         for job_name in (f"{module.__name__}:{attr}", f"{module.__name__}.{attr}"):
             _register(job_name, func, options.get(id(func), {}))
             names.append(job_name)
+        # The bare name too (000/001 rows name ``test_cron``), unless another job has it already:
+        # the first listed module defining a name wins, a later one keeps its paths only.
+        if attr not in JOBS:
+            _register(attr, func, options.get(id(func), {}))
+            names.append(attr)
+        elif JOBS[attr].function is not func:
+            logger.warning(
+                "job name %r is taken by %r; %s.%s is a job under its paths only",
+                attr,
+                JOBS[attr].function,
+                module.__name__,
+                attr,
+            )
     return names
 
 

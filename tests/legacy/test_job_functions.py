@@ -101,6 +101,8 @@ ACCEPTED = [
     "scheduler.module.sync_tasks.daily_report",
     "workers.examples:test_cron",
     "test_cron",
+    "notification_task",  # bare names of listed modules' functions (001 rows name them so)
+    "sync_project_data",
 ]
 #: Names just outside the list: siblings, parents, children, imported names, privates, other modules.
 HOSTILE = [
@@ -130,6 +132,10 @@ HOSTILE = [
     "subprocess.call",
     "builtins:eval",
     "__import__",
+    "join",
+    "_private_helper",
+    "evil",
+    "run",
 ]
 
 
