@@ -83,7 +83,7 @@ class Task(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     #: APScheduler-style trigger arguments exactly as given (JSON), next to the compiled trigger/spec.
     trigger_args: Mapped[str | None] = mapped_column(Text)
-    #: APScheduler's trigger options, honoured by beat (``scheduler.trigger_window``), migration 0005.
+    #: APScheduler's trigger options, honoured by beat (``scheduler.trigger_window``), migration 0006.
     start_date: Mapped[datetime | None] = mapped_column(UTCDateTime)
     end_date: Mapped[datetime | None] = mapped_column(UTCDateTime)
     jitter_seconds: Mapped[int | None] = mapped_column(Integer)

@@ -226,7 +226,7 @@ def config_key(row: Any) -> tuple[Any, ...]:
         row.max_instances,
         row.misfire_grace_seconds,
         row.expires_seconds,
-        # Window columns (migration 0005); a row read before it has none.
+        # Window columns (migration 0006); a row read before it has none.
         getattr(row, "start_date", None),
         getattr(row, "end_date", None),
         getattr(row, "jitter_seconds", None),

@@ -4,8 +4,8 @@ recreated so an edit of any of them reaches beat like any other config edit.
 
 Each step checks first, so an interrupted upgrade finishes when run again.
 
-Revision ID: 0005
-Revises: 0004
+Revision ID: 0006
+Revises: 0005
 Create Date: 2026-11-30
 """
 
@@ -19,13 +19,13 @@ from sqlalchemy.dialects import mysql
 
 from models import triggers_sql
 
-revision: str = "0005"
-down_revision: str | None = "0004"
+revision: str = "0006"
+down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 #: The config columns as of this revision (frozen: later revisions recreate the triggers).
-CONFIG_COLUMNS_0005 = (
+CONFIG_COLUMNS_0006 = (
     "task_key",
     "desc",
     "execute_func",
@@ -74,12 +74,12 @@ def upgrade() -> None:
         with op.batch_alter_table("task") as batch:
             for column in missing:
                 batch.add_column(column)
-    triggers_sql.create_triggers(bind, CONFIG_COLUMNS_0005)
+    triggers_sql.create_triggers(bind, CONFIG_COLUMNS_0006)
 
 
 def downgrade() -> None:
     bind = op.get_bind()
-    triggers_sql.create_triggers(bind, CONFIG_COLUMNS_0005[:14])
+    triggers_sql.create_triggers(bind, CONFIG_COLUMNS_0006[:14])
     with op.batch_alter_table("task") as batch:
         for name in ("trigger_args", "start_date", "end_date", "jitter_seconds", "cron_year", "cron_week"):
             batch.drop_column(name)
