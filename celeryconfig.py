@@ -106,6 +106,8 @@ def _env_seconds(name: str, default: float) -> float:
 
 #: A claimed fire left unpublished this long is republished by any beat (the outbox sweep).
 tablebeat_stale_claim_seconds = _env_seconds("TABLEBEAT_STALE_CLAIM_SECONDS", 10.0)
+#: A beat silent this long is dead or frozen: the other beats publish the fires it had claimed.
+tablebeat_beat_dead_seconds = _env_seconds("TABLEBEAT_BEAT_DEAD_SECONDS", 1.5)
 #: A worker silent this long is dead: its running rows become 'lost'.
 tablebeat_worker_dead_seconds = _env_seconds("TABLEBEAT_WORKER_DEAD_SECONDS", 30.0)
 #: How often each worker stamps worker_heartbeat.

@@ -20,7 +20,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
         description="tablebeat benchmarks T1-T7 (issue 6), measured from outside the processes.",
         epilog="Targets: " + "; ".join(f"{t.id} {t.title}" for t in TARGETS.values()),
     )
-    p.add_argument("what", nargs="?", default="all", help="'all' (default) or a target id such as T4")
+    p.add_argument(
+        "what", nargs="?", default="all", help="'all' (default), a target id such as T4, or 'compare' (peers)"
+    )
     p.add_argument("--only", action="append", help="target ids to run, e.g. --only T4 or --only T1,T2")
     p.add_argument("--rows", type=int, help="rows (runs for T6) for every selected target (default: each target's)")
     p.add_argument("--seconds", type=float, default=60.0, help="measurement window of T2 and T5 (default 60)")
@@ -63,7 +65,12 @@ def parse(argv: list[str]) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse(sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["compare"]:
+        from bench.compare.__main__ import main as compare_main
+
+        return compare_main(argv[1:])
+    args = parse(argv)
     only = args.only or ([] if args.what.lower() == "all" else [args.what])
     targets = select(only)
     console = Console(width=None if sys.stdout.isatty() else 150)

@@ -24,8 +24,8 @@ DEFAULT_DB_URL = "mysql+pymysql://root@127.0.0.1:3306/tablebeat_bench?charset=ut
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/12"
 JOB_MODULES = "workers.examples,bench.bare_tasks"
 
-#: Beat writes this after the full load; the wording after the count may change, the count may not.
-READY_LINE = re.compile(r"tablebeat: (\d+) tasks scheduled\b(?:.*?loaded in ([0-9.]+)s)?")
+#: Beat writes this when it is ready to tick (rows it settled at start: those changed since the last beat).
+READY_LINE = re.compile(r"tablebeat: ready in ([0-9.]+)s, tasks scheduled from the table \((\d+) rows settled")
 
 
 @dataclass
@@ -57,24 +57,40 @@ class BenchEnv:
         if self._engine is not None:
             self._engine.dispose()
             self._engine = None
-        admin = create_engine(url.set(database=""), isolation_level="AUTOCOMMIT")
+        admin = self._admin_engine()
         try:
             with admin.connect() as conn:
-                conn.exec_driver_sql(f"DROP DATABASE IF EXISTS `{name}`")
-                conn.exec_driver_sql(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
+                if self.is_postgresql:
+                    conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                    conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+                else:
+                    conn.exec_driver_sql(f"DROP DATABASE IF EXISTS `{name}`")
+                    conn.exec_driver_sql(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
         finally:
             admin.dispose()
         upgrade(self.db_url)
+
+    @property
+    def is_postgresql(self) -> bool:
+        return make_url(self.db_url).get_backend_name() == "postgresql"
+
+    def _admin_engine(self) -> Engine:
+        url = make_url(self.db_url)
+        admin_db = "postgres" if self.is_postgresql else ""
+        return create_engine(url.set(database=admin_db), isolation_level="AUTOCOMMIT")
 
     def drop_database(self) -> None:
         url = make_url(self.db_url)
         if self._engine is not None:
             self._engine.dispose()
             self._engine = None
-        admin = create_engine(url.set(database=""), isolation_level="AUTOCOMMIT")
+        admin = self._admin_engine()
         try:
             with admin.connect() as conn:
-                conn.exec_driver_sql(f"DROP DATABASE IF EXISTS `{url.database}`")
+                if self.is_postgresql:
+                    conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)')
+                else:
+                    conn.exec_driver_sql(f"DROP DATABASE IF EXISTS `{url.database}`")
         finally:
             admin.dispose()
 
@@ -236,7 +252,7 @@ class CeleryProcess:
                 time.sleep(poll)
 
     def wait_ready(self, timeout: float = 180.0) -> tuple[float, re.Match[str]]:
-        """Until beat logged ``tablebeat: N tasks scheduled`` (written after the full load)."""
+        """Until beat logged ``tablebeat: ready in Xs, tasks scheduled from the table (N rows settled ...``."""
         return self.wait_for_line(READY_LINE, timeout)
 
     def stop(self, timeout: float = 15.0) -> None:

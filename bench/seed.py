@@ -1,4 +1,4 @@
-"""Bulk seeding of the bench database with multi-row INSERTs (100,000 rows in a few seconds)."""
+"""Bulk seeding of the bench database: INSERT ... SELECT from a number series, multi-row INSERTs."""
 
 from __future__ import annotations
 
@@ -8,16 +8,14 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import text
+
 from bench.env import BenchEnv
 
 #: Rows per executemany call; PyMySQL folds each call into multi-row INSERT statements.
 BATCH = 5000
-
-_TASK_INSERT = (
-    "INSERT INTO task (task_key, `desc`, execute_func, `trigger`, spec, args, kwargs, is_valid, status, extra,"
-    " create_at, update_at, max_instances, next_run_at, last_run_at)"
-    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
-)
+#: Rows per INSERT ... SELECT of the task seed.
+BATCH_SELECT = 100_000
 _RUN_INSERT = (
     "INSERT INTO execute_task (task_id, status, extra, trace_id, create_at, update_at, scheduled_at,"
     " published_at, celery_id, attempt, claimed_by)"
@@ -36,14 +34,20 @@ def whole_second(ts: float | None = None) -> datetime:
 
 
 def empty_tables(env: BenchEnv) -> None:
-    """Empty task, task_change and execute_task (TRUNCATE: no triggers fire, ids restart at 1)."""
+    """Empty the tables (TRUNCATE: no triggers fire, ids restart at 1); the empty table is settled."""
     with env.engine.begin() as conn:
-        for table in ("execute_task", "task_change", "task", "worker_heartbeat"):
-            try:
-                conn.exec_driver_sql(f"TRUNCATE TABLE `{table}`")
-            except Exception:
-                if table != "worker_heartbeat":
-                    raise
+        quote = conn.dialect.identifier_preparer.quote
+        for table in ("execute_task", "task_change", "task", "worker_heartbeat", "beat_node"):
+            restart = " RESTART IDENTITY" if env.is_postgresql else ""
+            conn.exec_driver_sql(f"TRUNCATE TABLE {quote(table)}{restart}")
+        conn.execute(text("UPDATE schedule_cursor SET change_id = 0"))
+
+
+def mark_settled(env: BenchEnv) -> None:
+    """Set the settled cursor to the newest change, as a beat that applied every change leaves it."""
+    with env.engine.begin() as conn:
+        top = conn.scalar(text("SELECT COALESCE(MAX(id), 0) FROM task_change"))
+        conn.execute(text("UPDATE schedule_cursor SET change_id = :top"), {"top": top})
 
 
 def seed_tasks(
@@ -61,47 +65,50 @@ def seed_tasks(
 ) -> float:
     """Insert ``count`` enabled rows sharing one schedule; return seconds taken.
 
-    ``anchor`` becomes create_at/update_at (interval fires count from it); ``next_run_at`` and
-    ``last_run_at`` are written as a running beat would have left them, so a starting beat
-    finds nothing to correct (a restart on a settled table).
+    One ``INSERT ... SELECT`` per :data:`BATCH_SELECT` rows from a number series (MariaDB's
+    ``seq_A_to_B`` table, PostgreSQL's ``generate_series``): 1,000,000 rows without sending
+    them over the wire.  ``anchor`` becomes create_at/update_at (interval fires count from it);
+    ``next_run_at`` and ``last_run_at`` are written as a running beat would have left them, and
+    the settled cursor set to the newest change, so a starting beat finds nothing to correct
+    (a restart on a settled table).
     """
     started = time.perf_counter()
-    anchor_n = utc_naive(anchor)
-    nxt = utc_naive(next_run_at) if next_run_at else None
-    last = utc_naive(last_run_at) if last_run_at else None
-    raw = env.engine.raw_connection()
-    try:
-        cur = raw.cursor()
-        rows: list[Sequence[Any]] = []
-        for i in range(count):
-            rows.append(
-                (
-                    f"{key_prefix}-{i:07d}-{uuid.uuid4().hex[:6]}",
-                    "bench row",
-                    execute_func,
-                    trigger,
-                    spec,
-                    f'{i % 97},"k{i % 13}"',
-                    "{}",
-                    1,
-                    "ready",
-                    "{}",
-                    anchor_n,
-                    anchor_n,
-                    max_instances,
-                    nxt,
-                    last,
+    prefix = f"{key_prefix}-{uuid.uuid4().hex[:6]}-"
+    pg = env.is_postgresql
+    params: dict[str, Any] = {
+        "prefix": prefix,
+        "func": execute_func,
+        "trigger": trigger,
+        "spec": spec,
+        "anchor": anchor if pg else utc_naive(anchor),
+        "nxt": None if next_run_at is None else (next_run_at if pg else utc_naive(next_run_at)),
+        "last": None if last_run_at is None else (last_run_at if pg else utc_naive(last_run_at)),
+        "maxi": max_instances,
+    }
+    with env.engine.begin() as conn:
+        quote = conn.dialect.identifier_preparer.quote
+        columns = (
+            f"task_key, {quote('desc')}, execute_func, {quote('trigger')}, spec, args, kwargs, is_valid, status,"
+            " extra, create_at, update_at, max_instances, next_run_at, last_run_at"
+        )
+        for first in range(0, count, BATCH_SELECT):
+            last_n = min(first + BATCH_SELECT, count) - 1
+            if pg:
+                source = (
+                    "SELECT :prefix || lpad(g::text, 7, '0'), 'bench row', :func, :trigger, :spec,"
+                    " (g % 97)::text || ',\"k' || (g % 13)::text || '\"', '{}', 1, 'ready', '{}',"
+                    " CAST(:anchor AS timestamptz), CAST(:anchor AS timestamptz), :maxi,"
+                    " CAST(:nxt AS timestamptz), CAST(:last AS timestamptz)"
+                    f" FROM generate_series({first}, {last_n}) AS g"
                 )
-            )
-            if len(rows) >= BATCH:
-                cur.executemany(_TASK_INSERT, rows)
-                rows.clear()
-        if rows:
-            cur.executemany(_TASK_INSERT, rows)
-        raw.commit()
-        cur.close()
-    finally:
-        raw.close()
+            else:
+                source = (
+                    "SELECT CONCAT(:prefix, LPAD(seq, 7, '0')), 'bench row', :func, :trigger, :spec,"
+                    " CONCAT(seq % 97, ',\"k', seq % 13, '\"'), '{}', 1, 'ready', '{}', :anchor, :anchor, :maxi,"
+                    f" :nxt, :last FROM seq_{first}_to_{last_n}"
+                )
+            conn.execute(text(f"INSERT INTO task ({columns}) {source}"), params)
+    mark_settled(env)
     return time.perf_counter() - started
 
 

@@ -2,6 +2,7 @@
 
 from models.alerts import AlertState
 from models.base import Base, UTCDateTime
+from models.beats import BeatNode, ScheduleCursor
 from models.console import ConsoleSession, LoginFailure
 from models.engine import database_url, make_engine, make_sessionmaker
 from models.execution import FINAL_STATUSES, ExecuteTask, RunStatus
@@ -11,12 +12,14 @@ from models.workers import WorkerHeartbeat
 __all__ = [
     "AlertState",
     "Base",
+    "BeatNode",
     "CONFIG_COLUMNS",
     "ConsoleSession",
     "ExecuteTask",
     "FINAL_STATUSES",
     "LoginFailure",
     "RunStatus",
+    "ScheduleCursor",
     "Task",
     "TaskChange",
     "TaskStatus",

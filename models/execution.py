@@ -58,6 +58,7 @@ class ExecuteTask(Base):
         Index("ix_execute_task_trace_id", "trace_id"),
         Index("ix_execute_task_status", "status", "task_id"),
         Index("ix_execute_task_created", "create_at"),
+        Index("ix_execute_task_claimed", "claimed_by", "published_at"),
         Index("uq_execute_task_running_slot", "task_id", "running_slot", unique=True),
     )
 

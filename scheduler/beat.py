@@ -1,13 +1,16 @@
-"""``SqlScheduler``: the Celery beat scheduler that reads the ``task`` table.
+"""``SqlScheduler``: the Celery beat scheduler whose timeline is the ``task`` table.
 
-Each tick runs four named steps: sync changes, claim due fires (in bulk, ahead of their
-instant), publish the claimed fires whose instant has come, and housekeeping.
+Beat keeps no copy of the schedule: each row's ``next_run_at`` is its place on the
+timeline, and what is due is an index range scan.  Each tick runs four named steps: settle
+the rows the change log names, claim the rows due within the lookahead (locked, so several
+beats divide them), publish the claimed fires whose instant has come, and housekeeping.
 """
 
 from __future__ import annotations
 
 import heapq
 import logging
+import math
 import os
 import socket
 import time
@@ -16,23 +19,24 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from celery import beat
-from sqlalchemy import Connection
+from sqlalchemy import Engine, event, select
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from alerts.webhook import alert_run
-from models import RunStatus, TaskStatus, make_engine
+from models import RunStatus, Task, TaskStatus, make_engine
 from models.db_errors import driver_error, is_deadlock
 from protocol.message import job_names
 from protocol.trace import new_celery_id, new_trace_id
-from scheduler import metrics, store
+from scheduler import metrics, store, timeline
 from scheduler.dispatch import BrokerUnavailable, Dispatch, PreparedMessage, Publisher
 from scheduler.entries import TableEntry, TableSchedule
 from scheduler.errors import RowError
-from scheduler.planning import PlannedFire, plan_due
-from scheduler.rows import ScheduledJob, compile_row, registered_set
-from scheduler.schedule_index import ScheduleIndex
+from scheduler.liveness import Heartbeat
+from scheduler.planning import PlannedFire, first_pending_instant, plan_due
+from scheduler.rows import ScheduledJob, registered_set
 from scheduler.settings import SchedulerSettings
+from scheduler.settle import Settler
 from telemetry import otel
 
 logger = logging.getLogger("tablebeat.beat")
@@ -40,15 +44,22 @@ logger = logging.getLogger("tablebeat.beat")
 #: Housekeeping that need not run every refresh.
 PRUNE_EVERY_S = 600.0
 CHANGE_LOG_KEEP = timedelta(hours=1)
-ROW_STATE_WRITES_PER_TICK = 10000
-#: The safety net's COUNT(*) (it notices deletes the change log missed) runs this often.
-COUNT_EVERY_S = 60.0
+#: Change-log rows applied per poll (a bulk import of 1,000,000 rows is settled a slice per tick).
+CHANGES_PER_POLL = 5000
+#: Edits the change log missed (dropped triggers) are looked for this far behind the newest seen.
+EDIT_SLACK = timedelta(seconds=30)
 #: No new claim starts this close before claimed fires are due (a claim of 2,000 fires takes
 #: ~0.25 s and would delay their publish) unless unclaimed fires are due within CLAIM_URGENT_S.
 CLAIM_QUIET_S = 0.3
 CLAIM_URGENT_S = 1.0
+#: One tick claims batches for at most this long before publishing what has come due.
+CLAIM_BUDGET_S = 0.25
 #: Bursts larger than this log one summary line instead of a line per fire.
 LOG_EACH_FIRE_UP_TO = 20
+#: ``scheduler.schedule`` (Celery's view, not used to dispatch) lists this many next fires.
+SCHEDULE_VIEW_ROWS = 1000
+
+Planned = tuple[ScheduledJob, list[PlannedFire], datetime | None]
 
 
 def utcnow() -> datetime:
@@ -56,11 +67,16 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
-    """Celery beat scheduler whose schedule is the ``task`` table.
+def _ts(value: datetime | None) -> float | None:
+    return None if value is None else value.timestamp()
 
-    Every beat process may run at once: a fire is claimed by inserting its unique
-    ``execute_task`` row, so each fire is dispatched once whatever the number of beats.
+
+class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
+    """Celery beat scheduler whose timeline is the ``task`` table.
+
+    Every beat process may run at once: due rows are locked as they are claimed (others skip
+    them), and a fire is claimed by inserting its unique ``execute_task`` row, so each fire is
+    dispatched once whatever the number of beats.
     """
 
     Entry = TableEntry
@@ -71,15 +87,17 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
         self._registered = registered
         self.settings = SchedulerSettings.from_conf(app.conf)
         self.token = f"{socket.gethostname()[:30]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self.index = ScheduleIndex(frozenset(), self.settings.default_timezone, self.settings.misfire_grace_seconds)
+        self.settler = Settler(frozenset(), self.settings.default_timezone, self.settings.misfire_grace_seconds)
         self._ready: list[tuple[float, int, PreparedMessage]] = []
-        self._ready_claimed_at = 0.0
         #: run id -> monotonic time of its claim, for the ready (claimed, unpublished) fires.
         self._claimed_m: dict[int, float] = {}
         self._change_cursor = store.ChangeCursor()
-        self._next_full_reload = 0.0
-        self._fingerprint: tuple[Any, ...] | None = None
-        self._next_count = 0.0
+        #: Epoch time of the earliest next_run_at in the table (None: nothing scheduled).
+        self._next_due_ts: float | None = None
+        #: No claim before this (monotonic): the due rows were all locked by other beats.
+        self._claim_after = 0.0
+        #: The safety net's marks: newest config edit and highest id already looked at.
+        self._marks: tuple[datetime | None, int] = (None, 0)
         self._next_poll = 0.0
         self._next_refresh = 0.0
         self._next_prune = 0.0
@@ -91,7 +109,8 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
         self._lost_check_after = 0.0
         #: Set when the broker comes back: pending runs published before it may have lost their message.
         self._requeue_published_before: datetime | None = None
-        self._engine: Any = None
+        self._engine: Engine | None = None
+        self.heartbeat: Heartbeat | None = None
         self.publisher = Publisher(app, self.settings.publish_batch_size)
         kwargs.pop("schedule_filename", None)
         super().__init__(app, *args, **kwargs)
@@ -99,19 +118,24 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
     # --- celery.beat.Scheduler API ---------------------------------------------------
 
     def setup_schedule(self) -> None:
+        started = time.monotonic()
         metrics.start(self.app.conf)
         otel.start(self.app.conf, "tablebeat-beat")
         self._engine = make_engine(self.settings.database_url or None)
+        _limit_idle_transactions(self._engine, self.settings.beat_dead_seconds)
         names = self._registered if self._registered is not None else job_names(self.app.tasks)
-        self.index.registered = registered_set(names)
-        started = time.monotonic()
-        self._full_sync()
+        self.settler.registered = registered_set(names)
+        self.heartbeat = Heartbeat(
+            self._engine, self.token, self.settings.beat_dead_seconds / 3, self.settings.beat_dead_seconds
+        )
+        self.heartbeat.start()
+        settled = self._start_cursor()
         self._next_refresh = time.monotonic() + self.settings.refresh_seconds
         logger.info(
-            "tablebeat: %d tasks scheduled, %d parked (error or completed), loaded in %.2fs (beat %s)",
-            len(self.index.jobs),
-            len(self.index.parked),
+            "tablebeat: ready in %.2fs, tasks scheduled from the table (%d rows settled, next fire %s, beat %s)",
             time.monotonic() - started,
+            settled,
+            "none" if self._next_due_ts is None else datetime.fromtimestamp(self._next_due_ts, UTC).isoformat(),
             self.token,
         )
 
@@ -120,7 +144,7 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
         now_m = time.monotonic()
         metrics.tick()
         # Fires due now go out before anything else: claiming the next seconds' fires or
-        # syncing edits must not make them late.
+        # settling edits must not make them late.
         self._publish_ready()
         self._sync_changes(now_m)
         self._claim_due()
@@ -130,9 +154,23 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
 
     @property
     def schedule(self) -> dict[str, TableEntry]:
-        """A ``ScheduleEntry`` per scheduled task, built on request (not used to dispatch)."""
-        return {
-            job.task_key: TableEntry(
+        """A ``ScheduleEntry`` for each of the next :data:`SCHEDULE_VIEW_ROWS` tasks to fire (not used to dispatch)."""
+        if self._engine is None:
+            return {}
+        with self._engine.begin() as conn:
+            rows = conn.execute(
+                select(*store.ROW_COLUMNS)
+                .where(Task.next_run_at.is_not(None), Task.is_valid == 1)
+                .order_by(Task.next_run_at)
+                .limit(SCHEDULE_VIEW_ROWS)
+            ).all()
+        entries: dict[str, TableEntry] = {}
+        for row in rows:
+            try:
+                job = self.settler.compile(row)
+            except RowError:
+                continue
+            entries[job.task_key] = TableEntry(
                 name=job.task_key,
                 task=job.job_name,
                 schedule=TableSchedule(job.trigger, app=self.app),
@@ -143,21 +181,18 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
                 app=self.app,
                 task_id=job.task_id,
             )
-            for job in self.index.jobs.values()
-        }
+        return entries
 
     def should_sync(self) -> bool:
-        # Fires are persisted when claimed; there is nothing to flush periodically.
+        # Fires and row states are persisted when claimed or settled; nothing to flush.
         return False
 
     def sync(self) -> None:
-        self._flush_row_states(limit=None)
+        return None
 
     def close(self) -> None:
-        try:
-            self.sync()
-        except SQLAlchemyError as exc:
-            logger.warning("tablebeat: could not write row states on close: %s", exc)
+        if self.heartbeat is not None:
+            self.heartbeat.stop()
         if self._engine is not None:
             self._engine.dispose()
 
@@ -167,51 +202,94 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
             f"tablebeat {self.settings.database_url or 'default database'} (refresh {self.settings.refresh_seconds}s)"
         )
 
-    # --- sync -----------------------------------------------------------------------
+    # --- settle -------------------------------------------------------------------------
+
+    def _start_cursor(self) -> int:
+        """Start reading the change log where the table was last settled; settle every row once if never."""
+        assert self._engine is not None
+        with self._engine.begin() as conn:
+            settled = timeline.settled_change_id(conn)
+            top = store.change_cursor(conn)
+            self._marks = timeline.newest_marks(conn)
+        count = 0
+        if settled is not None and settled > top:
+            logger.warning("tablebeat: the change log restarted below the settled cursor (truncated?)")
+            settled = None
+        if settled is None:
+            # A table never settled (first start after the upgrade): every row once, a batch per transaction.
+            with self._engine.connect() as reader:
+                for rows in timeline.all_rows(reader):
+                    with self._engine.begin() as conn:
+                        self.settler.settle(conn, rows)
+                    count += len(rows)
+            with self._engine.begin() as conn:
+                timeline.advance_settled(conn, top)
+            settled = top
+            logger.info("tablebeat: settled every row once (%d rows): the table had no settled cursor", count)
+        self._change_cursor = store.ChangeCursor(settled)
+        with self._engine.begin() as conn:
+            self._next_due_ts = _ts(timeline.next_due_at(conn))
+            self._count_scheduled(conn)
+        return count
+
+    def _count_scheduled(self, conn: Any) -> None:
+        """The scheduled-tasks gauge, counted in the table (an index scan) only when metrics are served."""
+        if metrics.enabled():
+            metrics.scheduled_tasks(timeline.count_scheduled(conn))
 
     def _sync_changes(self, now_m: float) -> None:
         if now_m < self._next_poll:
             return
         self._next_poll = now_m + self.settings.poll_seconds
-        full = now_m >= self._next_refresh
+        assert self._engine is not None
+        changed: set[int] = set()
         began = time.perf_counter()
+        refreshed = False
         try:
             with self._engine.begin() as conn:
-                changed = store.read_changes(conn, self._change_cursor, now_m)
+                changed = store.read_changes(conn, self._change_cursor, now_m, CHANGES_PER_POLL)
                 if changed:
-                    self.index.apply_changed(conn, changed)
+                    rows = timeline.rows_for_update(conn, sorted(changed))
+                    self.settler.settle(conn, rows, announce=len(changed) <= LOG_EACH_FIRE_UP_TO)
+                    for task_id in changed - {int(r.id) for r in rows}:
+                        logger.info("tablebeat: task %s deleted; unscheduled", task_id)
+                    timeline.advance_settled(conn, self._change_cursor.settled_upto())
+                    self._next_due_ts = _ts(timeline.next_due_at(conn))
                     metrics.edits_applied(self._change_cursor.changed_at)
-                    metrics.scheduled_tasks(len(self.index.jobs))
-                    # The change log explains this movement of the fingerprint: no full reload for it.
-                    self._fingerprint = store.fingerprint(conn)
-                if full:
+                    self._count_scheduled(conn)
+                if now_m >= self._next_refresh:
                     self._next_refresh = now_m + self.settings.refresh_seconds
-                    counted = now_m >= self._next_count
-                    current = store.fingerprint(conn, with_count=counted)
-                    known = self._fingerprint or (None,)
-                    moved = current != known if counted else current[1:] != known[1:]
-                    if counted:
-                        self._next_count = now_m + COUNT_EVERY_S
-                    if moved or now_m >= self._next_full_reload:
-                        if moved:
-                            logger.info("tablebeat: table fingerprint moved; reloading every row")
-                        self._full_sync_in(conn)
+                    self._safety_net(conn)
+                    self._count_scheduled(conn)
+                    refreshed = True
+                silent_since = utcnow() - timedelta(seconds=self.settings.beat_dead_seconds)
+                dead = timeline.dead_beats(conn, silent_since, self.token)
             self._db_recovered()
-            metrics.synced("full" if full else "poll", time.perf_counter() - began)
+            metrics.synced("full" if refreshed else "poll", time.perf_counter() - began)
         except SQLAlchemyError as exc:
-            self._db_failed("syncing the task table", exc)
+            self._db_failed("settling changed rows", exc)
+            return
+        if self._change_cursor.more:
+            self._next_poll = now_m  # more of a bulk change waits: continue on the next tick
+        if changed:
+            self._on_rows_changed(changed)
+        if dead:
+            self._take_over(dead)
 
-    def _full_sync(self) -> None:
-        with self._engine.begin() as conn:
-            self._full_sync_in(conn)
+    def _on_rows_changed(self, task_ids: set[int]) -> None:
+        """Hook after changed rows were settled (claims already made for them are left as they are)."""
 
-    def _full_sync_in(self, conn: Connection) -> None:
-        self._change_cursor = store.ChangeCursor(store.change_cursor(conn))
-        self._next_full_reload = time.monotonic() + self.settings.full_reload_seconds
-        self.index.load_all(conn, utcnow())
-        metrics.scheduled_tasks(len(self.index.jobs))
-        store.mark_disabled_paused(conn)
-        self._fingerprint = store.fingerprint(conn)
+    def _safety_net(self, conn: Any) -> None:
+        """Settle rows the change log did not name (triggers dropped): index range scans from the last marks."""
+        newest, top = timeline.newest_marks(conn)
+        if (newest, top) == self._marks:
+            return
+        since = None if self._marks[0] is None else self._marks[0] - EDIT_SLACK
+        rows = timeline.rows_edited_since(conn, since, self._marks[1], CHANGES_PER_POLL)
+        if rows:
+            self.settler.settle(conn, rows)
+            self._next_due_ts = _ts(timeline.next_due_at(conn))
+        self._marks = (newest, top)
 
     # --- claim ------------------------------------------------------------------------
 
@@ -219,64 +297,99 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
         if self._broker_down_since is not None and not self._broker_back():
             return  # leave fires overdue; they are coalesced once the broker is back
         now_ts = time.time()
-        first = self.index.timeline.first_second()
-        if (
-            self._ready
-            and self._ready[0][0] - now_ts < CLAIM_QUIET_S
-            and (first is None or first - now_ts > CLAIM_URGENT_S)
-        ):
-            return  # claimed fires are about to be due: publish them first, claim right after
-        horizon = now_ts + self.settings.lookahead_seconds
-        due = self.index.pop_due(horizon)
-        if not due:
+        lookahead = self.settings.lookahead_seconds
+        if self._next_due_ts is None or self._next_due_ts - now_ts > lookahead or time.monotonic() < self._claim_after:
             return
-        now = utcnow()
-        planned: list[tuple[ScheduledJob, list[PlannedFire], datetime | None]] = []
+        if self._ready and self._ready[0][0] - now_ts < CLAIM_QUIET_S and self._next_due_ts - now_ts > CLAIM_URGENT_S:
+            return  # claimed fires are about to be due: publish them first, claim right after
+        assert self._engine is not None
+        started = time.monotonic()
+        while True:
+            now = utcnow()
+            horizon = now + timedelta(seconds=lookahead)
+            try:
+                with self._engine.begin() as conn:
+                    rows = timeline.due_rows(conn, horizon, self.settings.claim_batch)
+                    planned, claims, writes = self._plan(rows, now, horizon)
+                    won = store.claim_fires(conn, claims, self.token, now)
+                    _note_last_status(planned, claims, won, writes)
+                    store.write_task_columns(conn, writes)
+                    full = len(rows) >= self.settings.claim_batch
+                    if not full:
+                        self._next_due_ts = _ts(timeline.next_due_at(conn))
+                self._db_recovered()
+            except SQLAlchemyError as exc:
+                self._db_failed("claiming due fires", exc)
+                self._claim_after = time.monotonic() + self.settings.poll_seconds
+                return
+            self._accept_claims(planned, claims, won)
+            if not full:
+                if not rows and self._next_due_ts is not None and self._next_due_ts <= horizon.timestamp():
+                    # Due rows exist but another beat holds them: let it finish instead of spinning.
+                    self._claim_after = time.monotonic() + 0.02
+                return
+            if time.monotonic() - started > CLAIM_BUDGET_S or (self._ready and self._ready[0][0] <= time.time()):
+                return  # publish what has come due; the next tick claims the rest
+
+    def _plan(
+        self, rows: list[Any], now: datetime, horizon: datetime
+    ) -> tuple[list[Planned], list[store.FireClaim], list[tuple[int, dict[str, Any], dict[str, Any]]]]:
+        """Fires to claim for locked due rows, and every row's new columns.
+
+        The next instant is computed again from the row (its config, anchor and last fire), so a
+        row edited since its ``next_run_at`` was written is fired by its current configuration.
+        """
+        planned: list[Planned] = []
         claims: list[store.FireClaim] = []
-        for job in due:
+        writes: list[tuple[int, dict[str, Any], dict[str, Any]]] = []
+        for row in rows:
+            task_id = int(row.id)
+            guard = {"next_run_at": row.next_run_at}
+            try:
+                job = self.settler.compile(row)
+            except RowError as exc:
+                logger.error("tablebeat: task %r (id %s) cannot be scheduled: %s", row.task_key, task_id, exc)
+                writes.append(
+                    (task_id, guard, {"status": TaskStatus.ERROR.value, "next_run_at": None, "last_error": str(exc)})
+                )
+                continue
+            first = first_pending_instant(job)
+            if first is None or first > horizon:
+                # Done, or edited to a later instant not yet settled: move the row, claim nothing.
+                values: dict[str, Any] = {"next_run_at": first}
+                if first is None:
+                    values["status"] = TaskStatus.COMPLETED.value
+                writes.append((task_id, guard, values))
+                continue
+            job.next_at = first
             fires, nxt = plan_due(job, now)
             planned.append((job, fires, nxt))
-            status = TaskStatus.READY.value if nxt is not None else TaskStatus.COMPLETED.value
             for fire in fires:
                 claims.append(
                     store.FireClaim(
-                        task_id=job.task_id,
+                        task_id=task_id,
                         scheduled_at=fire.scheduled_at,
                         trace_id=new_trace_id(),
                         celery_id=new_celery_id(),
-                        next_run_at=nxt,
-                        task_status=status,
                         skip_reason=fire.skip_reason,
-                        # A job ending on a skipped fire (a date job missed) never runs: the row says why.
-                        task_error=f"not run: {fire.skip_reason}" if fire.skip_reason and nxt is None else None,
                     )
                 )
-        try:
-            with self._engine.begin() as conn:
-                won = store.claim_fires(conn, claims, self.token, now)
-            self._db_recovered()
-        except SQLAlchemyError as exc:
-            self._db_failed("claiming due fires", exc)
-            for job in due:  # retry on a later tick; the misfire policy decides then
-                self.index.schedule_next(job, job.next_at)
-            return
-        self._accept_claims(planned, claims, won)
+            status = TaskStatus.READY.value if nxt is not None else TaskStatus.COMPLETED.value
+            last = max(fire.scheduled_at for fire in fires)
+            values = {"last_run_at": last, "next_run_at": nxt, "status": status}
+            if nxt is None and fires[-1].skip_reason:
+                # A job ending on a skipped fire (a date job missed) never runs: the row says why.
+                values["last_error"] = f"not run: {fires[-1].skip_reason}"
+            writes.append((task_id, guard, values))
+        return planned, claims, writes
 
-    def _accept_claims(
-        self,
-        planned: list[tuple[ScheduledJob, list[PlannedFire], datetime | None]],
-        claims: list[store.FireClaim],
-        won: dict[str, int],
-    ) -> None:
+    def _accept_claims(self, planned: list[Planned], claims: list[store.FireClaim], won: dict[str, int]) -> None:
         by_key = {(c.task_id, c.scheduled_at): c for c in claims}
-        for job, fires, nxt in planned:
-            # The claim wrote status/next_run_at (ours or another beat's); an older pending write would undo it.
-            self.index.row_states.pop(job.task_id, None)
-            self.index.next_runs.discard(job.task_id)
+        now_m = time.monotonic()
+        for job, fires, _nxt in planned:
             for fire in fires:
                 claim = by_key[(job.task_id, fire.scheduled_at)]
                 run_id = won.get(claim.trace_id)
-                job.last_run_at = max(job.last_run_at or fire.scheduled_at, fire.scheduled_at)
                 if run_id is None or fire.skip_reason:
                     if fire.skip_reason and run_id is not None:
                         logger.warning("tablebeat: task %r: %s", job.task_key, fire.skip_reason)
@@ -290,12 +403,7 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
                 )
                 prepared = self.publisher.prepare(dispatch)  # message built ahead of the instant
                 heapq.heappush(self._ready, (fire.scheduled_at.timestamp(), run_id, prepared))
-                self._claimed_m[run_id] = time.monotonic()
-            if nxt is None:
-                self.index.drop(job.task_id)
-            else:
-                self.index.schedule_next(job, nxt)
-        self._ready_claimed_at = time.monotonic()
+                self._claimed_m[run_id] = now_m
 
     # --- publish ------------------------------------------------------------------------
 
@@ -309,10 +417,11 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
         if not batch:
             return
         # Per claim, not per tick: after a stall the fresh claims of the first tick back must
-        # not hide the old ones, which another beat's outbox sweep may have taken over meanwhile.
+        # not hide the old ones, which another beat may have taken over meanwhile.
         now_m = time.monotonic()
         claimed_m = [self._claimed_m.pop(item.dispatch.run_id, now_m) for item in batch]
-        if any(now_m - at > self.settings.stale_claim_seconds for at in claimed_m):
+        stalled = self.heartbeat is not None and self.heartbeat.take_stall()
+        if stalled or any(now_m - at > self.settings.stale_claim_seconds for at in claimed_m):
             batch = self._drop_stolen(batch)
         try:
             sent = self.publisher.publish(batch)
@@ -338,7 +447,8 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
         self._write_published(sent)
 
     def _drop_stolen(self, batch: list[PreparedMessage]) -> list[PreparedMessage]:
-        """After a stall, publish only claims no other beat has republished meanwhile."""
+        """After a stall, publish only claims no other beat has taken over meanwhile."""
+        assert self._engine is not None
         try:
             with self._engine.begin() as conn:
                 held = store.still_claimed(conn, [p.dispatch.run_id for p in batch], self.token)
@@ -352,6 +462,7 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
         return [p for p in batch if p.dispatch.run_id in held]
 
     def _write_published(self, run_ids: list[int]) -> None:
+        assert self._engine is not None
         try:
             with self._engine.begin() as conn:
                 store.mark_published(conn, run_ids, utcnow())
@@ -359,13 +470,53 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
             # Worst case the sweep republishes; the worker's pending->running guard drops the copy.
             self._db_failed("marking runs published", exc)
 
+    # --- other beats ------------------------------------------------------------------------
+
+    def _take_over(self, dead: list[str]) -> None:
+        """Publish, at their instants, the fires claimed by beats that stopped stamping."""
+        assert self._engine is not None
+        now = utcnow()
+        try:
+            with self._engine.begin() as conn:
+                runs = store.take_claims_of(conn, dead, self.token, now)
+                timeline.forget_beats(conn, dead, now - timedelta(seconds=self.settings.beat_dead_seconds))
+        except SQLAlchemyError as exc:
+            self._db_failed("taking over a stopped beat's claims", exc)
+            return
+        if not runs:
+            return
+        logger.warning("tablebeat: beat(s) %s stopped; took over %d claimed fires", ", ".join(dead), len(runs))
+        jobs = self._compile_for_outbox({run.task_id for run in runs})
+        orphaned: list[int] = []
+        now_m = time.monotonic()
+        for run in runs:
+            job = jobs.get(run.task_id)
+            if job is None:
+                orphaned.append(run.run_id)
+                continue
+            prepared = self.publisher.prepare(
+                Dispatch.for_job(job, run.run_id, run.trace_id, run.celery_id, run.scheduled_at, scheduled=True)
+            )
+            heapq.heappush(self._ready, (run.scheduled_at.timestamp(), run.run_id, prepared))
+            self._claimed_m[run.run_id] = now_m
+        self._skip_orphaned(orphaned, now)
+
+    def _skip_orphaned(self, run_ids: list[int], now: datetime) -> None:
+        if not run_ids:
+            return
+        assert self._engine is not None
+        reason = "not published: the task was paused, deleted or made invalid"
+        with self._engine.begin() as conn:  # paused, deleted or invalid since the claim: recorded, never left pending
+            store.skip_unpublished(conn, run_ids, reason, now)
+        metrics.fire_skipped(reason, len(run_ids))
+
     # --- housekeeping ---------------------------------------------------------------------
 
     def _housekeep(self, now_m: float) -> None:
-        self._flush_row_states(limit=ROW_STATE_WRITES_PER_TICK)
         if now_m < self._next_housekeep or self._db_down_since is not None:
             return
         self._next_housekeep = now_m + self.settings.refresh_seconds
+        assert self._engine is not None
         try:
             self._republish_unpublished()
             with self._engine.begin() as conn:
@@ -378,7 +529,7 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
                     store.release_idle_doing(conn)
                 if now_m >= self._next_prune:
                     self._next_prune = now_m + PRUNE_EVERY_S
-                    store.prune_changes(conn, now - CHANGE_LOG_KEEP)
+                    store.prune_changes(conn, now - CHANGE_LOG_KEEP, self._change_cursor.settled_upto())
             metrics.runs_lost(len(lost))
             for run in lost:
                 logger.error(
@@ -396,6 +547,7 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
     def _republish_unpublished(self) -> None:
         if self._broker_down_since is not None:
             return  # nothing can be published; the sweep runs again once the broker is back
+        assert self._engine is not None
         now = utcnow()
         if self._requeue_published_before is not None:
             # A broker restart may have dropped queued messages: publish them again. A copy of a
@@ -413,23 +565,18 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
             )
         if not runs:
             return
+        jobs = self._compile_for_outbox({run.task_id for run in runs})
         dispatches: list[Dispatch] = []
-        # A date job that fired is no longer scheduled, but its claimed fire must still go out.
-        unscheduled = self._compile_for_outbox({run.task_id for run in runs if run.task_id not in self.index.jobs})
         orphaned: list[int] = []
         for run in runs:
-            job = self.index.jobs.get(run.task_id) or unscheduled.get(run.task_id)
+            job = jobs.get(run.task_id)
             if job is None:
                 orphaned.append(run.run_id)
                 continue
             dispatches.append(
                 Dispatch.for_job(job, run.run_id, run.trace_id, run.celery_id, run.scheduled_at, scheduled=True)
             )
-        if orphaned:  # paused, deleted or invalid since the claim: recorded, never left pending
-            reason = "not published: the task was paused, deleted or made invalid"
-            with self._engine.begin() as conn:
-                store.skip_unpublished(conn, orphaned, reason, now)
-            metrics.fire_skipped(reason, len(orphaned))
+        self._skip_orphaned(orphaned, now)
         if not dispatches:
             return
         logger.warning("tablebeat: republishing %d claimed runs that never reached the broker", len(dispatches))
@@ -443,9 +590,10 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
         self._write_published(sent)
 
     def _compile_for_outbox(self, task_ids: set[int]) -> dict[int, ScheduledJob]:
-        """Enabled, valid rows this beat does not schedule (a fired date job), compiled to publish a claim."""
+        """Enabled, valid rows compiled to publish claims already made (a fired date job included)."""
         if not task_ids:
             return {}
+        assert self._engine is not None
         with self._engine.begin() as conn:
             rows = store.load_rows(conn, task_ids)
         jobs: dict[int, ScheduledJob] = {}
@@ -453,48 +601,22 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
             if row.is_valid != 1:
                 continue
             try:
-                jobs[int(row.id)] = compile_row(
-                    row,
-                    registered=self.index.registered,
-                    default_timezone=self.settings.default_timezone,
-                    default_grace_seconds=self.settings.misfire_grace_seconds,
-                )
+                jobs[int(row.id)] = self.settler.compile(row)
             except RowError:
                 continue
         return jobs
 
-    def _flush_row_states(self, limit: int | None) -> None:
-        if not self.index.row_states and not self.index.next_runs:
-            return
-        items = list(self.index.row_states.values())
-        next_ids = list(self.index.next_runs)
-        if limit is not None:
-            items = items[:limit]
-            next_ids = next_ids[: max(limit - len(items), 0)]
-        next_runs = [(tid, job.next_at) for tid in next_ids if (job := self.index.jobs.get(tid)) is not None]
-        try:
-            with self._engine.begin() as conn:
-                store.write_row_states(conn, items)
-                store.write_next_run_at(conn, next_runs)
-        except SQLAlchemyError as exc:
-            self._db_failed("writing row states", exc)
-            return
-        for item in items:
-            self.index.row_states.pop(item.task_id, None)
-        self.index.next_runs.difference_update(next_ids)
-
     def _sleep_seconds(self) -> float:
         now_ts = time.time()
+        now_m = time.monotonic()
         # Wake for the next change-log poll on its own cadence: a tick woken early by a fire must
         # not push the poll a whole poll_seconds further out (edits would then take up to 2x).
-        wake = now_ts + max(self._next_poll - time.monotonic(), 0.0)
+        wake = now_ts + max(self._next_poll - now_m, 0.0)
         if self._ready:
             wake = min(wake, self._ready[0][0])
-        first = self.index.timeline.first_second()
-        if first is not None:
-            wake = min(wake, first - self.settings.lookahead_seconds)
-        if self.index.row_states or self.index.next_runs:
-            wake = now_ts
+        if self._next_due_ts is not None:
+            claim_at = self._next_due_ts - self.settings.lookahead_seconds
+            wake = min(wake, max(claim_at, now_ts + self._claim_after - now_m))
         return max(wake - now_ts, 0.001)
 
     # --- outages ----------------------------------------------------------------------------
@@ -544,3 +666,51 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
         self._requeue_published_before = utcnow()
         self._next_housekeep = 0.0  # republish now, not at the next refresh
         return True
+
+
+def _note_last_status(
+    planned: list[Planned],
+    claims: list[store.FireClaim],
+    won: dict[str, int],
+    writes: list[tuple[int, dict[str, Any], dict[str, Any]]],
+) -> None:
+    """Add ``last_status`` to the row writes of tasks whose latest fire this beat won."""
+    latest: dict[int, store.FireClaim] = {}
+    for claim in claims:
+        if claim.trace_id in won:
+            held = latest.get(claim.task_id)
+            if held is None or claim.scheduled_at > held.scheduled_at:
+                latest[claim.task_id] = claim
+    for task_id, _guard, values in writes:
+        claim = latest.get(task_id)
+        if claim is not None:
+            values["last_status"] = RunStatus.SKIPPED.value if claim.skip_reason else RunStatus.PENDING.value
+
+
+def _limit_idle_transactions(engine: Engine, dead_seconds: float) -> None:
+    """A beat frozen inside a claim must not hold its locked rows for longer than the dead time.
+
+    The server ends a session idle inside a transaction that long (MariaDB
+    ``idle_transaction_timeout``, PostgreSQL ``idle_in_transaction_session_timeout``); its
+    locks go back and the other beats claim the rows.
+    """
+    backend = engine.dialect.name
+    seconds = max(1, math.ceil(dead_seconds))
+    if backend == "postgresql":
+        statement = f"SET idle_in_transaction_session_timeout = {seconds * 1000}"
+    elif backend in ("mysql", "mariadb"):
+        statement = f"SET SESSION idle_transaction_timeout = {seconds}"
+    else:
+        return
+
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(statement)
+        except Exception:  # MySQL has no such variable: frozen beats' locks then last until its timeouts
+            logger.debug("tablebeat: %s not supported by this server", statement)
+        finally:
+            cursor.close()
+        dbapi_connection.commit()
+
+    event.listen(engine, "connect", on_connect)

@@ -116,6 +116,11 @@ def skip_reason(text: str | None) -> str:
 # --- hooks -----------------------------------------------------------------------------
 
 
+def enabled() -> bool:
+    """Whether metrics are served (callers skip work only a metric needs)."""
+    return _on is not None
+
+
 def tick() -> None:
     if _on is not None:
         _on.last_tick.set(time.time())

@@ -23,15 +23,20 @@ class SchedulerSettings:
     #: Running rows of a worker silent for this long become ``lost``.
     worker_dead_seconds: float = 30.0
     publish_batch_size: int = 1000
-    #: Every row is re-read and diffed this often even when nothing seems to have changed.
-    full_reload_seconds: float = 3600.0
+    #: A beat that has not stamped ``beat_node`` for this long is dead or frozen: others take over its claims.
+    beat_dead_seconds: float = 1.5
+    #: Due rows claimed per transaction (each beat locks at most this many timeline rows at once).
+    claim_batch: int = 2000
 
     def __post_init__(self) -> None:
-        for name in ("refresh_seconds", "poll_seconds", "lookahead_seconds", "stale_claim_seconds"):
+        positive = ("refresh_seconds", "poll_seconds", "lookahead_seconds", "stale_claim_seconds", "beat_dead_seconds")
+        for name in positive:
             if getattr(self, name) <= 0:
                 raise ValueError(f"tablebeat_{name}: must be positive, got {getattr(self, name)!r}")
         if self.misfire_grace_seconds < 0:
             raise ValueError(f"tablebeat_misfire_grace_seconds: must be >= 0, got {self.misfire_grace_seconds!r}")
+        if self.claim_batch < 1:
+            raise ValueError(f"tablebeat_claim_batch: must be >= 1, got {self.claim_batch!r}")
         try:
             ZoneInfo(self.default_timezone)
         except (ZoneInfoNotFoundError, ValueError) as exc:
@@ -56,5 +61,6 @@ class SchedulerSettings:
             stale_claim_seconds=float(get("stale_claim_seconds", defaults.stale_claim_seconds)),
             worker_dead_seconds=float(get("worker_dead_seconds", defaults.worker_dead_seconds)),
             publish_batch_size=int(get("publish_batch_size", defaults.publish_batch_size)),
-            full_reload_seconds=float(get("full_reload_seconds", defaults.full_reload_seconds)),
+            beat_dead_seconds=float(get("beat_dead_seconds", defaults.beat_dead_seconds)),
+            claim_batch=int(get("claim_batch", defaults.claim_batch)),
         )

@@ -63,16 +63,6 @@ def chunks(items: Sequence[T], size: int = CHUNK_ROWS) -> Iterator[Sequence[T]]:
 # --- reading the schedule -----------------------------------------------------------------
 
 
-def load_enabled_rows(conn: Connection) -> Iterator[Row[Any]]:
-    """Every row not paused (``is_valid`` other than 0 is compiled, so 2 or -1 becomes an error),
-    with the columns of :data:`ROW_COLUMNS`, streamed in batches.
-
-    Streaming keeps only one batch of result rows in memory while 100,000 are compiled.
-    """
-    result = conn.execute(select(*ROW_COLUMNS).where(Task.is_valid != 0).execution_options(yield_per=2000))
-    yield from result
-
-
 def load_rows(conn: Connection, task_ids: Iterable[int]) -> list[Row[Any]]:
     """The rows with these ids (enabled or not); missing ids were deleted."""
     rows: list[Row[Any]] = []
@@ -100,6 +90,12 @@ class ChangeCursor:
     gaps: dict[int, float] = field(default_factory=dict)
     #: Commit times (``changed_at``) of the changes the last read returned: edit pickup, for metrics.
     changed_at: list[datetime] = field(default_factory=list)
+    #: The last read stopped at its limit: more changes are waiting.
+    more: bool = False
+
+    def settled_upto(self) -> int:
+        """Every id at or below this one has been read (ids still awaited are above it)."""
+        return min(self.gaps) - 1 if self.gaps else self.last_id
 
 
 #: How long an unseen change-log id is waited for (an open transaction that long is rare).
@@ -108,18 +104,18 @@ GAP_WAIT_S = 600.0
 MAX_GAPS = 10000
 
 
-def read_changes(conn: Connection, cursor: ChangeCursor, now_m: float) -> set[int]:
-    """Task ids changed since ``cursor`` (which is advanced in place).
+def read_changes(conn: Connection, cursor: ChangeCursor, now_m: float, limit: int | None = None) -> set[int]:
+    """Task ids changed since ``cursor`` (which is advanced in place), at most ``limit`` log rows.
 
-    A primary-key range probe: costs the same for 100 or 100,000 tasks.
+    A primary-key range probe: costs the same for 100 or 1,000,000 tasks.
     """
     condition = TaskChange.id > cursor.last_id
     if cursor.gaps:
         condition = or_(condition, TaskChange.id.in_(list(cursor.gaps)))
-    rows = conn.execute(
-        select(TaskChange.id, TaskChange.task_id, TaskChange.changed_at).where(condition).order_by(TaskChange.id)
-    ).all()
+    stmt = select(TaskChange.id, TaskChange.task_id, TaskChange.changed_at).where(condition).order_by(TaskChange.id)
+    rows = conn.execute(stmt if limit is None else stmt.limit(limit)).all()
     cursor.changed_at = [row.changed_at for row in rows]
+    cursor.more = limit is not None and len(rows) >= limit
     changed: set[int] = set()
     for row in rows:
         change_id = int(row.id)
@@ -136,79 +132,69 @@ def read_changes(conn: Connection, cursor: ChangeCursor, now_m: float) -> set[in
     return changed
 
 
-def fingerprint(conn: Connection, with_count: bool = True) -> tuple[Any, ...]:
-    """A cheap summary of the table that moves with any insert, delete or config edit.
+def prune_changes(conn: Connection, before: datetime, settled: int) -> int:
+    """Delete settled change-log rows older than ``before``, always keeping the newest; returns how many.
 
-    ``MAX()`` alone is an index lookup (~0.1 ms); ``COUNT(*)`` walks an index (~6 ms at
-    100,000 rows) and is only needed to notice deletes the change log missed (TRUNCATE,
-    dropped triggers), so callers ask for it less often.  Two statements on purpose:
-    combined with COUNT(*), MariaDB scans the table for the MAX() too.
+    Keeping the newest row stops a MySQL restart from reusing ids below a beat's cursor;
+    rows above ``settled`` are kept until applied (a beat starting later reads them).
     """
-    newest = conn.execute(select(func.max(Task.update_at), func.max(Task.id))).one()
-    count = conn.scalar(select(func.count()).select_from(Task)) if with_count else None
-    return (count, *newest)
-
-
-def prune_changes(conn: Connection, before: datetime) -> int:
-    """Delete change-log rows older than ``before``, always keeping the newest; returns how many.
-
-    Keeping the newest row stops a MySQL restart from reusing ids below a beat's cursor.
-    """
-    newest = change_cursor(conn)
+    newest = min(change_cursor(conn), settled + 1)
     return conn.execute(delete(TaskChange).where(TaskChange.changed_at < before, TaskChange.id < newest)).rowcount or 0
 
 
 # --- writing row state ------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class RowState:
-    """System-written columns of one task row."""
+def write_task_columns(conn: Connection, rows: Iterable[tuple[int, dict[str, Any], dict[str, Any]]]) -> int:
+    """Set system-written columns of many task rows, each guarded, in few statements; returns rows written.
 
-    task_id: int
-    status: str
-    next_run_at: datetime | None
-    last_error: str | None = None
-
-
-def write_row_states(conn: Connection, states: Sequence[RowState]) -> None:
-    """Write status / next_run_at / last_error of many rows in few statements."""
-    _write_task_columns(
-        conn,
-        ((r.task_id, {"status": r.status, "next_run_at": r.next_run_at, "last_error": r.last_error}) for r in states),
-    )
-
-
-def _write_task_columns(conn: Connection, rows: Iterable[tuple[int, dict[str, Any]]]) -> None:
-    """Set system-written columns of many task rows in few statements.
-
-    Rows sharing their values (one spec, one anchor, one burst) get one ``WHERE id IN``
-    update per chunk; the rest go as one executemany per set of columns.  ``update_at``
-    is assigned to itself, which stops MySQL's ON UPDATE: system writes are not edits.
+    Each item is ``(task_id, guard, values)``: the row is written only while every ``guard``
+    column still holds the value the write was computed from (NULL matches NULL), so a write
+    based on a stale read never undoes a concurrent claim.  Rows sharing guard and values (one
+    burst, one anchor) get one ``WHERE id IN`` update per chunk; the rest one executemany per
+    shape.  ``update_at`` is assigned to itself, which stops MySQL's ON UPDATE: system writes
+    are not edits.
     """
-    groups: dict[tuple[tuple[str, Any], ...], list[int]] = defaultdict(list)
-    for task_id, values in rows:
-        groups[tuple(sorted(values.items()))].append(task_id)
-    singles: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
-    for items, ids in groups.items():
-        values = dict(items)
+    groups: dict[tuple[tuple[tuple[str, Any], ...], tuple[tuple[str, Any], ...]], list[int]] = defaultdict(list)
+    for task_id, guard, values in rows:
+        if values:
+            groups[(tuple(sorted(guard.items())), tuple(sorted(values.items())))].append(task_id)
+    written = 0
+    singles: dict[tuple[tuple[str, ...], tuple[str, ...]], list[dict[str, Any]]] = defaultdict(list)
+    for (guard_items, value_items), ids in groups.items():
+        guard, values = dict(guard_items), dict(value_items)
         if len(ids) == 1:
-            singles[tuple(values)].append({"b_id": ids[0], **{f"b_{k}": v for k, v in values.items()}})
+            params = {"b_id": ids[0], **{f"g_{k}": v for k, v in guard.items()}}
+            params.update({f"b_{k}": v for k, v in values.items()})
+            singles[(tuple(guard), tuple(values))].append(params)
             continue
+        conditions = [_TASKS.c[k].is_not_distinct_from(v) for k, v in guard.items()]
         if "status" in values:
             values["status"] = truthful_status(values["status"])
         for chunk in chunks(ids, 1000):
-            conn.execute(update(_TASKS).where(_TASKS.c.id.in_(chunk)).values(**values, update_at=_TASKS.c.update_at))
-    for columns, params in singles.items():
+            written += (
+                conn.execute(
+                    update(_TASKS)
+                    .where(_TASKS.c.id.in_(chunk), *conditions)
+                    .values(**values, update_at=_TASKS.c.update_at)
+                ).rowcount
+                or 0
+            )
+    for (guard_cols, columns), params in singles.items():
+        conditions = [_TASKS.c[k].is_not_distinct_from(bindparam(f"g_{k}")) for k in guard_cols]
         assigned: dict[str, Any] = {c: bindparam(f"b_{c}") for c in columns}
         if "status" in assigned:
             assigned["status"] = truthful_status(assigned["status"])
-        conn.execute(
-            update(_TASKS)
-            .where(_TASKS.c.id == bindparam("b_id"))
-            .values({**assigned, "update_at": _TASKS.c.update_at}),
-            params,
+        written += (
+            conn.execute(
+                update(_TASKS)
+                .where(_TASKS.c.id == bindparam("b_id"), *conditions)
+                .values({**assigned, "update_at": _TASKS.c.update_at}),
+                params,
+            ).rowcount
+            or 0
         )
+    return written
 
 
 def truthful_status(status: Any) -> Any:
@@ -222,23 +208,6 @@ def truthful_status(status: Any) -> Any:
     return case((and_(status == TaskStatus.READY.value, running), TaskStatus.DOING.value), else_=status)
 
 
-def write_next_run_at(conn: Connection, pairs: Sequence[tuple[int, datetime | None]]) -> None:
-    """Set ``next_run_at`` of many rows."""
-    _write_task_columns(conn, ((task_id, {"next_run_at": next_run_at}) for task_id, next_run_at in pairs))
-
-
-def mark_disabled_paused(conn: Connection) -> int:
-    """Set ``status='paused'`` on every paused row (``is_valid = 0``) that does not say so yet."""
-    return (
-        conn.execute(
-            update(Task)
-            .where(Task.is_valid == 0, Task.status != TaskStatus.PAUSED.value)
-            .values(status=TaskStatus.PAUSED.value, next_run_at=None, update_at=Task.update_at)
-        ).rowcount
-        or 0
-    )
-
-
 # --- claiming fires -------------------------------------------------------------------------------
 
 
@@ -250,11 +219,7 @@ class FireClaim:
     scheduled_at: datetime
     trace_id: str
     celery_id: str
-    next_run_at: datetime | None
-    task_status: str
     skip_reason: str | None = None
-    #: ``last_error`` for the task row: set when the task ends without running (a date job missed).
-    task_error: str | None = None
 
 
 def _insert_ignoring_duplicates(conn: Connection) -> Any:
@@ -271,8 +236,8 @@ def claim_fires(conn: Connection, claims: Sequence[FireClaim], token: str, now: 
     """Insert the run rows of ``claims``; return ``trace_id -> run id`` for those this beat won.
 
     The unique ``(task_id, scheduled_at)`` makes the insert the claim: a fire another beat
-    already inserted is silently kept as it is.  ``last_run_at``/``next_run_at`` of the
-    won tasks are written in the same transaction.  One statement is compiled and
+    already inserted is silently kept as it is.  The caller writes the task rows' new
+    ``last_run_at``/``next_run_at`` in the same transaction.  One statement is compiled and
     executed many times (the driver batches it into multi-row inserts).
     """
     if not claims:
@@ -302,25 +267,7 @@ def claim_fires(conn: Connection, claims: Sequence[FireClaim], token: str, now: 
     for chunk in chunks([c.trace_id for c in ordered], 1000):
         for row in conn.execute(select(_RUNS.c.id, _RUNS.c.trace_id).where(_RUNS.c.trace_id.in_(chunk))):
             won[row.trace_id] = int(row.id)
-    write_fire_states(conn, [c for c in ordered if c.trace_id in won])
     return won
-
-
-def write_fire_states(conn: Connection, claims: Sequence[FireClaim]) -> None:
-    """Write last_run_at / next_run_at / status / last_status (and last_error) of the tasks whose fires were claimed."""
-    _write_task_columns(conn, ((c.task_id, _fire_state(c)) for c in claims))
-
-
-def _fire_state(claim: FireClaim) -> dict[str, Any]:
-    values: dict[str, Any] = {
-        "last_run_at": claim.scheduled_at,
-        "next_run_at": claim.next_run_at,
-        "status": claim.task_status,
-        "last_status": RunStatus.SKIPPED.value if claim.skip_reason else RunStatus.PENDING.value,
-    }
-    if claim.task_error is not None:
-        values["last_error"] = claim.task_error
-    return values
 
 
 def mark_published(conn: Connection, run_ids: Sequence[int], now: datetime) -> None:
@@ -381,6 +328,47 @@ def take_unpublished(
         ).where(ExecuteTask.id.in_(taken))
     )
     return [UnpublishedRun(int(r.id), int(r.task_id), r.scheduled_at, r.trace_id, r.celery_id) for r in rows]
+
+
+def take_claims_of(conn: Connection, owners: Sequence[str], token: str, now: datetime) -> list[UnpublishedRun]:
+    """Take over the unpublished ``pending`` runs claimed by the beats ``owners`` (dead or frozen).
+
+    Each row moves with a compare-and-set on ``claimed_by``, so of several beats taking over
+    at once each run goes to one.
+    """
+    taken: list[int] = []
+    for owner in owners:
+        ids = list(
+            conn.scalars(
+                select(ExecuteTask.id).where(
+                    ExecuteTask.claimed_by == owner,
+                    ExecuteTask.published_at.is_(None),
+                    ExecuteTask.status == RunStatus.PENDING.value,
+                )
+            )
+        )
+        for chunk in chunks(ids, 1000):
+            conn.execute(
+                update(ExecuteTask)
+                .where(ExecuteTask.id.in_(chunk), ExecuteTask.claimed_by == owner, ExecuteTask.published_at.is_(None))
+                .values(claimed_by=token, update_at=now)
+            )
+        taken.extend(ids)
+    if not taken:
+        return []
+    runs: list[UnpublishedRun] = []
+    for chunk in chunks(taken, 1000):
+        rows = conn.execute(
+            select(
+                ExecuteTask.id,
+                ExecuteTask.task_id,
+                ExecuteTask.scheduled_at,
+                ExecuteTask.trace_id,
+                ExecuteTask.celery_id,
+            ).where(ExecuteTask.id.in_(chunk), ExecuteTask.claimed_by == token, ExecuteTask.published_at.is_(None))
+        )
+        runs.extend(UnpublishedRun(int(r.id), int(r.task_id), r.scheduled_at, r.trace_id, r.celery_id) for r in rows)
+    return runs
 
 
 def unpublish_pending(conn: Connection, published_before: datetime) -> int:

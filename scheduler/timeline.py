@@ -1,49 +1,145 @@
-"""Which jobs fire when: task ids bucketed by the whole second of their next fire.
+"""The ``task`` table as the timeline: due rows found through the index on ``next_run_at``.
 
-A heap entry per job costs ~120 bytes (tuple, float, counter); a slot in a per-second
-list costs 8.  Entries are never removed eagerly: the caller checks each candidate
-against the job's current ``next_at`` and ignores stale or duplicate ones.
+Beat holds no copy of the schedule.  Every row carries its next instant in ``next_run_at``
+(written by beat when the row is created or edited, and when a fire is claimed); what is
+due is an index range scan, locked with ``FOR UPDATE SKIP LOCKED`` on MariaDB/MySQL and
+PostgreSQL so several beats divide the due rows instead of all trying each one.  Also here:
+the settled-change-log cursor and the beat liveness table.
 """
 
 from __future__ import annotations
 
-import heapq
-import math
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Row, delete, func, insert, select, update
+
+from models import BeatNode, ScheduleCursor, Task
+from scheduler.store import ROW_COLUMNS
+
+SETTLED = "settled"
 
 
-class Timeline:
-    """Task ids by the second (UTC epoch) of their next fire."""
+def due_rows(conn: Connection, horizon: datetime, limit: int) -> list[Row[Any]]:
+    """Up to ``limit`` enabled rows whose ``next_run_at`` is at or before ``horizon``, earliest first.
 
-    def __init__(self) -> None:
-        self._buckets: dict[int, list[int]] = {}
-        self._seconds: list[int] = []  # heap of the keys of _buckets
+    The rows are locked until the transaction ends; rows another beat has locked are skipped
+    (SQLite has a single writer and no row locks: the unique run key still decides).
+    """
+    stmt = (
+        select(*ROW_COLUMNS)
+        .where(Task.next_run_at <= horizon, Task.is_valid == 1)
+        .order_by(Task.next_run_at)
+        .limit(limit)
+    )
+    if conn.dialect.name != "sqlite":
+        stmt = stmt.with_for_update(skip_locked=True)
+    return list(conn.execute(stmt))
 
-    def __len__(self) -> int:
-        return sum(len(ids) for ids in self._buckets.values())
 
-    def add(self, task_id: int, fire_ts: float) -> None:
-        """Remember that ``task_id`` fires at epoch time ``fire_ts``."""
-        second = math.floor(fire_ts)
-        bucket = self._buckets.get(second)
-        if bucket is None:
-            self._buckets[second] = [task_id]
-            heapq.heappush(self._seconds, second)
-        else:
-            bucket.append(task_id)
+def next_due_at(conn: Connection) -> datetime | None:
+    """The earliest ``next_run_at`` of an enabled row (the first entry of the index)."""
+    return conn.scalar(
+        select(Task.next_run_at)
+        .where(Task.next_run_at.is_not(None), Task.is_valid == 1)
+        .order_by(Task.next_run_at)
+        .limit(1)
+    )
 
-    def take_until(self, horizon_ts: float) -> list[tuple[int, int]]:
-        """Remove and return ``(second, task_id)`` of every bucket at or before ``horizon_ts``.
 
-        Candidates may be stale (the job moved or went away) or due slightly after the
-        horizon within its second: the caller checks and re-adds those.
-        """
-        last = math.floor(horizon_ts)
-        taken: list[tuple[int, int]] = []
-        while self._seconds and self._seconds[0] <= last:
-            second = heapq.heappop(self._seconds)
-            taken.extend((second, task_id) for task_id in self._buckets.pop(second))
-        return taken
+def count_scheduled(conn: Connection) -> int:
+    """Enabled rows with a next instant (an index range scan: for the metric, not for scheduling)."""
+    return int(
+        conn.scalar(select(func.count()).select_from(Task).where(Task.next_run_at.is_not(None), Task.is_valid == 1))
+        or 0
+    )
 
-    def first_second(self) -> int | None:
-        """The earliest second holding a candidate, if any."""
-        return self._seconds[0] if self._seconds else None
+
+def rows_for_update(conn: Connection, task_ids: Sequence[int]) -> list[Row[Any]]:
+    """The rows with these ids, locked (waiting for a claim in progress) so a settle never undoes a claim."""
+    stmt = select(*ROW_COLUMNS).where(Task.id.in_(sorted(task_ids))).order_by(Task.id)
+    if conn.dialect.name != "sqlite":
+        stmt = stmt.with_for_update()
+    return list(conn.execute(stmt))
+
+
+def all_rows(conn: Connection, batch: int = 5000) -> Iterator[list[Row[Any]]]:
+    """Every row in id order, a batch at a time (the one-time settle of a never-settled table)."""
+    last = 0
+    while True:
+        rows = list(conn.execute(select(*ROW_COLUMNS).where(Task.id > last).order_by(Task.id).limit(batch)))
+        if not rows:
+            return
+        yield rows
+        last = int(rows[-1].id)
+
+
+def rows_edited_since(conn: Connection, since: datetime | None, after_id: int, limit: int) -> list[Row[Any]]:
+    """Rows with a config edit at or after ``since`` or an id above ``after_id`` (index range scans).
+
+    The safety net for edits the change log did not name (triggers dropped): normally empty.
+    """
+    rows = list(conn.execute(select(*ROW_COLUMNS).where(Task.id > after_id).order_by(Task.id).limit(limit)))
+    if since is not None:
+        seen = {int(r.id) for r in rows}
+        edited = conn.execute(select(*ROW_COLUMNS).where(Task.update_at >= since).limit(limit))
+        rows.extend(r for r in edited if int(r.id) not in seen)
+    return rows
+
+
+def newest_marks(conn: Connection) -> tuple[datetime | None, int]:
+    """``MAX(update_at)`` and ``MAX(id)``: two index lookups."""
+    newest, top = conn.execute(select(func.max(Task.update_at), func.max(Task.id))).one()
+    return newest, int(top or 0)
+
+
+# --- the settled cursor ----------------------------------------------------------------------
+
+
+def settled_change_id(conn: Connection) -> int | None:
+    """Every change-log id up to this one has been applied; None: the table was never settled."""
+    row = conn.execute(select(ScheduleCursor.change_id).where(ScheduleCursor.name == SETTLED)).first()
+    return None if row is None or row.change_id is None else int(row.change_id)
+
+
+def advance_settled(conn: Connection, change_id: int) -> None:
+    """Move the settled cursor forward to ``change_id`` (never back)."""
+    moved = conn.execute(
+        update(ScheduleCursor)
+        .where(
+            ScheduleCursor.name == SETTLED,
+            (ScheduleCursor.change_id.is_(None)) | (ScheduleCursor.change_id < change_id),
+        )
+        .values(change_id=change_id)
+    ).rowcount
+    if (
+        not moved
+        and conn.scalar(select(func.count()).select_from(ScheduleCursor).where(ScheduleCursor.name == SETTLED)) == 0
+    ):
+        conn.execute(insert(ScheduleCursor).values(name=SETTLED, change_id=change_id))
+
+
+# --- beat liveness ---------------------------------------------------------------------------
+
+
+def stamp_beat(conn: Connection, token: str, now: datetime) -> None:
+    """Record that beat ``token`` is alive at ``now``."""
+    if not conn.execute(update(BeatNode).where(BeatNode.token == token).values(seen_at=now)).rowcount:
+        conn.execute(insert(BeatNode).values(token=token, seen_at=now, started_at=now))
+
+
+def dead_beats(conn: Connection, silent_since: datetime, token: str) -> list[str]:
+    """Tokens of other beats that have not stamped since ``silent_since``."""
+    return list(conn.scalars(select(BeatNode.token).where(BeatNode.seen_at < silent_since, BeatNode.token != token)))
+
+
+def forget_beats(conn: Connection, tokens: Sequence[str], silent_since: datetime) -> None:
+    """Remove these beats' rows, unless one stamped again meanwhile (it was frozen, not dead)."""
+    if tokens:
+        conn.execute(delete(BeatNode).where(BeatNode.token.in_(list(tokens)), BeatNode.seen_at < silent_since))
+
+
+def mark_stopped(conn: Connection, token: str, epoch: datetime) -> None:
+    """A beat stopping cleanly: others take over its claims at once instead of after the silence."""
+    conn.execute(update(BeatNode).where(BeatNode.token == token).values(seen_at=epoch))

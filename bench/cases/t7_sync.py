@@ -1,10 +1,11 @@
 """T7: one sync that finds nothing changed, N rows, timed in-process against the bench database.
 
 ``probe``: what beat does every ``poll_seconds`` -- ``engine.begin()`` + ``store.read_changes``
-(a primary-key range probe of ``task_change``) + commit.  ``fingerprint``: the safety-net summary
+(a primary-key range probe of ``task_change``) + commit.  ``fingerprint``: the safety-net marks
 of ``task`` beat reads every ``refresh_seconds`` (``MAX(update_at)``, ``MAX(id)``: index lookups);
-``refresh sync``: both in one transaction, as beat does every ``refresh_seconds``; ``count_check``:
-the same with the ``COUNT(*)`` beat adds once a minute (it notices deletes the change log missed).
+``refresh sync``: both in one transaction, as beat does every ``refresh_seconds``; ``due_scan``:
+the probe plus the timeline's first entry and an empty due-row scan (``FOR UPDATE SKIP LOCKED``),
+what a claim that finds nothing costs.
 Median (and p95) of ``reps`` (200) after 10 warm-up runs.
 """
 
@@ -30,8 +31,10 @@ def _probe_function(store: Any, newest: int) -> Callable[[Any], set[int]]:
 
 
 def run(ctx: CaseContext) -> dict[str, Any]:
+    from datetime import UTC, datetime
+
     from models import make_engine
-    from scheduler import store
+    from scheduler import store, timeline
 
     seed_info = ctx.ensure_idle_rows()
     reps = ctx.reps or DEFAULT_REPS
@@ -47,24 +50,25 @@ def run(ctx: CaseContext) -> dict[str, Any]:
 
         def fingerprint() -> None:
             with engine.begin() as conn:
-                store.fingerprint(conn, with_count=False)
+                timeline.newest_marks(conn)
 
         def refresh() -> None:
             with engine.begin() as conn:
                 read_changes(conn)
-                store.fingerprint(conn, with_count=False)
+                timeline.newest_marks(conn)
 
-        def count_check() -> None:
+        def due_scan() -> None:
             with engine.begin() as conn:
                 read_changes(conn)
-                store.fingerprint(conn, with_count=True)
+                timeline.next_due_at(conn)
+                timeline.due_rows(conn, datetime.now(UTC), 2000)
 
         timings: dict[str, list[float]] = {}
         for name, fn in (
             ("probe", probe),
             ("fingerprint", fingerprint),
             ("refresh_sync", refresh),
-            ("count_check", count_check),
+            ("due_scan", due_scan),
         ):
             for _ in range(WARMUP):
                 fn()

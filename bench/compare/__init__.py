@@ -1,0 +1,1 @@
+"""``python -m bench compare``: tablebeat and its peers side by side on the same N, one beat at a time."""
