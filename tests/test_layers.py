@@ -81,3 +81,13 @@ def test_importing_beat_loads_no_workers_jobs_or_celeryconfig() -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "", f"importing scheduler.beat / service.tasks loaded: {out.stdout.strip()}"
+
+
+def test_every_package_is_installed() -> None:
+    """A package missing from ``packages.find`` imports in the repo but not from ``pip install``."""
+    import tomllib
+
+    include = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]["include"]
+    installed = {pattern.rstrip("*") for pattern in include}
+    missing = sorted(p for p in ALLOWED if p not in installed)
+    assert not missing, f"add {missing} to [tool.setuptools.packages.find] include in pyproject.toml"
