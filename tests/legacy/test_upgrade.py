@@ -6,15 +6,21 @@ import json
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
+from croniter import croniter
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import text
 
 from models import make_engine
 from models.legacy_upgrade import aps_go_schedule
 from models.migrate import current_revision, head_revision, upgrade
+from scheduler.triggers import build_trigger, next_fires
 from tests.conftest import fresh_database
 from tests.integration.conftest import sql
 from tests.legacy.conftest import legacy_env
@@ -228,3 +234,24 @@ def test_aps_mysql_schema_from_the_document_upgrades(url: str, number: str) -> N
             ("test_date", "date", "2020-04-24 18:08:00"),
             ("test_cron", "cron", "* * * * *"),
         ]
+
+
+_SECOND = st.sampled_from(["0", "5", "*/10", "30", "0,30", "*"])
+_MINUTE = st.sampled_from(["0", "*/5", "15", "1-10", "*"])
+_HOUR = st.sampled_from(["*", "9", "9-17", "*/6", "0"])
+_DOM = st.sampled_from(["*", "1", "15", "1-7"])
+_MONTH = st.sampled_from(["*", "1", "6-8", "*/3"])
+_DOW = st.sampled_from(["*", "mon-fri", "0", "sat,sun", "1-5"])
+
+
+@settings(max_examples=80, deadline=None)
+@given(fields=st.tuples(_SECOND, _MINUTE, _HOUR, _DOM, _MONTH, _DOW), start=st.integers(0, 10**8))
+def test_aps_go_cron_fires_where_robfig_did(fields: tuple[str, ...], start: int) -> None:
+    """The converted spec fires on the instants the seconds-first original named."""
+    spec = " ".join(fields)
+    trigger, converted, _ = aps_go_schedule(spec)
+    ours = build_trigger(trigger, converted, ZoneInfo("UTC"), datetime(2000, 1, 1, tzinfo=UTC))
+    after = datetime(2030, 1, 1, tzinfo=UTC) + timedelta(seconds=start)
+    theirs = croniter(spec, after.replace(tzinfo=None), second_at_beginning=True)
+    expected = [theirs.get_next(datetime).replace(tzinfo=UTC) for _ in range(5)]
+    assert next_fires(ours, after, 5) == expected, (spec, converted)
