@@ -188,3 +188,37 @@ def test_compat_routers_need_the_token_and_are_documented(api: httpx.Client) -> 
     # Every path the documents list is served.
     for path in ("/task-manage/", "/api/scheduler/task/list", "/api/scheduler/task/add"):
         assert path in document("003") + document("004")
+
+
+def test_004_edits_reach_beat_within_a_second_or_so(api: httpx.Client, db: Engine) -> None:
+    """Same pickup as /tasks: an interval task added through 004 fires at once, a pause stops it."""
+    body = {
+        "name": "every second",
+        "func": "scheduler.module.sync_tasks:daily_report",
+        "trigger": "interval",
+        "trigger_args": {"seconds": 1},
+    }
+    task = api.post("/api/scheduler/task/add", json=body).json()
+
+    def successes() -> int:
+        return sql(db, "SELECT COUNT(*) FROM execute_task WHERE task_id = :t AND status = 'success'", t=task["id"])[0][
+            0
+        ]
+
+    wait_for(lambda: successes() >= 2, 15, what="two fires of the added task")
+    api.post(f"/api/scheduler/task/pause/{task['id']}")
+    paused_at = sql(db, "SELECT UTC_TIMESTAMP(6)")[0][0]
+    wait_for(lambda: sql(db, "SELECT status FROM task WHERE id = :t", t=task["id"])[0][0] == "paused", 5, what="paused")
+    wait_for(
+        lambda: sql(db, "SELECT UTC_TIMESTAMP(6) > :p + INTERVAL 3 SECOND", p=paused_at)[0][0],
+        10,
+        what="three seconds after the pause",
+    )
+    # Within a second of the pause no run starts any more (a fire claimed ahead may be recorded skipped).
+    started_late = sql(
+        db,
+        "SELECT COUNT(*) FROM execute_task WHERE task_id = :t AND started_at > :p + INTERVAL 1 SECOND",
+        t=task["id"],
+        p=paused_at,
+    )[0][0]
+    assert started_late == 0, f"{started_late} runs started more than 1 s after the pause"
