@@ -113,6 +113,13 @@ def _renamed(call: Any) -> Any:
         raise compat.renamed(exc, compat.TASK_MANAGE_FIELD) from None
 
 
+def _paged(call: Any) -> Any:
+    try:
+        return call()
+    except ValidationFailed as exc:  # this API calls the offset "skip"
+        raise compat.renamed(exc, {"offset": "skip"}) from None
+
+
 @router.post("/", response_model=TaskManageOut, status_code=200)
 def create_task(body: TaskManageCreate, service: Service) -> TaskManageOut:
     """Create a task; beat schedules it within a second."""
@@ -128,7 +135,7 @@ def list_tasks(
     limit: int = Query(100, description="Most rows returned (1-1000)."),
 ) -> list[TaskManageOut]:
     """Every task, by id."""
-    page = service.list_tasks(limit=limit, offset=skip)
+    page = _paged(lambda: service.list_tasks(limit=limit, offset=skip))
     running = compat.running_task_ids(service.engine, [t.id for t in page.items])
     return [TaskManageOut.model_validate(compat.task_manage_view(t, t.id in running)) for t in page.items]
 
@@ -184,5 +191,5 @@ def task_logs(
 ) -> list[ExecutionLogOut]:
     """The task's execution logs, newest first."""
     task = service.get_task(task_id)
-    page = service.list_runs(task.id, limit=limit, offset=skip)
+    page = _paged(lambda: service.list_runs(task.id, limit=limit, offset=skip))
     return [ExecutionLogOut.model_validate(compat.execution_log_view(run, task.task_key)) for run in page.items]

@@ -102,3 +102,11 @@ def test_largest_offset_the_database_takes_is_an_empty_page(client: TestClient) 
     assert response.status_code == 200 and response.json()["items"] == [], response.text
     logs = client.get(f"/tasks/x/logs?offset={2**63 - 1}")
     assert logs.status_code == 200 and logs.json()["items"] == [], logs.text
+
+
+@pytest.mark.parametrize("path", ["/task-manage/?skip={}", "/task-manage/{task_id}/logs?skip={}"])
+def test_huge_skip_of_the_003_api_is_422_naming_skip(client: TestClient, path: str) -> None:
+    task_id = client.post("/tasks", json=body("x")).json()["id"]
+    response = client.get(path.format(HUGE[0], task_id=task_id))
+    assert response.status_code == 422, response.text
+    assert response.json()["field"] == "skip"
