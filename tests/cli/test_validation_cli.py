@@ -37,3 +37,11 @@ def test_prune_duration_out_of_range_is_one_line_naming_older_than(tablebeat: In
 def test_prune_largest_duration_still_works(tablebeat: Invoke) -> None:
     result = tablebeat("prune", "--older-than", "5000w")
     assert result.exit_code == 0 and "deleted 0" in result.stdout, result.output
+
+
+@pytest.mark.parametrize("argv", [["task", "list"], ["task", "logs", "r"]])
+def test_huge_offset_exits_2_naming_offset(tablebeat: Invoke, argv: list[str]) -> None:
+    assert tablebeat("task", "add", "r", "-f", "test_interval", "-t", "interval", "-s", "5").exit_code == 0
+    result = tablebeat(*argv, "--offset", "99999999999999999999")
+    assert result.exit_code == 2, result.output
+    assert "offset: must be at most" in result.stderr and "Traceback" not in result.output
