@@ -41,7 +41,23 @@ class Cell:
 
 #: Fire and record run on every cell; the other behaviours on each database with Redis and on
 #: each broker with MariaDB, so every database and every broker passes all of them.
-ALL_CELLS = [Cell(d, b) for d in DATABASES for b in BROKERS]
+#: In run order: a quick fire-only cell after each longer one, so the cells made in the
+#: background while one runs (conftest.py) are ready when their turn comes.
+ALL_CELLS = [
+    Cell(*pair.split("-"))
+    for pair in (
+        "mariadb-redis",
+        "mariadb-rabbitmq",
+        "postgresql-rabbitmq",
+        "mariadb-sqla",
+        "postgresql-sqla",
+        "postgresql-redis",
+        "sqlite-rabbitmq",
+        "sqlite-redis",
+        "sqlite-sqla",
+    )
+]
+assert {(c.database, c.broker) for c in ALL_CELLS} == {(d, b) for d in DATABASES for b in BROKERS}
 CORE_CELLS = [c for c in ALL_CELLS if c.broker == "redis" or c.database == "mariadb"]
 #: Behaviours decided by the database alone (beat restart, lost-run detection): each database once.
 DATABASE_CELLS = [c for c in ALL_CELLS if c.broker == "redis"]

@@ -1,7 +1,7 @@
 """The contract suite's cell fixture: one beat and two workers per backend cell, shared by the
 module's tests of that cell (pytest groups the tests by cell, so each cell starts once).
 
-While one cell's tests run, the next cell is already being made (database, broker, processes)
+While one cell's tests run, the next two cells are already being made (database, broker, processes)
 in a background thread, and a finished cell is stopped in the background: start-up and shutdown
 cost no wall time but the first cell's.
 """
@@ -95,22 +95,21 @@ def cell_pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CellPool]:
         pool.close()
 
 
-def _next_cell(session: pytest.Session, cell: Cell) -> Cell | None:
-    """The cell whose tests come after ``cell``'s in this run's order."""
+def _next_cells(session: pytest.Session, cell: Cell, count: int = 2) -> list[Cell]:
+    """The ``count`` cells whose tests come after ``cell``'s in this run's order."""
     order: list[Cell] = []
     for item in session.items:
         callspec = getattr(item, "callspec", None)
         if callspec is not None and "contract" in callspec.params and callspec.params["contract"] not in order:
             order.append(callspec.params["contract"])
     position = order.index(cell) if cell in order else len(order)
-    return order[position + 1] if position + 1 < len(order) else None
+    return order[position + 1 : position + 1 + count]
 
 
 @pytest.fixture(scope="module", params=params(ALL_CELLS))
 def contract(request: pytest.FixtureRequest, cell_pool: CellPool) -> Iterator[ContractCell]:
     cell: Cell = request.param
-    following = _next_cell(request.session, cell)
-    if following is not None:
+    for following in _next_cells(request.session, cell):
         cell_pool.prepare(following)
     try:
         running = cell_pool.get(cell)
