@@ -28,7 +28,7 @@ from models import RunStatus, Task, TaskStatus, make_engine
 from models.db_errors import driver_error, is_deadlock
 from protocol.message import job_names
 from protocol.trace import new_celery_id, new_trace_id
-from scheduler import metrics, store, timeline
+from scheduler import claim_review, metrics, store, timeline
 from scheduler.dispatch import BrokerUnavailable, Dispatch, PreparedMessage, Publisher
 from scheduler.entries import TableEntry, TableSchedule
 from scheduler.errors import RowError
@@ -277,7 +277,45 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
             self._take_over(dead)
 
     def _on_rows_changed(self, task_ids: set[int]) -> None:
-        """Hook after changed rows were settled (claims already made for them are left as they are)."""
+        """Hook after changed rows were settled: a change wins over this beat's claims of them
+        (cancelled or rebuilt, ``scheduler/claim_review.py``)."""
+        if not self._ready:
+            return
+        held = [item[2].dispatch for item in self._ready if item[2].dispatch.task_id in task_ids]
+        if not held:
+            return
+        assert self._engine is not None
+        jobs = self._compile_for_outbox({int(d.task_id or 0) for d in held})
+        try:
+            with self._engine.begin() as conn:
+                review = claim_review.review_claims(conn, held, task_ids, jobs)
+                skipped = set(claim_review.skip_claims(conn, review.cancelled, utcnow()))
+        except SQLAlchemyError as exc:
+            self._db_failed("cancelling claims of changed tasks", exc)
+            return  # the worker's guarded start still refuses them
+        if not review.cancelled and not review.rebuilt:
+            return
+        kept: list[tuple[float, int, PreparedMessage]] = []
+        for at, run_id, prepared in self._ready:
+            if run_id in review.cancelled:
+                self._claimed_m.pop(run_id, None)
+                if run_id in skipped:
+                    d = prepared.dispatch
+                    logger.warning(
+                        "tablebeat: run %s at %s not published: %s [task_key=%s trace_id=%s]",
+                        run_id,
+                        d.scheduled_at.isoformat(),
+                        review.cancelled[run_id],
+                        d.task_key,
+                        d.trace_id,
+                        extra={"trace_id": d.trace_id, "run_id": run_id},
+                    )
+                    metrics.fire_skipped(review.cancelled[run_id].split(":")[0])
+                continue  # not skipped here: published or taken over meanwhile; the worker's guard decides
+            rebuilt = review.rebuilt.get(run_id)
+            kept.append((at, run_id, self.publisher.prepare(rebuilt) if rebuilt is not None else prepared))
+        heapq.heapify(kept)
+        self._ready = kept
 
     def _safety_net(self, conn: Any) -> None:
         """Settle rows the change log did not name (triggers dropped): index range scans from the last marks."""

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Integer, String, bindparam, exists, func, select
+from sqlalchemy import ColumnElement, Integer, String, bindparam, exists, func, or_, select
 
 from models import ExecuteTask, Task, UTCDateTime
 
@@ -72,7 +72,11 @@ _MINE = _RUNS.c.trace_id == bindparam("m_trace", type_=String())
 _OF_TASK = _RUNS.c.task_id == bindparam("m_task", type_=Integer())
 _UNCHANGED = (
     _TASKS.c.is_valid == 1,
-    config_stamp().between(bindparam("m_lo", type_=UTCDateTime()), bindparam("m_hi", type_=UTCDateTime())),
+    or_(
+        config_stamp().between(bindparam("m_lo", type_=UTCDateTime()), bindparam("m_hi", type_=UTCDateTime())),
+        # Edited only after the fire's instant: the fire belonged to the config it was claimed with.
+        config_stamp() > _RUNS.c.scheduled_at,
+    ),
 )
 #: Prebuilt guards (bound per message by :func:`guard_params`): no statement is built per run.
 GUARDS_MANUAL: tuple[ColumnElement[bool], ...] = (_MINE,)
@@ -110,6 +114,7 @@ class RowFacts:
     trace_id: str | None
     status: str
     attempt: int
+    scheduled_at: datetime | None
     task_exists: bool
     execute_func: str | None
     is_valid: int | None
@@ -130,8 +135,11 @@ def refusal(message: RunMessage, row: RowFacts, *, fresh: bool) -> tuple[Refusal
         return Refusal.FORGED, f"it names task {message.task_id}, the run belongs to task {row.task_id}"
     if not row.task_exists:
         return Refusal.DELETED, "deleted: the task was deleted after this fire was claimed"
-    changed = message.config_at is not None and (
-        row.stamp is None or abs(row.stamp - message.config_at) > STAMP_TOLERANCE
+    changed = (
+        message.config_at is not None
+        and (row.stamp is None or abs(row.stamp - message.config_at) > STAMP_TOLERANCE)
+        # An edit after the fire's instant does not cancel it (the fire belonged to the old config).
+        and not (row.stamp is not None and row.scheduled_at is not None and row.stamp > row.scheduled_at)
     )
     if fresh and message.config_at is not None:
         if row.is_valid != 1:
@@ -153,6 +161,7 @@ def read_facts(conn: Any, run_id: int) -> RowFacts | None:
             _RUNS.c.trace_id,
             _RUNS.c.status,
             _RUNS.c.attempt,
+            _RUNS.c.scheduled_at,
             _TASKS.c.id.label("tid"),
             _TASKS.c.execute_func,
             _TASKS.c.is_valid,
@@ -168,6 +177,7 @@ def read_facts(conn: Any, run_id: int) -> RowFacts | None:
         trace_id=row.trace_id,
         status=row.status,
         attempt=int(row.attempt or 1),
+        scheduled_at=row.scheduled_at,
         task_exists=row.tid is not None,
         execute_func=row.execute_func,
         is_valid=row.is_valid,
