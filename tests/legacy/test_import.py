@@ -181,3 +181,32 @@ def test_import_maps_fields_and_statuses_and_runs_twice_without_doubling(url: st
                 engine.dispose()
         finally:
             cluster.stop_all()
+
+
+@pytest.mark.postgresql
+def test_import_from_mariadb_into_postgresql(url: str) -> None:
+    """``--from`` another database; 004's kept ids move PostgreSQL's id sequence on."""
+    create_legacy_tables(url)
+    with fresh_database("postgresql") as target:
+        upgrade(target)
+        proc = subprocess.run(
+            [sys.executable, "-m", "cli.main", "db", "import", "--url", target, "--from", url],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=legacy_env(target, "memory://"),
+        )
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert "task_manage: 4 copied" in proc.stdout and "sys_scheduler_task: 1 copied" in proc.stdout
+        engine = make_engine(target)
+        try:
+            assert sql(engine, "SELECT id FROM task WHERE task_key = 'daily_sync'") == [(42,)]
+            sql(
+                engine,
+                'INSERT INTO task (task_key, execute_func, "trigger", spec) '
+                "VALUES ('after', 'noop', 'interval', '5')",
+            )
+            assert sql(engine, "SELECT id FROM task WHERE task_key = 'after'")[0][0] > 42
+            assert sql(engine, "SELECT COUNT(*) FROM execute_task")[0][0] == 3
+        finally:
+            engine.dispose()
