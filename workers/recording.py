@@ -49,17 +49,23 @@ class RecordedTask(Task):  # type: ignore[misc]  # Celery is untyped
     #: Marks the Celery task of a registered job (beat finds job names by it: ``protocol.message.job_names``).
     tablebeat_job = True
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+    def __call__(self, /, *args: Any, **kwargs: Any) -> Any:
+        # ``self`` positional-only: a message whose kwargs hold "self" reaches the job (which then
+        # fails, recorded) instead of failing this call before the run is recorded.
         request = self.request
         # task_prerun has usually set the context already; a direct call sets it here.
         task_key = current_task_key.get() or (str(args[0]) if args else self.name)
         trace_id = current_trace_id.get() or kwargs.get(TRACE_KWARG) or _header_trace_id(request) or new_trace_id()
         run_id = kwargs.get(SUB_TASK_ID)
+        if run_id is not None and _as_run_id(run_id) is None:
+            logger.error("message refused as forged: sub_task_id %r is not a run id", run_id)
+            metrics.start_refused("forged")
+            raise Ignore()
         manual = run_id is None
         kwargs_in = kwargs
         key_token = current_task_key.set(task_key)
         trace_token = current_trace_id.set(trace_id)
-        run_token = current_run_id.set(None if run_id is None else int(run_id))
+        run_token = current_run_id.set(_as_run_id(run_id))
         try:
             if run_id is None:
                 run_id = run_store.create_manual_run(task_key, trace_id, request.id or "")
@@ -181,6 +187,17 @@ def _request_task_key(request: Any) -> str | None:
     return str(args[0]) if args else None
 
 
+def _as_run_id(value: Any) -> int | None:
+    """``value`` as a run id (a positive integer), or None."""
+    if isinstance(value, bool):
+        return None
+    try:
+        run_id = int(value)
+    except (TypeError, ValueError):
+        return None
+    return run_id if run_id > 0 else None
+
+
 def _header_datetime(request: Any, name: str) -> datetime | None:
     """An ISO 8601 instant header beat put on the message (None when absent or unreadable)."""
     value = _header(request, name)
@@ -215,11 +232,10 @@ def _enter_run_context(task_id: str = "", task: Any = None, args: Any = None, kw
         task_key = str(args[0])
     else:
         task_key = getattr(task, "name", "") or "-"
-    run_id = kwargs.get(SUB_TASK_ID)
     _run_context_tokens[task_id] = (
         current_task_key.set(task_key),
         current_trace_id.set(trace_id),
-        current_run_id.set(None if run_id is None else int(run_id)),
+        current_run_id.set(_as_run_id(kwargs.get(SUB_TASK_ID))),
     )
 
 
@@ -266,3 +282,47 @@ def _record_expired(request: Any = None, expired: bool = False, **_: Any) -> Non
         metrics.run_finished(getattr(request, "task", "") or "", _request_task_key(request), status.value, None)
     if expired and written:
         alert_run(int(run_id), RunStatus.EXPIRED)  # issue 3 item 5
+
+
+@signals.task_unknown.connect
+def _record_unknown_job(name: str = "", message: Any = None, exc: Any = None, **_: Any) -> None:
+    """A message for a job this worker does not have: its run is recorded ``failed`` (and alerted),
+    not left ``pending`` for ever.  Only the message's own run (matched by trace ID)."""
+    try:
+        run_id, trace_id = _run_of_message(message)
+    except Exception:  # an unreadable body: beat's pending sweep closes the run
+        return
+    if run_id is None or trace_id is None:
+        return
+    reason = (
+        f"not started: job {name!r} is not registered on this worker; "
+        "list the module that registers it in TABLEBEAT_JOB_MODULES"
+    )
+    try:
+        written = run_store.finish_run(
+            run_id,
+            RunStatus.FAILED,
+            error=reason,
+            from_statuses=(RunStatus.PENDING.value, RunStatus.RETRYING.value),
+            trace_id=trace_id,
+        )
+    except Exception:  # a bookkeeping failure must not take the worker down
+        logger.critical("could not record the failure of run %s (unknown job %r)", run_id, name, exc_info=True)
+        return
+    if written:
+        logger.error("run %s failed: %s", run_id, reason, extra={"trace_id": trace_id, "run_id": run_id})
+        metrics.run_finished(name, None, RunStatus.FAILED.value, None)
+        alert_run(run_id, RunStatus.FAILED)
+
+
+def _run_of_message(message: Any) -> tuple[int | None, str | None]:
+    """(run id, trace ID) a raw task message names (protocol 2 body ``[args, kwargs, embed]`` or 1)."""
+    body = message.decode() if hasattr(message, "decode") else message.body
+    kwargs: dict[str, Any] = {}
+    if isinstance(body, (list, tuple)) and len(body) >= 2 and isinstance(body[1], dict):
+        kwargs = body[1]
+    elif isinstance(body, dict):
+        kwargs = body.get("kwargs") or {}
+    headers = getattr(message, "headers", None) or {}
+    trace = kwargs.get(TRACE_KWARG) or headers.get(TRACE_HEADER)
+    return _as_run_id(kwargs.get(SUB_TASK_ID)), (str(trace) if trace else None)
