@@ -66,7 +66,7 @@ def create_app(
     app.state.sessions = SessionStore(service.engine, settings.session_seconds)
     app.state.login_limiter = LoginLimiter(service.engine, settings.login_failures_per_minute)
     app.add_middleware(RequestGuard, settings=settings)
-    install_error_handlers(app)
+    install_error_handlers(app, error_page=console.error_page)
     app.add_api_route(
         "/health",
         _health,

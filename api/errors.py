@@ -1,12 +1,17 @@
-"""One error body for every failure: ``{"detail": "<field>: <reason>", "field": ...}``."""
+"""One error body for every failure: ``{"detail": "<field>: <reason>", "field": ...}``.
+
+Routes that serve HTML (the console) register an error page with :func:`install_error_handlers`;
+their failures are rendered by it, so a browser never lands on a JSON body.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from service.errors import ServiceError
 
@@ -14,22 +19,41 @@ from service.errors import ServiceError
 _LOCATIONS = ("body", "query", "path", "header")
 
 
-def install_error_handlers(app: FastAPI) -> None:
-    """Map service errors and request-shape errors to JSON bodies naming the field."""
+#: Renders a failed request as a page (status, detail), or returns None to leave it to JSON.
+ErrorPage = Callable[[Request, int, str], Response | None]
+
+
+def install_error_handlers(app: FastAPI, error_page: ErrorPage | None = None) -> None:
+    """Map service errors and request-shape errors to JSON bodies naming the field.
+
+    ``error_page`` answers first for the requests it claims (it returns None for the others).
+    """
+    app.state.error_page = error_page
     app.add_exception_handler(ServiceError, _service_error)
     app.add_exception_handler(RequestValidationError, _request_error)
 
 
-async def _service_error(_request: Request, exc: Exception) -> JSONResponse:
+def _as_page(request: Request, status: int, detail: str) -> Response | None:
+    error_page: ErrorPage | None = getattr(request.app.state, "error_page", None)
+    return error_page(request, status, detail) if error_page else None
+
+
+async def _service_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ServiceError)  # registered for ServiceError only
+    page = _as_page(request, exc.http_status, str(exc))
+    if page is not None:
+        return page
     return JSONResponse(status_code=exc.http_status, content={"detail": str(exc), "field": exc.field})
 
 
-async def _request_error(_request: Request, exc: Exception) -> JSONResponse:
+async def _request_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)  # registered for it only
     errors = _merge_alternatives([_describe(error) for error in exc.errors()])
     first = errors[0] if errors else {"field": None, "reason": "invalid request"}
     detail = f"{first['field']}: {first['reason']}" if first["field"] else first["reason"]
+    page = _as_page(request, 422, detail)
+    if page is not None:
+        return page
     return JSONResponse(status_code=422, content={"detail": detail, "field": first["field"], "errors": errors})
 
 

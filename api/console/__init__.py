@@ -4,6 +4,6 @@ Server-rendered pages (Jinja2) with htmx polling for live fragments; static asse
 vendored in ``static/``, so nothing is fetched from the internet at run time.
 """
 
-from api.console.pages import router
+from api.console.pages import error_page, router
 
-__all__ = ["router"]
+__all__ = ["error_page", "router"]

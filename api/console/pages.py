@@ -10,6 +10,7 @@ import hashlib
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from http import HTTPStatus
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -149,6 +150,26 @@ def forbidden(request: Request, reason: str) -> HTMLResponse:
 
 def not_found(request: Request, exc: TaskNotFound) -> HTMLResponse:
     return render(request, "message.html", {"title": "No such job", "message": str(exc)}, status_code=404)
+
+
+#: Titles of the error page where the HTTP phrase ("Unprocessable Entity") says little.
+_ERROR_TITLES = {422: "Bad request", 503: "Service unavailable"}
+
+
+def error_page(request: Request, status_code: int, detail: str) -> Response | None:
+    """The console's failures (a bad page number, an id that is not a number) as an HTML page.
+
+    Installed as the app's error page (:func:`api.errors.install_error_handlers`); returns
+    None for requests that did not reach a console route, which keep the API's JSON body.
+    """
+    route = request.scope.get("route")
+    if getattr(route, "endpoint", None) not in _CONSOLE_ENDPOINTS:
+        return None
+    try:
+        title = _ERROR_TITLES.get(status_code) or HTTPStatus(status_code).phrase
+    except ValueError:
+        title = "Error"
+    return render(request, "message.html", {"title": title, "message": detail}, status_code=status_code)
 
 
 def see_other(url: str) -> RedirectResponse:
@@ -513,3 +534,7 @@ def static_file(name: str) -> Response:
         media_type=_MEDIA_TYPES.get(path.suffix, "application/octet-stream"),
         headers={"Cache-Control": "public, max-age=3600", "X-Content-Type-Options": "nosniff"},
     )
+
+
+#: The console's route functions: include_router copies routes, but keeps their endpoints.
+_CONSOLE_ENDPOINTS = frozenset(getattr(route, "endpoint", None) for route in router.routes) - {None}
