@@ -72,12 +72,14 @@ def _register(job_name: str, func: Callable[..., Any], task_options: dict[str, A
         if existing.function is func:
             return
         raise ValueError(f"job name {job_name!r} is already registered by {existing.function!r}")
-    shape = CallShape.of(job_name, func)
+    bound = bool(task_options.get("bind"))
+    shape = CallShape.of(job_name, func, bound=bound)
 
     @functools.wraps(func)
     def body(*args: Any, **kwargs: Any) -> Any:
+        task, args = (args[:1], args[1:]) if bound else ((), args)  # bind=True: Celery's task comes first
         call_args, call_kwargs = shape.arguments(args[0] if args else job_name, args[1:], kwargs)
-        return func(*call_args, **call_kwargs)
+        return func(*task, *call_args, **call_kwargs)
 
     # Celery checks call arguments against the body's signature; the body takes anything.
     body.__signature__ = inspect.Signature(  # type: ignore[attr-defined]

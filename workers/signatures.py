@@ -38,13 +38,20 @@ class CallShape:
     signature: str
 
     @classmethod
-    def of(cls, job_name: str, func: Callable[..., Any]) -> CallShape:
-        """Read ``func``'s signature once. :raises TypeError: when it has none (a builtin)."""
+    def of(cls, job_name: str, func: Callable[..., Any], *, bound: bool = False) -> CallShape:
+        """Read ``func``'s signature once (``bound``: its first parameter takes Celery's task, ``bind=True``).
+
+        :raises TypeError: when it has none (a builtin), or a bound job takes no parameter.
+        """
         try:
             sig = inspect.signature(func)
         except (TypeError, ValueError) as exc:
             raise TypeError(f"job {job_name!r}: cannot read the signature of {func!r}: {exc}") from None
         params = list(sig.parameters.values())
+        if bound:
+            if not params or params[0].kind not in _POSITIONAL:
+                raise TypeError(f"job {job_name!r} has bind=True but {func.__name__}{sig} takes no task parameter")
+            params = params[1:]
         positional = [p for p in params if p.kind in _POSITIONAL]
         var_positional = any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in params)
         names = {p.name for p in params if p.kind in (*_POSITIONAL, inspect.Parameter.KEYWORD_ONLY)}

@@ -210,3 +210,15 @@ def test_every_function_shape_runs_on_a_real_worker(legacy_cluster: Cluster, db:
     assert _first_finished(db, zero_id)[:2] == ("success", "'synced'")
     assert _first_finished(db, named_id)[:2] == ("success", "'notified user123 via email: hello'")
     assert _first_finished(db, legacy_id)[:2] == ("success", "'interval ok [1, 2, 3]'")
+
+
+def test_bind_true_jobs_get_celery_task_first() -> None:
+    def bound(self, task_key, *args, **kwargs):
+        return self, task_key, args
+
+    shape = CallShape.of("bound", bound, bound=True)
+    assert shape.task_key == "positional"
+    call_args, call_kwargs = shape.arguments("k", (1,), CONTEXT)
+    assert bound("TASK", *call_args, **call_kwargs) == ("TASK", "k", (1,))
+    with pytest.raises(TypeError, match="bind=True"):
+        CallShape.of("bad", zero, bound=True)
