@@ -108,6 +108,10 @@ def _env_seconds(name: str, default: float) -> float:
 tablebeat_stale_claim_seconds = _env_seconds("TABLEBEAT_STALE_CLAIM_SECONDS", 10.0)
 #: A beat silent this long is dead or frozen: the other beats publish the fires it had claimed.
 tablebeat_beat_dead_seconds = _env_seconds("TABLEBEAT_BEAT_DEAD_SECONDS", 1.5)
+#: A run still pending this long after its publish is published once more (its message may be lost).
+tablebeat_pending_republish_seconds = _env_seconds("TABLEBEAT_PENDING_REPUBLISH_SECONDS", 120.0)
+#: A run still pending this long after its instant is closed 'expired' (the run invariant's bound).
+tablebeat_pending_expire_seconds = _env_seconds("TABLEBEAT_PENDING_EXPIRE_SECONDS", 900.0)
 #: A worker silent this long is dead: its running rows become 'lost'.
 tablebeat_worker_dead_seconds = _env_seconds("TABLEBEAT_WORKER_DEAD_SECONDS", 30.0)
 #: How often each worker stamps worker_heartbeat.

@@ -28,7 +28,7 @@ from models import RunStatus, Task, TaskStatus, make_engine
 from models.db_errors import driver_error, is_deadlock
 from protocol.message import job_names
 from protocol.trace import new_celery_id, new_trace_id
-from scheduler import claim_review, metrics, store, timeline
+from scheduler import claim_review, metrics, store, sweeps, timeline
 from scheduler.dispatch import BrokerUnavailable, Dispatch, PreparedMessage, Publisher
 from scheduler.entries import TableEntry, TableSchedule
 from scheduler.errors import RowError
@@ -556,6 +556,7 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
         self._next_housekeep = now_m + self.settings.refresh_seconds
         assert self._engine is not None
         try:
+            self._sweep_pending()
             self._republish_unpublished()
             with self._engine.begin() as conn:
                 now = utcnow()
@@ -581,6 +582,36 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
                 alert_run(run.id, RunStatus.LOST)  # issue 3 item 5: queued, sent by a background thread
         except SQLAlchemyError as exc:
             self._db_failed("housekeeping", exc)
+
+    def _sweep_pending(self) -> None:
+        """The run invariant (``scheduler/sweeps.py``): republish runs whose message may be lost, close
+        runs that never started within the bound."""
+        assert self._engine is not None
+        now = utcnow()
+        with self._engine.begin() as conn:
+            republished = 0
+            if self._broker_down_since is None:
+                cut = now - timedelta(seconds=self.settings.pending_republish_seconds)
+                republished = sweeps.republish_stale(conn, cut)
+            expired = sweeps.expire_unstarted(conn, now - timedelta(seconds=self.settings.pending_expire_seconds), now)
+        if republished:
+            logger.warning(
+                "tablebeat: %d runs still pending %ss after their publish will be published again "
+                "(message lost? the worker's guard keeps each a single run)",
+                republished,
+                int(self.settings.pending_republish_seconds),
+            )
+        for run in expired:
+            logger.error(
+                "tablebeat: run %s expired: not started within %ss of its instant (queue %r) [task_key=%s trace_id=%s]",
+                run.run_id,
+                int(self.settings.pending_expire_seconds),
+                run.queue or "celery",
+                run.task_key,
+                run.trace_id,
+                extra={"trace_id": run.trace_id, "run_id": run.run_id},
+            )
+            alert_run(run.run_id, RunStatus.EXPIRED)
 
     def _republish_unpublished(self) -> None:
         if self._broker_down_since is not None:

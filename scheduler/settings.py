@@ -25,11 +25,23 @@ class SchedulerSettings:
     publish_batch_size: int = 1000
     #: A beat that has not stamped ``beat_node`` for this long is dead or frozen: others take over its claims.
     beat_dead_seconds: float = 1.5
+    #: A run still pending this long after its publish is published once more (its message may be lost).
+    pending_republish_seconds: float = 120.0
+    #: A run still pending this long after its instant is closed ``expired`` (the run invariant's bound).
+    pending_expire_seconds: float = 900.0
     #: Due rows claimed per transaction (each beat locks at most this many timeline rows at once).
     claim_batch: int = 2000
 
     def __post_init__(self) -> None:
-        positive = ("refresh_seconds", "poll_seconds", "lookahead_seconds", "stale_claim_seconds", "beat_dead_seconds")
+        positive = (
+            "refresh_seconds",
+            "poll_seconds",
+            "lookahead_seconds",
+            "stale_claim_seconds",
+            "beat_dead_seconds",
+            "pending_republish_seconds",
+            "pending_expire_seconds",
+        )
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ValueError(f"tablebeat_{name}: must be positive, got {getattr(self, name)!r}")
@@ -63,4 +75,6 @@ class SchedulerSettings:
             publish_batch_size=int(get("publish_batch_size", defaults.publish_batch_size)),
             beat_dead_seconds=float(get("beat_dead_seconds", defaults.beat_dead_seconds)),
             claim_batch=int(get("claim_batch", defaults.claim_batch)),
+            pending_republish_seconds=float(get("pending_republish_seconds", defaults.pending_republish_seconds)),
+            pending_expire_seconds=float(get("pending_expire_seconds", defaults.pending_expire_seconds)),
         )

@@ -65,3 +65,6 @@ def engine_for() -> Iterator[object]:
     yield make
     for engine in engines:
         engine.dispose()
+
+
+from tests.ops.conftest import webhook  # noqa: E402,F401  (a real local webhook receiver)

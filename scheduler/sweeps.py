@@ -1,0 +1,89 @@
+"""The run invariant's beat-side sweeps: no ``execute_task`` row stays ``pending`` for ever.
+
+Every run is final (``success``, ``failed``, ``skipped``, ``lost``, ``expired``) within a bound,
+whatever happens to its message (docs/reliability.md, "The run invariant"):
+
+- a run still ``pending`` ``pending_republish_seconds`` after its publish (its message lost to a
+  broker restart or ``FLUSHDB``, or not taken yet) is published once more; the worker's guarded
+  start keeps it a single run if both copies arrive;
+- a run still ``pending`` ``pending_expire_seconds`` after its instant is closed ``expired`` with
+  the reason, and alerted; a copy of its message that turns up later finds it final and is dropped.
+
+Each function is one or two indexed statements; beat calls them from housekeeping.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Connection, select, update
+
+from models import ExecuteTask, RunStatus, Task
+
+#: ``extra`` of a run beat claimed, and of one this sweep has republished (at most once).
+CLAIMED_EXTRA = "{}"
+REPUBLISHED_EXTRA = '{"republished": true}'
+
+
+def republish_stale(conn: Connection, published_before: datetime, limit: int = 5000) -> int:
+    """Mark ``pending`` runs published before ``published_before`` (and never republished) unpublished,
+    so the outbox sweep publishes them again; returns how many."""
+    ids = [
+        int(r.id)
+        for r in conn.execute(
+            select(ExecuteTask.id)
+            .where(
+                ExecuteTask.status == RunStatus.PENDING.value,
+                ExecuteTask.published_at < published_before,
+                ExecuteTask.extra == CLAIMED_EXTRA,
+            )
+            .limit(limit)
+        )
+    ]
+    if not ids:
+        return 0
+    return (
+        conn.execute(
+            update(ExecuteTask)
+            .where(ExecuteTask.id.in_(ids), ExecuteTask.status == RunStatus.PENDING.value)
+            .values(published_at=None, extra=REPUBLISHED_EXTRA)
+        ).rowcount
+        or 0
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ExpiredRun:
+    """A run closed because it never started."""
+
+    run_id: int
+    task_id: int
+    trace_id: str | None
+    task_key: str | None
+    queue: str | None
+
+
+def expire_unstarted(
+    conn: Connection, scheduled_before: datetime, now: datetime, limit: int = 5000
+) -> list[ExpiredRun]:
+    """Close ``pending`` runs whose instant is before ``scheduled_before``: ``expired`` with the reason."""
+    rows = conn.execute(
+        select(ExecuteTask.id, ExecuteTask.task_id, ExecuteTask.trace_id, Task.task_key, Task.queue)
+        .join(Task, Task.id == ExecuteTask.task_id, isouter=True)
+        .where(ExecuteTask.status == RunStatus.PENDING.value, ExecuteTask.scheduled_at < scheduled_before)
+        .limit(limit)
+    ).all()
+    closed: list[ExpiredRun] = []
+    for row in rows:  # one guarded write each (rare): a run a worker started meanwhile keeps running
+        reason = (
+            f"expired: not started by {now.isoformat(timespec='seconds')}: its message was lost, no live worker "
+            f"consumes queue {row.queue or 'celery'!r}, or the workers were busy for that long"
+        )
+        if conn.execute(
+            update(ExecuteTask)
+            .where(ExecuteTask.id == row.id, ExecuteTask.status == RunStatus.PENDING.value)
+            .values(status=RunStatus.EXPIRED.value, result=reason, finished_at=now)
+        ).rowcount:
+            closed.append(ExpiredRun(int(row.id), int(row.task_id), row.trace_id, row.task_key, row.queue))
+    return closed
