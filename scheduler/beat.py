@@ -290,6 +290,8 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
             with self._engine.begin() as conn:
                 review = claim_review.review_claims(conn, held, task_ids, jobs)
                 skipped = set(claim_review.skip_claims(conn, review.cancelled, utcnow()))
+            for run_id in skipped:
+                metrics.fire_skipped(review.cancelled[run_id])
         except SQLAlchemyError as exc:
             self._db_failed("cancelling claims of changed tasks", exc)
             return  # the worker's guarded start still refuses them

@@ -24,7 +24,7 @@ PICKUP_BUCKETS = (0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 5.0, 10.0, 30.0, 60.0)
 SYNC_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0, 30.0)
 
 #: Why a fire was recorded ``skipped`` instead of run.
-SKIP_REASONS = ("coalesced", "misfire", "task_gone", "other")
+SKIP_REASONS = ("coalesced", "misfire", "task_gone", "rescheduled", "other")
 
 
 class BeatMetrics:
@@ -108,8 +108,10 @@ def skip_reason(text: str | None) -> str:
         return "coalesced"
     if text.startswith("misfire"):
         return "misfire"
-    if "paused, deleted" in text:
+    if "paused, deleted" in text or text.startswith(("paused:", "deleted:")):
         return "task_gone"
+    if text.startswith("rescheduled:"):
+        return "rescheduled"
     return "other"
 
 

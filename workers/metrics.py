@@ -22,7 +22,7 @@ from workers.celery_app import app
 #: Run lengths from a no-op job (about a millisecond) to long batch jobs.
 DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 OUTCOMES = ("success", "failed", "retrying", "skipped", "expired")
-REFUSALS = ("duplicate", "max_instances")
+REFUSALS = ("duplicate", "max_instances", "changed", "forged")
 
 
 class WorkerMetrics:
@@ -42,7 +42,7 @@ class WorkerMetrics:
         )
         self.refused = counter(
             "tablebeat_worker_starts_refused",
-            "Deliveries not run: 'duplicate' (the run was already taken) or 'max_instances' (all slots busy).",
+            "Deliveries not run: duplicate, max_instances, changed (task edited since the claim), forged.",
             ("reason",),
         )
         self.running = gauge("tablebeat_worker_runs_running", "Runs executing in this worker now.", mode="livesum")
