@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import httpx
 from sqlalchemy import Engine, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
@@ -298,6 +297,8 @@ class Alerter:
             )
             return
         payload = build_payload(run, status, settings, decision.suppressed)
+        import httpx  # here, not at module level: httpx pulls in rich and pygments (~10 MB in every beat)
+
         try:
             response = httpx.post(url, json=payload, timeout=SEND_TIMEOUT_S)
         except httpx.HTTPError as exc:
@@ -314,6 +315,8 @@ class Alerter:
 
 def _redact(url: str) -> str:
     """The webhook URL without its path (webhook paths often carry the secret)."""
+    import httpx
+
     try:
         parts = httpx.URL(url)
     except Exception:  # an unparsable URL is shown as nothing rather than leaked

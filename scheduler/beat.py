@@ -99,6 +99,7 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
         #: The safety net's marks: newest config edit and highest id already looked at.
         self._marks: tuple[datetime | None, int] = (None, 0)
         self._next_poll = 0.0
+        self._poll_count = 0
         self._next_refresh = 0.0
         self._next_prune = 0.0
         self._next_housekeep = 0.0
@@ -121,12 +122,14 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
         started = time.monotonic()
         metrics.start(self.app.conf)
         otel.start(self.app.conf, "tablebeat-beat")
-        self._engine = make_engine(self.settings.database_url or None)
+        # No pre-ping: a checkout ping doubles the round trips of the idle poll; a connection the
+        # server dropped fails its statement, is discarded, and the next tick gets a new one.
+        self._engine = make_engine(self.settings.database_url or None, pool_pre_ping=False)
         _limit_idle_transactions(self._engine, self.settings.beat_dead_seconds)
         names = self._registered if self._registered is not None else job_names(self.app.tasks)
         self.settler.registered = registered_set(names)
         self.heartbeat = Heartbeat(
-            self._engine, self.token, self.settings.beat_dead_seconds / 3, self.settings.beat_dead_seconds
+            self._engine, self.token, 2 * self.settings.poll_seconds, self.settings.beat_dead_seconds
         )
         self.heartbeat.start()
         settled = self._start_cursor()
@@ -262,8 +265,18 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
                     self._safety_net(conn)
                     self._count_scheduled(conn)
                     refreshed = True
-                silent_since = utcnow() - timedelta(seconds=self.settings.beat_dead_seconds)
-                dead = timeline.dead_beats(conn, silent_since, self.token)
+                # Alternate polls stamp this beat and look for silent ones: one statement besides the
+                # probe per poll (idle CPU), still a stamp and a check every second.
+                dead: list[str] = []
+                stamping = self.heartbeat is not None and self._poll_count % 2 == 0
+                if stamping:
+                    self.heartbeat.stamp_in(conn)
+                else:
+                    silent_since = utcnow() - timedelta(seconds=self.settings.beat_dead_seconds)
+                    dead = timeline.dead_beats(conn, silent_since, self.token)
+            self._poll_count += 1
+            if stamping:
+                self.heartbeat.stamped()
             self._db_recovered()
             metrics.synced("full" if refreshed else "poll", time.perf_counter() - began)
         except SQLAlchemyError as exc:

@@ -1,7 +1,8 @@
 """Beat liveness: a thread that stamps ``beat_node`` so other beats know this one is alive.
 
-A thread, not the scheduler loop, so a long tick (a 100,000-fire burst) does not look like a
-dead beat; a frozen or killed process stops stamping and its claims are taken over.  A gap
+The scheduler loop stamps in its change-log poll (one transaction for both); a thread stamps
+when the loop has not for a stamp interval, so a long tick (a 100,000-fire burst) does not look
+like a dead beat.  A frozen or killed process stops stamping and its claims are taken over.  A gap
 between two stamps longer than half the dead time means others may have taken over: the
 scheduler then re-checks its claims before publishing them.
 """
@@ -13,7 +14,7 @@ import threading
 import time
 from datetime import UTC, datetime
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from scheduler import timeline
@@ -37,17 +38,25 @@ class Heartbeat:
         self._last_ok: float | None = None
 
     def stamp(self) -> bool:
-        """Stamp once now; returns whether the database took it."""
+        """Stamp once now in a transaction of its own; returns whether the database took it."""
         try:
             with self.engine.begin() as conn:
                 timeline.stamp_beat(conn, self.token, datetime.now(UTC))
         except SQLAlchemyError:
             return False  # the scheduler loop reports database outages
+        self.stamped()
+        return True
+
+    def stamp_in(self, conn: Connection) -> None:
+        """Stamp inside the caller's transaction (call :meth:`stamped` once it commits)."""
+        timeline.stamp_beat(conn, self.token, datetime.now(UTC))
+
+    def stamped(self) -> None:
+        """A stamp committed now."""
         now = time.monotonic()
         if self._last_ok is not None and now - self._last_ok > self.dead_seconds / 2:
             self._stalled.set()
         self._last_ok = now
-        return True
 
     def start(self) -> None:
         self.stamp()
@@ -55,8 +64,10 @@ class Heartbeat:
         self._thread.start()
 
     def _run(self) -> None:
-        while not self._stop.wait(self.every):
-            self.stamp()
+        # The loop stamps every ``every`` seconds; this thread only when the loop is a third late.
+        while not self._stop.wait(self.every / 2):
+            if self._last_ok is None or time.monotonic() - self._last_ok >= self.every * 1.33:
+                self.stamp()
 
     def take_stall(self) -> bool:
         """Whether a gap in stamping happened since the last call (others may have taken claims over)."""

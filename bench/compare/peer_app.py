@@ -24,6 +24,9 @@ app.conf.update(
     beat_schema=None,
     # Celery's beat messages by default: one message per fire, as tablebeat's.
     task_send_sent_event=False,
+    # django-celery-beat's own default loop interval, for every peer: RedBeat would otherwise
+    # sleep up to Celery's 300 s between looks at its sorted set and miss edits for minutes.
+    beat_max_loop_interval=5,
 )
 
 

@@ -107,18 +107,21 @@ def run_peer(
     idle_s: float,
     edits: int,
     log: Callable[[str], None],
+    burst: int = BURST,
+    warmup_s: float = 3.0,
+    start_budget_s: float | None = None,
 ) -> dict[str, Any]:
     """Seed ``rows`` tasks (1,000 of them firing at one instant), start the peer's beat, measure."""
     out: dict[str, Any] = {"peer": peer.label, "rows": rows, "edit_path": peer.edit_path}
     bench.recreate_database()
     bench.flush_broker()
     peer.prepare(bench)
-    burst = min(BURST, rows // 2)
-    start_budget = 20.0 + peer.start_s_per_1000 * rows / 1000.0
+    burst = min(burst, rows // 2)
+    start_budget = start_budget_s or 20.0 + peer.start_s_per_1000 * rows / 1000.0
     edit_budget = edits * 12.0
     seeded = time.perf_counter()
     burst_at = datetime.fromtimestamp(
-        math.ceil(time.time() + 5 + start_budget + idle_s + edit_budget + rows * 20e-6), UTC
+        math.ceil(time.time() + 2 + warmup_s + start_budget + idle_s + edit_budget + rows * 20e-6), UTC
     )  # seeding 1,000,000 rows takes ~20 s; all phases end before the burst
     peer.seed(bench, rows - burst, burst, burst_at)
     out["seed_s"] = round(time.perf_counter() - seeded, 1)
@@ -137,7 +140,7 @@ def run_peer(
             out["peak_rss_mb"] = round(measure.peak_rss_mb(beat.pid), 1) if beat.proc.poll() is None else None
             return out
         out["start_s"] = round(started, 3)
-        time.sleep(3.0)  # the first seconds after start (a first sync) are not idle
+        time.sleep(warmup_s)  # the first seconds after start (a first sync) are not idle
         cpu0, t0 = measure.cpu_seconds(beat.pid), time.monotonic()
         time.sleep(idle_s)
         cpu1, t1 = measure.cpu_seconds(beat.pid), time.monotonic()
@@ -166,7 +169,8 @@ def run_peer(
         first = wait_llen(bench, before + 1, burst_at.timestamp() - time.time() + 60)
         last = wait_llen(bench, before + burst, burst_at.timestamp() - time.time() + 120)
         if first is not None:
-            out["burst_first_s"] = round(first - burst_at.timestamp(), 3)
+            out["burst_tasks"] = burst
+        out["burst_first_s"] = round(first - burst_at.timestamp(), 3)
         if last is not None:
             out["burst_all_s"] = round(last - burst_at.timestamp(), 3)
         else:
@@ -199,8 +203,9 @@ def render(results: list[dict[str, Any]], console: Console) -> Table:
         title=f"tablebeat vs peers, {rows:,} tasks, one beat at a time ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC)"
     )
     table.add_column("scheduler")
+    burst = next((r["burst_tasks"] for r in results if r.get("burst_tasks")), BURST)
     for _key, label, unit in COLUMNS:
-        table.add_column(f"{label} ({unit})", justify="right")
+        table.add_column(f"{label.replace('1,000', f'{burst:,}')} ({unit})", justify="right")
     for r in results:
         cells = []
         for key, _label, _unit in COLUMNS:
@@ -223,6 +228,7 @@ def compare(
     idle_s: float = 30.0,
     edits: int = 5,
     log: Callable[[str], None] = print,
+    **options: Any,
 ) -> list[dict[str, Any]]:
     results: list[dict[str, Any]] = []
     for name in peers:
@@ -232,7 +238,7 @@ def compare(
             continue
         log(f"{peer.label}: {rows:,} tasks")
         try:
-            results.append(run_peer(peer, bench, rows, idle_s=idle_s, edits=edits, log=log))
+            results.append(run_peer(peer, bench, rows, idle_s=idle_s, edits=edits, log=log, **options))
         except Exception as exc:  # one peer failing must not lose the others' numbers
             results.append({"peer": peer.label, "rows": rows, "error": f"{type(exc).__name__}: {exc}"[:200]})
         log(f"  {results[-1]}")

@@ -40,7 +40,7 @@ def make_scheduler(url: str, **conf: Any) -> SqlScheduler:
         tablebeat_database_url=url,
         tablebeat_poll_seconds=0.05,
         tablebeat_refresh_seconds=conf.pop("refresh_seconds", 3600),
-        tablebeat_lookahead_seconds=0.2,
+        tablebeat_lookahead_seconds=conf.pop("lookahead_seconds", 0.2),
         **{f"tablebeat_{k}": v for k, v in conf.items()},
     )
     scheduler = SqlScheduler(app, registered=workers.load_job_modules())
