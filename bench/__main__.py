@@ -40,6 +40,12 @@ def parse(argv: list[str]) -> argparse.Namespace:
         help="tiny sizes for a check of the harness: rows=200, seconds=3, reps=5, t4 period 10",
     )
     p.add_argument("--worker-loglevel", default="info", help="T6 worker log level, same for both runs (info)")
+    p.add_argument(
+        "--beat-launcher",
+        choices=("lean", "celery"),
+        default="lean",
+        help="lean: python -m scheduler (default); celery: celery -A workers beat (loads every celery CLI plugin)",
+    )
     p.add_argument("--db-url", default=DEFAULT_DB_URL, help="bench database (dropped and recreated!)")
     p.add_argument("--redis-url", default=DEFAULT_REDIS_URL, help="broker (its Redis DB is flushed!)")
     p.add_argument("--log-dir", type=Path, help="celery process logs (default: a temp folder)")
@@ -81,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         log_dir=log_dir,
         profile_dir=args.profile,
         profile_idle=args.profile_idle,
+        beat_launcher=args.beat_launcher,
     )
     install_signal_cleanup(env)
     console.print(f"process logs in {log_dir}")

@@ -40,6 +40,8 @@ class BenchEnv:
     profile_dir: Path | None = None
     #: Include idle/waiting stacks (wall time: time blocked on MariaDB or Redis shows up too).
     profile_idle: bool = False
+    #: How beat starts: ``lean`` = ``python -m scheduler`` (no celery CLI plugins), ``celery`` = ``celery beat``.
+    beat_launcher: str = "lean"
     processes: list[CeleryProcess] = field(default_factory=list)
     _engine: Engine | None = None
     _redis: redis.Redis | None = None
@@ -144,7 +146,7 @@ class BenchEnv:
         return env
 
     def start_beat(self, name: str = "beat", loglevel: str = "info") -> CeleryProcess:
-        proc = CeleryProcess("beat", ["-l", loglevel], self.process_env(), self.log_dir, name)
+        proc = CeleryProcess("beat", ["-l", loglevel], self.process_env(), self.log_dir, name, self.beat_launcher)
         self.processes.append(proc)
         if self.profile_dir:
             proc.attach_profiler(self.profile_dir, subprocesses=False, idle=self.profile_idle)
@@ -176,7 +178,9 @@ class BenchEnv:
 class CeleryProcess:
     """One ``celery -A workers <kind>`` child with its own log file, in its own process group."""
 
-    def __init__(self, kind: str, args: list[str], env: dict[str, str], log_dir: Path, name: str) -> None:
+    def __init__(
+        self, kind: str, args: list[str], env: dict[str, str], log_dir: Path, name: str, launcher: str = "celery"
+    ) -> None:
         self.kind = kind
         self.name = name
         log_dir.mkdir(parents=True, exist_ok=True)
@@ -185,7 +189,9 @@ class CeleryProcess:
         self.started = time.time()
         self.started_perf = time.perf_counter()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "workers", kind, *args],
+            [sys.executable, "-m", "scheduler", "-A", "workers", *args]
+            if kind == "beat" and launcher == "lean"
+            else [sys.executable, "-m", "celery", "-A", "workers", kind, *args],
             env=env,
             cwd=str(log_dir),
             stdout=self._log,

@@ -59,7 +59,8 @@ class Peer:
         return {"BENCH_BROKER_URL": bench.redis_url, "BENCH_PEER_DB_URL": _pymysql_url(bench.db_url)}
 
     def beat_argv(self) -> list[str]:
-        argv = ["-A", self.app, "beat", "-l", "debug"]
+        """After ``python -m``: how this scheduler's beat is started (debug: Celery logs every tick)."""
+        argv = ["celery", "-A", self.app, "beat", "-l", "debug"]
         return [*argv, "-S", self.scheduler] if self.scheduler else argv
 
     def prepare(self, bench: BenchEnv) -> None:
@@ -90,6 +91,10 @@ def _series(bench: BenchEnv, table: str, columns: dict[str, str], count: int, pa
 class Tablebeat(Peer):
     def __init__(self) -> None:
         super().__init__("tablebeat", "tablebeat", app="workers", edit_path="SQL UPDATE (change log)")
+
+    def beat_argv(self) -> list[str]:
+        # Its lean launcher (the same Celery beat loop without the celery CLI's plugins).
+        return ["scheduler", "-A", "workers", "-l", "debug"]
 
     def env(self, bench: BenchEnv) -> dict[str, str]:
         return bench.process_env()

@@ -38,11 +38,12 @@ class BeatProcess:
     """``celery <argv>`` in its own process group, its output in a log file."""
 
     def __init__(self, argv: list[str], env: dict[str, str], log_path: Path) -> None:
+        """``argv`` after ``python -m``: the module (``celery`` or ``scheduler``) and its arguments."""
         self.log_path = log_path
         self._log = log_path.open("ab")
         self.started = time.perf_counter()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", *argv],
+            [sys.executable, "-m", *argv],
             env=env,
             cwd=str(log_path.parent),
             stdout=self._log,
@@ -131,8 +132,7 @@ def run_peer(
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     log_path = bench.log_dir / f"compare-{peer.name}-{rows}-{int(time.time())}.log"
     bench.log_dir.mkdir(parents=True, exist_ok=True)
-    argv = ["-A", "workers", "beat", "-l", "debug"] if peer.name == "tablebeat" else peer.beat_argv()
-    beat = BeatProcess(argv, env, log_path)
+    beat = BeatProcess(peer.beat_argv(), env, log_path)
     try:
         started = beat.wait_for(FIRST_TICK, start_budget)
         if started is None:
