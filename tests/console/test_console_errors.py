@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import pytest
 from fastapi.testclient import TestClient
+from markupsafe import escape
+from sqlalchemy import Engine, update
 
+from models import Task
 from service.tasks import TaskService
+from tests.api.ops_env import ago, insert_run
 
 pytestmark = pytest.mark.mariadb
 
@@ -52,3 +56,27 @@ def test_anonymous_visitor_is_sent_to_login_before_any_error(anonymous: TestClie
     response = anonymous.get("/jobs/abc")
     assert response.status_code == 303
     assert response.headers["location"].startswith("/login")
+
+
+def test_error_row_shows_its_reason_once(browser: TestClient, service: TaskService, engine: Engine) -> None:
+    task_id = _task(service)
+    with engine.begin() as conn:
+        conn.execute(update(Task).where(Task.id == task_id).values(args="[1,"))
+    reason = service.get_task(task_id).schedule_error
+    assert reason and reason.startswith("args: ")
+    with engine.begin() as conn:  # what beat writes for a row it cannot schedule
+        conn.execute(update(Task).where(Task.id == task_id).values(status="error", last_error=reason))
+    for path in (f"/jobs/{task_id}", f"/jobs/{task_id}/fragments/live"):
+        page = browser.get(path).text
+        assert page.count(str(escape(reason))) == 1, path
+
+
+def test_success_after_retry_labels_the_earlier_error(
+    browser: TestClient, service: TaskService, engine: Engine
+) -> None:
+    run_id = insert_run(
+        engine, _task(service), "success", ago(seconds=5), attempt=2, result="'ok'", error="retrying: Retry in 1s"
+    )
+    page = browser.get(f"/runs/{run_id}").text
+    assert "Error of an earlier attempt" in page
+    assert "<h2" in page and ">Traceback</h2>" not in page
