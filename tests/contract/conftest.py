@@ -117,3 +117,22 @@ def contract(request: pytest.FixtureRequest, cell_pool: CellPool) -> Iterator[Co
         yield running
     finally:
         cell_pool.release(cell)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
+    report = yield
+    setattr(item, f"report_{report.when}", report)
+    return report
+
+
+@pytest.fixture(autouse=True)
+def _cell_logs_on_failure(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A failed test prints the cell's process logs (pytest's temp folders are soon removed)."""
+    yield
+    report = getattr(request.node, "report_call", None)
+    if report is not None and report.failed and "contract" in request.fixturenames:
+        running: ContractCell = request.getfixturevalue("contract")
+        for proc in running.cluster.processes:
+            print(f"===== {running.cell.id} {proc.name} (last 200 lines) =====")
+            print("\n".join(proc.log().splitlines()[-200:]))

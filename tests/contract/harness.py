@@ -186,11 +186,14 @@ class ContractCell:
             what=f"{self.cell.id}: {what}",
         )
 
-    def unfinished(self) -> list[dict[str, Any]]:
+    def unfinished(self, task_id: int | None = None) -> list[dict[str, Any]]:
+        """Runs (of one task, or all) not in a final status yet."""
         query = select(ExecuteTask.id, ExecuteTask.task_id, ExecuteTask.status, ExecuteTask.scheduled_at)
+        query = query.where(ExecuteTask.status.not_in([s.value for s in FINAL_STATUSES]))
+        if task_id is not None:
+            query = query.where(ExecuteTask.task_id == task_id)
         with self.engine.connect() as conn:
-            rows = conn.execute(query.where(ExecuteTask.status.not_in([s.value for s in FINAL_STATUSES]))).all()
-        return [dict(r._mapping) for r in rows]
+            return [dict(r._mapping) for r in conn.execute(query).all()]
 
 
 def after(instant: datetime, seconds: float) -> datetime:

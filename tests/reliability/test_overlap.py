@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import Engine
 
 from tests.processes import Cluster, wait_for
-from tests.reliability.helpers import all_logs, executions, insert_task, now_naive, runs, sql
+from tests.reliability.helpers import all_logs, executions, insert_task, runs, sql
 
 pytestmark = [pytest.mark.integration, pytest.mark.mariadb]
 
@@ -29,7 +29,6 @@ def test_max_instances_across_two_workers(cluster: Cluster, db: Engine) -> None:
         what="three finished runs and a skipped fire",
     )
     sql(db, "UPDATE task SET is_valid = 0 WHERE id = :t", t=task_id)
-    paused = now_naive()
     wait_for(
         lambda: all(r["status"] in ("success", "skipped") for r in runs(db, task_id)),
         60,
@@ -37,11 +36,12 @@ def test_max_instances_across_two_workers(cluster: Cluster, db: Engine) -> None:
     )
     all_runs = runs(db, task_id)
     ran = [r for r in all_runs if r["status"] == "success"]
-    # (Fires claimed before the pause may be skipped for it; the ones before it may not.)
-    skipped = [r for r in all_runs if r["status"] == "skipped" and r["scheduled_at"] < paused]
+    skipped = [r for r in all_runs if r["status"] == "skipped"]
     limited = [r for r in skipped if f"max_instances={max_instances} reached" in r["result"]]
-    # A beat stalled by a busy machine may coalesce a fire (a misfire skip); nothing else is skipped.
-    assert limited and all(r in limited or r["result"].startswith("misfire:") for r in skipped), skipped
+    # Besides the limit: a fire not started when the pause came, or (a busy machine stalling beat
+    # past a fire) a misfire.
+    other = [r["result"] for r in skipped if r not in limited and not r["result"].startswith(("paused:", "misfire:"))]
+    assert limited and not other, skipped
     # At no instant were more than max_instances runs in progress, whichever worker ran them.
     events = sorted([(r["started_at"], 1) for r in ran] + [(r["finished_at"], -1) for r in ran if r["finished_at"]])
     level = peak = 0
