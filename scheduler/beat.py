@@ -609,6 +609,19 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
                 cut = now - timedelta(seconds=self.settings.pending_republish_seconds)
                 republished = sweeps.republish_stale(conn, cut)
             expired = sweeps.expire_unstarted(conn, now - timedelta(seconds=self.settings.pending_expire_seconds), now)
+            unconsumed = sweeps.mark_unconsumed_queues(
+                conn,
+                now - timedelta(seconds=self.settings.worker_dead_seconds),
+                now - timedelta(seconds=self.settings.stale_claim_seconds),
+                str(self.app.conf.task_default_queue or "celery"),
+            )
+        for task in unconsumed:
+            logger.error(
+                "tablebeat: task %r: %s [task_key=%s]",
+                task.task_key,
+                sweeps.no_consumer_message(task.queue),
+                task.task_key,
+            )
         if republished:
             logger.warning(
                 "tablebeat: %d runs still pending %ss after their publish will be published again "

@@ -19,7 +19,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection, select, update
 
-from models import ExecuteTask, RunStatus, Task
+from models import ExecuteTask, RunStatus, Task, WorkerHeartbeat
 
 #: ``extra`` of a run beat claimed, and of one this sweep has republished (at most once).
 CLAIMED_EXTRA = "{}"
@@ -87,3 +87,67 @@ def expire_unstarted(
         ).rowcount:
             closed.append(ExpiredRun(int(row.id), int(row.task_id), row.trace_id, row.task_key, row.queue))
     return closed
+
+
+NO_CONSUMER_PREFIX = "runs wait on queue "
+
+
+def no_consumer_message(queue: str) -> str:
+    """``last_error`` of a task whose runs wait on a queue no live worker consumes."""
+    return f"{NO_CONSUMER_PREFIX}{queue!r}, which no live worker consumes (start a worker with -Q {queue})"
+
+
+@dataclass(frozen=True, slots=True)
+class UnconsumedQueue:
+    """A task whose runs wait on a queue no live worker consumes."""
+
+    task_id: int
+    task_key: str
+    queue: str
+
+
+def mark_unconsumed_queues(
+    conn: Connection, alive_after: datetime, waiting_before: datetime, default_queue: str
+) -> list[UnconsumedQueue]:
+    """Say on each task row (``last_error``) when its runs wait on a queue no live worker consumes, once;
+    clear that note when a worker consumes the queue again.  Returns the tasks newly noted.
+
+    Workers record their queues with their heartbeat; a live worker that recorded none (an older
+    version) might consume anything, so then nothing is said.
+    """
+    live = [
+        r.queues for r in conn.execute(select(WorkerHeartbeat.queues).where(WorkerHeartbeat.seen_at >= alive_after))
+    ]
+    if any(q is None for q in live):
+        return []
+    consumed = {name for queues in live for name in queues.split(",") if name}
+    waiting = conn.execute(
+        select(Task.id, Task.task_key, Task.queue, Task.last_error)
+        .where(
+            Task.id.in_(
+                select(ExecuteTask.task_id).where(
+                    ExecuteTask.status == RunStatus.PENDING.value, ExecuteTask.scheduled_at < waiting_before
+                )
+            )
+        )
+        .limit(1000)
+    ).all()
+    noted: list[UnconsumedQueue] = []
+    for row in waiting:
+        queue = (row.queue or "").strip() or default_queue
+        if queue in consumed:
+            continue
+        message = no_consumer_message(queue)
+        if row.last_error == message:
+            continue
+        conn.execute(update(Task).where(Task.id == row.id).values(last_error=message, update_at=Task.update_at))
+        noted.append(UnconsumedQueue(int(row.id), row.task_key, queue))
+    stale = conn.execute(select(Task.id, Task.queue).where(Task.last_error.like(f"{NO_CONSUMER_PREFIX}%"))).all()
+    for row in stale:
+        if ((row.queue or "").strip() or default_queue) in consumed:
+            conn.execute(
+                update(Task)
+                .where(Task.id == row.id, Task.last_error.like(f"{NO_CONSUMER_PREFIX}%"))
+                .values(last_error=None, update_at=Task.update_at)
+            )
+    return noted

@@ -26,9 +26,11 @@ PROCESS_STARTED = datetime.now(UTC)
 class HeartbeatThread(threading.Thread):
     """Daemon thread that stamps this worker's row until stopped."""
 
-    def __init__(self, hostname: str, every_s: float = HEARTBEAT_EVERY_S) -> None:
+    def __init__(self, hostname: str, every_s: float = HEARTBEAT_EVERY_S, queues: str | None = None) -> None:
         super().__init__(name="tablebeat-heartbeat", daemon=True)
         self.hostname = hostname
+        #: The queues this worker consumes, comma-separated (beat warns about queues nobody consumes).
+        self.queues = queues
         self.every_s = every_s
         self.engine = make_engine()
         self._stop_event = threading.Event()
@@ -46,6 +48,7 @@ class HeartbeatThread(threading.Thread):
         values: dict[str, Any] = {"seen_at": now}
         if first:
             values["started_at"] = started  # a restart under the same hostname is a new incarnation
+            values["queues"] = self.queues
         try:
             with self.engine.begin() as conn:
                 moved = conn.execute(
@@ -54,7 +57,7 @@ class HeartbeatThread(threading.Thread):
                 if not moved:
                     conn.execute(
                         WorkerHeartbeat.__table__.insert().values(
-                            hostname=self.hostname, seen_at=now, started_at=started
+                            hostname=self.hostname, seen_at=now, started_at=started, queues=self.queues
                         )
                     )
         except Exception as exc:  # noqa: BLE001 - the thread must outlive any failure: a silent worker is a dead one
@@ -86,8 +89,20 @@ def _start_heartbeat(sender: Any = None, **_: Any) -> None:
     hostname = getattr(sender, "hostname", None) or "unknown"
     app = getattr(sender, "app", None)
     every = float((app.conf.get("tablebeat_heartbeat_seconds") if app is not None else None) or HEARTBEAT_EVERY_S)
-    _thread = HeartbeatThread(hostname, every)
+    _thread = HeartbeatThread(hostname, every, consumed_queues(sender))
     _thread.start()
+
+
+def consumed_queues(consumer: Any) -> str | None:
+    """The names of the queues a worker's consumer reads (``-Q``, or the default queue), comma-separated."""
+    try:
+        names = sorted(q.name for q in consumer.task_consumer.queues)
+    except AttributeError:
+        try:
+            names = sorted(consumer.app.amqp.queues.consume_from)
+        except AttributeError:
+            return None
+    return ",".join(names) or None
 
 
 @signals.worker_shutdown.connect

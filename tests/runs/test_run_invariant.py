@@ -72,6 +72,15 @@ def test_runs_nobody_consumes_are_closed_with_the_reason(maria_url, broker_url, 
         what="a run nobody consumes to expire",
     )
     assert "'nope'" in expired[0][0], expired
+    # Said once, in beat's log and on the task row (the console shows last_error).
+    wait_for(
+        lambda: (
+            "no live worker consumes" in (sql(db, "SELECT last_error FROM task WHERE id = :t", t=task_id)[0][0] or "")
+        ),
+        30,
+        what="last_error naming the queue",
+    )
+    assert beat.log().count("which no live worker consumes (start a worker with -Q nope)") == 1, beat.log()[-3000:]
     assert time.monotonic() - began < 60
     assert "expired: not started within" in beat.log()
     wait_for(lambda: any("expired" in str(r.body) for r in webhook.posts()), 30, what="the expiry alert")
