@@ -540,12 +540,12 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
             return
         logger.warning("tablebeat: beat(s) %s stopped; took over %d claimed fires", ", ".join(dead), len(runs))
         jobs = self._compile_for_outbox({run.task_id for run in runs})
-        orphaned: list[int] = []
+        orphaned: list[store.UnpublishedRun] = []
         now_m = time.monotonic()
         for run in runs:
             job = jobs.get(run.task_id)
             if job is None:
-                orphaned.append(run.run_id)
+                orphaned.append(run)
                 continue
             prepared = self.publisher.prepare(
                 Dispatch.for_job(job, run.run_id, run.trace_id, run.celery_id, run.scheduled_at, scheduled=True)
@@ -554,14 +554,28 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
             self._claimed_m[run.run_id] = now_m
         self._skip_orphaned(orphaned, now)
 
-    def _skip_orphaned(self, run_ids: list[int], now: datetime) -> None:
-        if not run_ids:
+    def _skip_orphaned(self, runs: list[store.UnpublishedRun], now: datetime) -> None:
+        if not runs:
             return
         assert self._engine is not None
         reason = "not published: the task was paused, deleted or made invalid"
         with self._engine.begin() as conn:  # paused, deleted or invalid since the claim: recorded, never left pending
-            store.skip_unpublished(conn, run_ids, reason, now)
-        metrics.fire_skipped(reason, len(run_ids))
+            store.skip_unpublished(conn, [run.run_id for run in runs], reason, now)
+            ids = list({run.task_id for run in runs[:LOG_EACH_FIRE_UP_TO]})
+            keys = dict(conn.execute(select(Task.id, Task.task_key).where(Task.id.in_(ids))).tuples().all())
+        metrics.fire_skipped(reason, len(runs))
+        for run in runs[:LOG_EACH_FIRE_UP_TO]:  # the run's one line: it ends here, never reaching a worker
+            logger.warning(
+                "tablebeat: run %s at %s skipped, %s [task_key=%s trace_id=%s]",
+                run.run_id,
+                run.scheduled_at.isoformat(),
+                reason,
+                keys.get(run.task_id, f"(deleted task {run.task_id})"),
+                run.trace_id,
+                extra={"trace_id": run.trace_id, "run_id": run.run_id},
+            )
+        if len(runs) > LOG_EACH_FIRE_UP_TO:
+            logger.warning("tablebeat: %d more claimed runs skipped, %s", len(runs) - LOG_EACH_FIRE_UP_TO, reason)
 
     # --- housekeeping ---------------------------------------------------------------------
 
@@ -664,11 +678,11 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
             return
         jobs = self._compile_for_outbox({run.task_id for run in runs})
         dispatches: list[Dispatch] = []
-        orphaned: list[int] = []
+        orphaned: list[store.UnpublishedRun] = []
         for run in runs:
             job = jobs.get(run.task_id)
             if job is None:
-                orphaned.append(run.run_id)
+                orphaned.append(run)
                 continue
             dispatches.append(
                 Dispatch.for_job(job, run.run_id, run.trace_id, run.celery_id, run.scheduled_at, scheduled=True)

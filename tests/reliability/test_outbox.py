@@ -46,9 +46,16 @@ def test_unpublished_claims_of_a_dead_beat(cluster: Cluster, db: Engine) -> None
     orphan_claim(db, paused, now_naive() - timedelta(seconds=4))
 
     cluster.start_worker(concurrency=1)
-    cluster.start_beat()
+    beat = cluster.start_beat()
     done = wait_for(lambda: runs(db, date_job, "success"), 30, what="the date job's claimed fire to run")
     assert len(runs(db, date_job)) == 1 and done[0]["attempt"] == 1
     skipped = wait_for(lambda: runs(db, paused, "skipped"), 30, what="the paused task's claim to be recorded")
     assert "paused" in skipped[0]["result"]
+    # The skipped run's one log line names it, as every line of a run does.
+    line = wait_for(
+        lambda: [ln for ln in beat.log().splitlines() if f"run {skipped[0]['id']} " in ln and "skipped" in ln],
+        10,
+        what="beat's line for the skipped claim",
+    )
+    assert f"[task_key=outbox_paused trace_id={skipped[0]['trace_id']}]" in line[0], line
     assert not sql(db, "SELECT id FROM execute_task WHERE status = 'pending'")
