@@ -86,6 +86,10 @@ def demo(
     out.print(f"[bold]tablebeat demo[/bold]: database {escape(database_url())}")
     out.print(f"beat and worker logs: {escape(str(log_file.resolve()))}")
     out.print("Edit the [bold]task[/bold] table while this runs; Ctrl-C stops.")
+    # ``kill``, a closed terminal or a stopped container must stop beat + worker too, as Ctrl-C does;
+    # Python's default for these signals ends the demo at once and leaves them running.
+    for stop_signal in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(stop_signal, _interrupt)
     with log_file.open("ab") as logs:
         worker = subprocess.Popen(
             [
@@ -122,6 +126,10 @@ def demo(
                     worker.kill()
     if worker.returncode not in (0, -signal.SIGTERM, None):
         out.print(f"[red]beat/worker exited with code {worker.returncode}[/red]; see {escape(str(log_file))}")
+
+
+def _interrupt(signum: int, _frame: Any) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
 def run_line(row: Any) -> str:

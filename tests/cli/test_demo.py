@@ -85,3 +85,38 @@ def test_demo_prints_one_line_per_finished_run(tmp_path: Path) -> None:
     assert "['" not in failed and "Traceback" not in "".join(lines)
     logs = log_file.read_text(errors="replace")
     assert "Traceback" in logs and "celery@" in logs  # Celery's own lines went to the file
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+def test_demo_killed_stops_its_beat_and_worker(tmp_path: Path, stop: signal.Signals) -> None:
+    """``kill`` (or a closed terminal) ends the demo's beat + worker too, never leaving them orphaned."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TABLEBEAT_", "APP_ENV", "COLUMNS"))}
+    env["PYTHONPATH"] = str(REPO)
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "cli.main", "demo", "--log-file", "demo-processes.log"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # its process group: the demo, its worker and the worker's children
+    )
+    log_file = tmp_path / "demo-processes.log"
+    try:
+        wait_for(
+            lambda: log_file.exists() and "ready." in log_file.read_text(errors="replace"), 90, what="the worker ready"
+        )
+        demo.send_signal(stop)
+        assert demo.wait(timeout=30) == 0
+        wait_for(lambda: not _group_alive(demo.pid), 30, what="the demo's worker and beat to exit")
+    finally:
+        if _group_alive(demo.pid):
+            os.killpg(demo.pid, signal.SIGKILL)
+        demo.wait()
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
