@@ -237,8 +237,8 @@ def test_misfire_coalescing(contract: ContractCell) -> None:
     task_id = contract.add("c_misfire", "test_interval", "interval", "1", misfire_grace_seconds=30)
     wait_for(lambda: successes(contract, task_id), PATIENCE_S, what="a first run")
     (beat,) = contract.live("beat")
+    down = utcnow()  # before the stop: a busy beat may take seconds to exit, claiming nothing more
     beat.stop()
-    down = utcnow()
     # Beat stays down past its claimed-ahead fires and then three more (an outage, not a readiness wait).
     wait_for(lambda: utcnow() > after(down, PICKUP_S + 2.5), 30, what="three missed fires")
     contract.start_beat()
