@@ -303,6 +303,9 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
             with self._engine.begin() as conn:
                 review = claim_review.review_claims(conn, held, task_ids, jobs)
                 skipped = set(claim_review.skip_claims(conn, review.cancelled, utcnow()))
+                held_by = {d.run_id: int(d.task_id or 0) for d in held}
+                if claim_review.rewind_last_run(conn, {held_by[r] for r in skipped}, jobs):
+                    self._next_due_ts = _ts(timeline.next_due_at(conn))
             for run_id in skipped:
                 metrics.fire_skipped(review.cancelled[run_id])
         except SQLAlchemyError as exc:

@@ -21,10 +21,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, func, or_, select, update
 
 from models import ExecuteTask, RunStatus, Task
 from scheduler.dispatch import Dispatch
+from scheduler.planning import first_pending_instant
 from scheduler.rows import ScheduledJob
 
 logger = logging.getLogger("tablebeat.beat")
@@ -104,3 +105,39 @@ def skip_claims(conn: Connection, cancelled: Mapping[int, str], now: datetime) -
         if moved:
             done.extend(ids)
     return done
+
+
+def rewind_last_run(conn: Connection, task_ids: Iterable[int], jobs: Mapping[int, ScheduledJob]) -> int:
+    """Point ``last_run_at`` of tasks whose claims were cancelled back to their latest fire that was
+    not cancelled, and ``next_run_at`` to the first fire after it (and after the edit).
+
+    The claims set ``last_run_at`` up to ``lookahead`` ahead; left there, the new schedule (or a
+    resume) would skip the instants the cancelled claims covered.  Guarded on ``last_run_at`` still
+    being what was read, so a concurrent claim is never undone.  Returns rows written.
+    """
+    cancelled = (PAUSED, DELETED, RESCHEDULED)
+    written = 0
+    for task_id in sorted(set(task_ids)):
+        row = conn.execute(select(Task.last_run_at).where(Task.id == task_id)).first()
+        if row is None:
+            continue
+        latest = conn.scalar(
+            select(func.max(ExecuteTask.scheduled_at)).where(
+                ExecuteTask.task_id == task_id,
+                or_(
+                    ExecuteTask.status != RunStatus.SKIPPED.value,
+                    ExecuteTask.result.is_(None),
+                    ~or_(*(ExecuteTask.result == reason for reason in cancelled)),
+                ),
+            )
+        )
+        if latest == row.last_run_at:
+            continue
+        values: dict[str, object] = {"last_run_at": latest, "update_at": Task.update_at}
+        job = jobs.get(task_id)
+        if job is not None:
+            job.last_run_at = latest
+            values["next_run_at"] = first_pending_instant(job)
+        guard = Task.last_run_at.is_(None) if row.last_run_at is None else Task.last_run_at == row.last_run_at
+        written += conn.execute(update(Task).where(Task.id == task_id, guard).values(**values)).rowcount or 0
+    return written
