@@ -59,6 +59,8 @@ beat_scheduler = "scheduler.beat:SqlScheduler"
 beat_max_loop_interval = 5
 
 # --- workers / Flower ----------------------------------------------------------------
+# Celery's consumer, plus a failed record for a run whose message cannot be decoded.
+worker_consumer = "workers.consumer:RecordingConsumer"
 worker_send_task_events = True
 task_send_sent_event = True
 worker_hijack_root_logger = True

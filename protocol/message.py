@@ -28,6 +28,9 @@ TASK_KEY_HEADER = "task_key"
 #: Message headers that let a worker start a fresh run with one UPDATE (no lookup of the task row).
 TASK_ID_HEADER = "tablebeat_task_id"
 MAX_INSTANCES_HEADER = "tablebeat_max_instances"
+#: Message header holding the run's ``execute_task.id`` (also in the body's kwargs): lets a worker
+#: record the run ``failed`` when the body cannot be decoded.
+RUN_ID_HEADER = "tablebeat_run_id"
 #: Message header holding the task's config stamp (``coalesce(update_at, create_at)``, ISO 8601)
 #: when beat claimed the fire: the worker starts the run only if the task still has that config.
 CONFIG_AT_HEADER = "tablebeat_config_at"

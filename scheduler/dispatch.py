@@ -20,6 +20,7 @@ from kombu.exceptions import OperationalError as KombuOperationalError
 from protocol.message import (
     CONFIG_AT_HEADER,
     MAX_INSTANCES_HEADER,
+    RUN_ID_HEADER,
     SUB_TASK_ID,
     TASK_ID_HEADER,
     TASK_KEY_HEADER,
@@ -130,7 +131,9 @@ class Publisher:
             argsrepr=repr(args)[:REPR_MAX_CHARS],
             kwargsrepr=repr(kwargs)[:REPR_MAX_CHARS],
         )
-        message.headers.update({TRACE_HEADER: item.trace_id, TASK_KEY_HEADER: item.task_key})
+        message.headers.update(
+            {TRACE_HEADER: item.trace_id, TASK_KEY_HEADER: item.task_key, RUN_ID_HEADER: item.run_id}
+        )
         message.headers.update(otel.fire_headers(item.trace_id))  # W3C traceparent when OpenTelemetry is on
         if item.task_id is not None and item.max_instances is not None:
             message.headers[TASK_ID_HEADER] = item.task_id

@@ -79,3 +79,27 @@ def test_unstartable_runs_are_recorded(maria_url, broker_url, make_cluster, engi
     assert status == "failed" and "failed on purpose" in error, error
     status, error = wait_for(lambda: _final(db, run_unknown), 30, what="the run of an unknown job recorded")
     assert status == "failed" and "'job_nobody_has' is not registered" in error, error
+
+
+def test_undecodable_message_fails_its_run(maria_url, broker_url, make_cluster, engine_for) -> None:
+    from kombu import Connection, Exchange, Producer
+
+    db = engine_for(maria_url)
+    task_id = insert_task(db, "garbled", "test_interval", "interval", "3600")
+    trace = "3" * 32
+    run_id = _pending_run(db, task_id, trace)
+    cluster = make_cluster(maria_url)
+    worker = cluster.start_worker()
+    worker.wait_ready()
+    with Connection(broker_url) as conn:
+        Producer(conn).publish(
+            b"{not json",
+            exchange=Exchange("celery", type="direct"),
+            routing_key="celery",
+            content_type="application/json",
+            content_encoding="utf-8",
+            serializer=None,
+            headers={"task": "test_interval", "id": "garbled-1", "trace_id": trace, "tablebeat_run_id": run_id},
+        )
+    status, error = wait_for(lambda: _final(db, run_id), 30, what="the run of an undecodable message recorded")
+    assert status == "failed" and "could not decode its message" in error, error
