@@ -62,11 +62,14 @@ class Settler:
             return Settled(task_id, key, TaskStatus.PAUSED.value, None)
         try:
             job = self.compile(row)
-        except RowError as exc:
-            if announce or row.status != TaskStatus.ERROR.value or row.last_error != str(exc):
-                logger.error("tablebeat: task %r (id %s) cannot be scheduled: %s", key, task_id, exc)
-            return Settled(task_id, key, TaskStatus.ERROR.value, None, str(exc))
-        nxt = first_pending_instant(job)
+            nxt = first_pending_instant(job)
+        except (RowError, ArithmeticError, ValueError) as exc:
+            # ArithmeticError/ValueError: date maths beyond what datetime holds, from values no check
+            # foresaw; the row goes to 'error' like any bad row, and beat keeps serving the others.
+            error = exc if isinstance(exc, RowError) else RowError("spec", f"cannot compute the next fire: {exc}")
+            if announce or row.status != TaskStatus.ERROR.value or row.last_error != str(error):
+                logger.error("tablebeat: task %r (id %s) cannot be scheduled: %s", key, task_id, error)
+            return Settled(task_id, key, TaskStatus.ERROR.value, None, str(error))
         if nxt is None:  # a date job that has fired: remembered, not scheduled
             return Settled(task_id, key, TaskStatus.COMPLETED.value, None)
         if announce:

@@ -18,6 +18,11 @@ from scheduler.errors import RowError
 from scheduler.triggers import Trigger
 
 _TINY = timedelta(microseconds=1)
+#: start_date values beat can compute fires from (year 1 or 9999 overflow datetime arithmetic).
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(9998, 12, 31, 23, 59, 59, tzinfo=UTC)
+#: Most jitter a row may ask for: the task table's INTEGER column.
+MAX_JITTER_S = 2**31 - 1
 #: Fires examined per call before giving up (a window or calendar nothing matches).
 _MAX_STEPS = 20000
 _FIELD_ITEM = re.compile(r"(\*|[0-9]+)(?:-([0-9]+))?(?:/([0-9]+))?")
@@ -90,9 +95,15 @@ def make_window(
     """Validate the window columns of a row. :raises RowError:"""
     if jitter is not None and (isinstance(jitter, bool) or not isinstance(jitter, int) or jitter < 0):
         raise RowError("jitter_seconds", f"must be a non-negative integer, got {jitter!r}")
+    if jitter is not None and jitter > MAX_JITTER_S:
+        raise RowError("jitter_seconds", f"must be at most {MAX_JITTER_S}, got {jitter}")
     for column, value in (("start_date", start), ("end_date", end)):
         if value is not None and (not isinstance(value, datetime) or value.tzinfo is None):
             raise RowError(column, f"must be a UTC instant, got {value!r}")
+    # Fires are searched from just before start_date (end_date is only compared with, so any date
+    # will do, 9999-12-31 for "never" included).
+    if start is not None and not EARLIEST <= start <= LATEST:
+        raise RowError("start_date", f"must be between 1970-01-01 and 9998-12-31 (UTC), got {start.isoformat(sep=' ')}")
     if start and end and end < start:
         raise RowError("end_date", f"{end:%Y-%m-%d %H:%M:%S} is before start_date {start:%Y-%m-%d %H:%M:%S}")
     return TriggerWindow(

@@ -116,6 +116,10 @@ def _json_object(name: str, value: Any) -> str:
     return json.dumps(parsed, ensure_ascii=False)
 
 
+#: The largest value of the task table's integer columns (32-bit INTEGER on every database).
+INT_COLUMN_MAX = 2**31 - 1
+
+
 def _integer(name: str, value: Any, minimum: int) -> int | None:
     if value is None:
         return None
@@ -123,6 +127,8 @@ def _integer(name: str, value: Any, minimum: int) -> int | None:
         raise ValidationFailed(name, f"must be an integer, got {value!r}")
     if value < minimum:
         raise ValidationFailed(name, f"must be at least {minimum}, got {value}")
+    if value > INT_COLUMN_MAX:
+        raise ValidationFailed(name, f"must be at most {INT_COLUMN_MAX}, got {value}")
     return value
 
 

@@ -103,6 +103,20 @@ def test_create_trigger_args_timezone_applies(client: TestClient) -> None:
         ({"max_instances": -1}, "max_instances", "at least 0"),
         ({"max_instances": "many"}, "max_instances", "valid integer"),
         ({"expires_seconds": 0}, "expires_seconds", "at least 1"),
+        # beyond the INTEGER column: a 422, never the database's out-of-range error as a 500
+        ({"max_instances": 99999999999}, "max_instances", "at most 2147483647"),
+        ({"expires_seconds": 2**31}, "expires_seconds", "at most 2147483647"),
+        ({"misfire_grace_seconds": 10**20}, "misfire_grace_seconds", "at most 2147483647"),
+        (
+            {"trigger": None, "spec": None, "trigger_args": {"hour": "1", "start_date": "0001-01-01"}},
+            "trigger_args.start_date",
+            "between 1970-01-01 and 9998-12-31",
+        ),
+        (
+            {"trigger": None, "spec": None, "trigger_args": {"seconds": 5, "jitter": 99999999999}},
+            "trigger_args.jitter",
+            "at most 2147483647",
+        ),
         ({"task_key": ""}, "task_key", "is required"),
         ({"task_key": "k" * 300}, "task_key", "limit is 255"),
         ({"colour": "red"}, "colour", "is not a task field"),

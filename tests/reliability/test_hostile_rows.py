@@ -62,6 +62,14 @@ def hostile(marker: Path) -> list[tuple[str, dict[str, object], str]]:
         ("kwargs-array", {"kwargs": "[1, 2]"}, "kwargs"),
         ("kwargs-code", {"kwargs": shell}, "kwargs"),
         ("kwargs-not-json", {"kwargs": "{a: 1}"}, "kwargs"),
+        # datetime arithmetic around year 1 overflows: once this crashed beat (OverflowError)
+        (
+            "start-date-year-1",
+            {"trigger": "cron", "spec": "* * * * *", "start_date": "0001-01-01 00:00:00"},
+            "start_date",
+        ),
+        ("interval-start-year-1", {"start_date": "0001-01-01 00:00:00"}, "start_date"),
+        ("jitter-negative", {"trigger": "cron", "spec": "* * * * *", "jitter_seconds": -1}, "jitter_seconds"),
     ]
 
 
@@ -76,6 +84,7 @@ def insert_row(db: Engine, key: str, cols: dict[str, object]) -> int:
         str(row["args"]),
         kwargs=row["kwargs"],
         timezone=row["timezone"],
+        **{column: value for column, value in row.items() if column not in GOOD},
     )
 
 
