@@ -57,7 +57,8 @@ class Settler:
         """The status and next instant ``row`` implies (logging what an operator should know)."""
         task_id, key = int(row.id), str(row.task_key)
         if row.is_valid == 0:
-            if announce and row.status != TaskStatus.PAUSED.value:
+            # Also when the API or CLI already wrote status 'paused': beat's log shows every pause.
+            if announce:
                 logger.info("tablebeat: task %r (%s) paused", key, task_id)
             return Settled(task_id, key, TaskStatus.PAUSED.value, None)
         try:

@@ -1,6 +1,6 @@
-"""A row whose fires fall beyond what datetime holds goes to 'error'; it never stops beat.
+"""What beat decides for one row (``Settler.decide``) and what it logs.
 
-An OverflowError from one row's date maths once ended beat (``beat raised exception
+A row whose fires fall beyond what datetime holds goes to 'error'; it never stops beat: an OverflowError from one row's date maths once ended beat (``beat raised exception
 OverflowError``) and, the row being still there, every restart of it.
 """
 
@@ -50,3 +50,12 @@ def test_start_date_outside_the_computable_years_names_start_date(start: datetim
 def test_the_same_row_with_an_ordinary_start_is_scheduled() -> None:
     settled = SETTLER.decide(row(start_date=datetime(2020, 1, 1, tzinfo=UTC), jitter_seconds=60))
     assert settled.status == "ready" and settled.next_run_at is not None
+
+
+@pytest.mark.parametrize("status", ["ready", "paused"])
+def test_a_pause_is_logged_whoever_wrote_the_status(status: str, caplog: pytest.LogCaptureFixture) -> None:
+    """SQL leaves status 'ready' for beat to settle; the API and CLI write 'paused' themselves."""
+    with caplog.at_level("INFO", logger="tablebeat.beat"):
+        settled = SETTLER.decide(row(is_valid=0, status=status), announce=True)
+    assert settled.status == "paused"
+    assert "tablebeat: task 'far' (7) paused" in caplog.text
