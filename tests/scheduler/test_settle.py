@@ -1,7 +1,8 @@
 """What beat decides for one row (``Settler.decide``) and what it logs.
 
-A row whose fires fall beyond what datetime holds goes to 'error'; it never stops beat: an OverflowError from one row's date maths once ended beat (``beat raised exception
-OverflowError``) and, the row being still there, every restart of it.
+A row whose fires fall beyond what datetime holds goes to 'error'; it never stops beat: an
+OverflowError from one row's date maths once ended beat (``beat raised exception OverflowError``)
+and, the row being still there, every restart of it.
 """
 
 from __future__ import annotations
