@@ -56,6 +56,9 @@ CLAIM_URGENT_S = 1.0
 CLAIM_BUDGET_S = 0.25
 #: Bursts larger than this log one summary line instead of a line per fire.
 LOG_EACH_FIRE_UP_TO = 20
+#: Why a claimed fire that never reached the broker is recorded skipped instead of published late.
+ORPHANED_CLAIM = "not published: the task was paused, deleted or made invalid"
+MISSED_CLAIM = "misfire: not published before its misfire_grace_seconds ran out (the beat that claimed it stopped)"
 #: ``scheduler.schedule`` (Celery's view, not used to dispatch) lists this many next fires.
 SCHEDULE_VIEW_ROWS = 1000
 
@@ -544,11 +547,15 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
         logger.warning("tablebeat: beat(s) %s stopped; took over %d claimed fires", ", ".join(dead), len(runs))
         jobs = self._compile_for_outbox({run.task_id for run in runs})
         orphaned: list[store.UnpublishedRun] = []
+        missed: list[store.UnpublishedRun] = []
         now_m = time.monotonic()
         for run in runs:
             job = jobs.get(run.task_id)
             if job is None:
                 orphaned.append(run)
+                continue
+            if _past_grace(run, job, now):
+                missed.append(run)
                 continue
             prepared = self.publisher.prepare(
                 Dispatch.for_job(job, run.run_id, run.trace_id, run.celery_id, run.scheduled_at, scheduled=True)
@@ -556,12 +563,12 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
             heapq.heappush(self._ready, (run.scheduled_at.timestamp(), run.run_id, prepared))
             self._claimed_m[run.run_id] = now_m
         self._skip_orphaned(orphaned, now)
+        self._skip_orphaned(missed, now, MISSED_CLAIM)
 
-    def _skip_orphaned(self, runs: list[store.UnpublishedRun], now: datetime) -> None:
+    def _skip_orphaned(self, runs: list[store.UnpublishedRun], now: datetime, reason: str = ORPHANED_CLAIM) -> None:
         if not runs:
             return
         assert self._engine is not None
-        reason = "not published: the task was paused, deleted or made invalid"
         with self._engine.begin() as conn:  # paused, deleted or invalid since the claim: recorded, never left pending
             store.skip_unpublished(conn, [run.run_id for run in runs], reason, now)
             ids = list({run.task_id for run in runs[:LOG_EACH_FIRE_UP_TO]})
@@ -682,15 +689,20 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
         jobs = self._compile_for_outbox({run.task_id for run in runs})
         dispatches: list[Dispatch] = []
         orphaned: list[store.UnpublishedRun] = []
+        missed: list[store.UnpublishedRun] = []
         for run in runs:
             job = jobs.get(run.task_id)
             if job is None:
                 orphaned.append(run)
                 continue
+            if _past_grace(run, job, now):
+                missed.append(run)
+                continue
             dispatches.append(
                 Dispatch.for_job(job, run.run_id, run.trace_id, run.celery_id, run.scheduled_at, scheduled=True)
             )
         self._skip_orphaned(orphaned, now)
+        self._skip_orphaned(missed, now, MISSED_CLAIM)
         if not dispatches:
             return
         logger.warning("tablebeat: republishing %d claimed runs that never reached the broker", len(dispatches))
@@ -828,3 +840,9 @@ def _limit_idle_transactions(engine: Engine, dead_seconds: float) -> None:
         dbapi_connection.commit()
 
     event.listen(engine, "connect", on_connect)
+
+
+def _past_grace(run: store.UnpublishedRun, job: ScheduledJob, now: datetime) -> bool:
+    """Whether a claimed fire is now later than its task's misfire grace (a fire is never run
+    later than that: the regular misfire rule, applied to claims a stopped beat left behind)."""
+    return (now - run.scheduled_at).total_seconds() > job.grace_seconds

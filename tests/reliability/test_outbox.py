@@ -44,6 +44,9 @@ def test_unpublished_claims_of_a_dead_beat(cluster: Cluster, db: Engine) -> None
     paused = insert_task(db, "outbox_paused", "test_interval", "interval", "3600")
     sql(db, "UPDATE task SET is_valid = 0 WHERE id = :t", t=paused)
     orphan_claim(db, paused, now_naive() - timedelta(seconds=4))
+    # Claimed 5 minutes ago by the dead beat: publishing it now would run it far past its grace.
+    missed = insert_task(db, "outbox_missed", "test_interval", "interval", "3600", misfire_grace_seconds=30)
+    orphan_claim(db, missed, now_naive() - timedelta(minutes=5))
 
     cluster.start_worker(concurrency=1)
     beat = cluster.start_beat()
@@ -58,4 +61,7 @@ def test_unpublished_claims_of_a_dead_beat(cluster: Cluster, db: Engine) -> None
         what="beat's line for the skipped claim",
     )
     assert f"[task_key=outbox_paused trace_id={skipped[0]['trace_id']}]" in line[0], line
+    late = wait_for(lambda: runs(db, missed, "skipped"), 30, what="the claim past its grace to be recorded")
+    assert late[0]["result"].startswith("misfire: not published before its misfire_grace_seconds ran out")
+    assert late[0]["started_at"] is None
     assert not sql(db, "SELECT id FROM execute_task WHERE status = 'pending'")
