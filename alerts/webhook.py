@@ -25,7 +25,8 @@ from typing import Any
 from sqlalchemy import Engine, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from conf.profiles import Profile, load_profile
+from conf.profiles import load_settings
+from conf.settings import Settings
 from models import AlertState, ExecuteTask, RunStatus, Task, make_engine
 
 logger = logging.getLogger("tablebeat.alerts")
@@ -40,35 +41,6 @@ QUEUE_SIZE = 1000
 ERROR_HEAD_LINES = 3
 ERROR_TAIL_LINES = 6
 ERROR_LINE_MAX_CHARS = 300
-
-
-@dataclass(frozen=True, slots=True)
-class AlertSettings:
-    """The alert settings, read once from the profile (``conf.profiles``) or the Celery configuration."""
-
-    webhook_url: str = ""
-    min_interval_seconds: float = 300.0
-    console_url: str = ""
-    database_url: str = ""
-
-    @classmethod
-    def from_profile(cls, profile: Profile) -> AlertSettings:
-        """The settings of the ``APP_ENV`` profile and environment (what ``celeryconfig`` exports too)."""
-        return cls(
-            webhook_url=str(profile["alert_webhook"] or ""),
-            min_interval_seconds=float(profile["alert_min_interval_seconds"] or 0.0),
-            console_url=str(profile["console_url"] or "").rstrip("/"),
-            database_url=str(profile["database_url"] or ""),
-        )
-
-    @classmethod
-    def from_conf(cls, conf: Any) -> AlertSettings:
-        return cls(
-            webhook_url=str(conf.get("tablebeat_alert_webhook") or ""),
-            min_interval_seconds=float(conf.get("tablebeat_alert_min_interval_seconds") or 0.0),
-            console_url=str(conf.get("tablebeat_console_url") or "").rstrip("/"),
-            database_url=str(conf.get("tablebeat_database_url") or ""),
-        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,7 +106,7 @@ def decide_rate_limit(engine: Engine, task_id: int, now: datetime, min_interval_
     return RateDecision(False, 0)
 
 
-def build_payload(run: Any, status: str, settings: AlertSettings, suppressed: int) -> dict[str, Any]:
+def build_payload(run: Any, status: str, settings: Settings, suppressed: int) -> dict[str, Any]:
     """The JSON body of one alert (also readable by Slack-style webhooks through ``text``)."""
     head = error_head(run.error) or (run.result or "")
     run_url = f"{settings.console_url}/runs/{run.id}" if settings.console_url else None
@@ -162,7 +134,10 @@ def build_payload(run: Any, status: str, settings: AlertSettings, suppressed: in
         "finished_at": _iso(run.finished_at),
         "error_head": head,
         "suppressed": suppressed,
-        "rate_limit": {"min_interval_seconds": settings.min_interval_seconds, "suppressed_since_last": suppressed},
+        "rate_limit": {
+            "min_interval_seconds": settings.alert_min_interval_seconds,
+            "suppressed_since_last": suppressed,
+        },
         "text": text,
     }
 
@@ -174,7 +149,7 @@ def _iso(value: datetime | None) -> str | None:
 class Alerter:
     """Queues alerts and sends them from one daemon thread per process (re-made after fork)."""
 
-    def __init__(self, settings: AlertSettings | None = None) -> None:
+    def __init__(self, settings: Settings | None = None) -> None:
         self._settings = settings
         self._engine: Engine | None = None
         self._pid = 0
@@ -182,10 +157,15 @@ class Alerter:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
+    def configure(self, settings: Settings) -> None:
+        """Use ``settings`` from now on (before the first alert; later ones keep the engine already made)."""
+        self._settings = settings
+
     @property
-    def settings(self) -> AlertSettings:
+    def settings(self) -> Settings:
+        """The settings given, else the profile's (built on first use)."""
         if self._settings is None:
-            self._settings = AlertSettings.from_profile(load_profile())
+            self._settings = load_settings()
         return self._settings
 
     def submit(self, run_id: int, status: RunStatus | str) -> None:
@@ -274,7 +254,7 @@ class Alerter:
         if run is None:
             logger.warning("alert for run %s not sent: the run does not exist", run_id)
             return
-        url = webhook_for(run.extra, settings.webhook_url)
+        url = webhook_for(run.extra, settings.alert_webhook)
         if not url:
             return
         if not url.startswith(("http://", "https://")):
@@ -285,14 +265,16 @@ class Alerter:
                 EXTRA_WEBHOOK_KEY,
             )
             return
-        decision = decide_rate_limit(self.engine, int(run.task_id), datetime.now(UTC), settings.min_interval_seconds)
+        decision = decide_rate_limit(
+            self.engine, int(run.task_id), datetime.now(UTC), settings.alert_min_interval_seconds
+        )
         if not decision.send:
             logger.info(
                 "alert for run %s (%s) of %s suppressed: rate limit %ss (%d held back)",
                 run_id,
                 status,
                 run.task_key,
-                settings.min_interval_seconds,
+                settings.alert_min_interval_seconds,
                 decision.suppressed,
             )
             return
@@ -326,6 +308,11 @@ def _redact(url: str) -> str:
 
 #: The process-wide alerter used by :func:`alert_run`.
 alerter = Alerter()
+
+
+def configure(settings: Settings) -> None:
+    """Give the process-wide alerter the process's settings (beat and workers call this at start)."""
+    alerter.configure(settings)
 
 
 def alert_run(run_id: int, status: RunStatus | str) -> None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from service.tasks import ServiceSettings
+from conf.profiles import load_settings
+from conf.settings import Settings
 
 #: Environment variable holding the bearer token; unset means no authentication.
 TOKEN_ENV = "TABLEBEAT_API_TOKEN"
@@ -23,7 +24,7 @@ LOGIN_LIMIT_ENV = "TABLEBEAT_LOGIN_FAILURES_PER_MINUTE"
 class ApiSettings:
     """The service's settings plus the API's own: the bearer token (``None`` = no auth) and its guards."""
 
-    service: ServiceSettings
+    service: Settings
     api_token: str | None = None
     allow_open: bool = False
     allowed_hosts: tuple[str, ...] = ()
@@ -32,9 +33,9 @@ class ApiSettings:
 
     @classmethod
     def from_env(cls) -> ApiSettings:
-        """``TABLEBEAT_API_TOKEN`` and the API's other variables, plus :meth:`ServiceSettings.from_env`."""
+        """``TABLEBEAT_API_TOKEN`` and the API's other variables, plus the profile's and environment's settings."""
         return cls(
-            service=ServiceSettings.from_env(),
+            service=load_settings(),
             api_token=os.environ.get(TOKEN_ENV) or None,
             allow_open=_flag(ALLOW_OPEN_ENV),
             allowed_hosts=tuple(

@@ -19,8 +19,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from cli.output import console
+from conf.profiles import load_settings
 from service.errors import ServiceError, ValidationFailed
-from service.tasks import Page, RunView, ServiceSettings, TaskService, TaskView
+from service.tasks import Page, RunView, TaskService, TaskView
 
 task_app = typer.Typer(help="Add, list, show, edit, pause, resume, run and remove tasks.", no_args_is_help=True)
 
@@ -42,7 +43,7 @@ def fail(message: str, exit_code: int) -> typer.Exit:
 def open_service() -> Iterator[TaskService]:
     """A :class:`TaskService` from the environment; service errors become a red line and an exit code."""
     try:
-        service = TaskService(ServiceSettings.from_env())
+        service = TaskService(load_settings())
     except ValueError as exc:  # e.g. a TABLEBEAT_DATABASE_URL that cannot be parsed
         raise fail(str(exc), 2) from None
     try:

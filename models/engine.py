@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL
 from sqlalchemy.orm import Session, sessionmaker
 
-from conf.profiles import load_profile
+from conf.profiles import load_settings
 from conf.urls import parse_database_url
 
-__all__ = ["DEFAULT_DATABASE_URL", "database_url", "make_engine", "make_sessionmaker", "parse_database_url"]
-
-#: The embedded default: a SQLite file in the working directory.
-DEFAULT_DATABASE_URL = f"sqlite:///{Path.cwd() / 'tablebeat.db'}"
+__all__ = ["database_url", "make_engine", "make_sessionmaker", "parse_database_url"]
 
 
 def database_url() -> str:
@@ -23,7 +19,7 @@ def database_url() -> str:
 
     :raises conf.profiles.SettingsError: when the profile or the variable is invalid.
     """
-    return load_profile()["database_url"] or DEFAULT_DATABASE_URL
+    return load_settings().database_url
 
 
 def make_engine(url: str | URL | None = None, **kwargs: Any) -> Engine:

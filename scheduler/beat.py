@@ -23,7 +23,10 @@ from sqlalchemy import Engine, event, select
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
+from alerts import webhook
 from alerts.webhook import alert_run
+from conf.celery import settings_of
+from conf.settings import Settings
 from models import RunStatus, Task, TaskStatus, make_engine
 from models.db_errors import driver_error, is_deadlock
 from protocol.message import job_names
@@ -35,7 +38,6 @@ from scheduler.errors import RowError
 from scheduler.liveness import Heartbeat
 from scheduler.planning import PlannedFire, first_pending_instant, plan_due
 from scheduler.rows import ScheduledJob, registered_set
-from scheduler.settings import SchedulerSettings
 from scheduler.settle import Settler
 from telemetry import otel
 
@@ -84,11 +86,20 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
 
     Entry = TableEntry
 
-    def __init__(self, app: Any, *args: Any, registered: frozenset[str] | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        app: Any,
+        *args: Any,
+        settings: Settings | None = None,
+        registered: frozenset[str] | None = None,
+        **kwargs: Any,
+    ) -> None:
         # Celery's __init__ calls setup_schedule(); everything it needs must exist first.
         #: Job names rows may use; by default the jobs registered on ``app`` (loaded at process start).
         self._registered = registered
-        self.settings = SchedulerSettings.from_conf(app.conf)
+        #: The process's settings; by default those ``app`` was configured with (``celeryconfig``).
+        self.settings = settings or settings_of(app.conf)
+        webhook.configure(self.settings)
         self.token = f"{socket.gethostname()[:30]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.settler = Settler(frozenset(), self.settings.default_timezone, self.settings.misfire_grace_seconds)
         self._ready: list[tuple[float, int, PreparedMessage]] = []

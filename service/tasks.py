@@ -9,9 +9,7 @@ and name the field and the reason.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
@@ -21,6 +19,8 @@ from sqlalchemy import Engine, delete, func, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from conf.celery import celery_config
+from conf.settings import Settings
 from models import ExecuteTask, RunStatus, Task, TaskStatus, TriggerKind, make_engine, make_sessionmaker
 from models.execution import FINAL_STATUSES
 from protocol.signing import enable_signing
@@ -60,42 +60,16 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-@dataclass(frozen=True, slots=True)
-class ServiceSettings:
-    """Where the service finds the database and the broker, and the scheduling defaults."""
-
-    database_url: str
-    broker_url: str
-    default_timezone: str = "UTC"
-    misfire_grace_seconds: int = 60
-
-    @classmethod
-    def from_env(cls) -> ServiceSettings:
-        """Environment variables first, then the loaded Celery settings (profile, defaults)."""
-        # Importing ``workers`` loads celeryconfig the way beat and workers do.
-        from workers import app
-
-        conf = app.conf
-        return cls(
-            database_url=os.environ.get("TABLEBEAT_DATABASE_URL") or conf.tablebeat_database_url,
-            broker_url=os.environ.get("TABLEBEAT_BROKER_URL") or conf.broker_url,
-            default_timezone=os.environ.get("TABLEBEAT_TIMEZONE") or conf.timezone or "UTC",
-            misfire_grace_seconds=int(
-                os.environ.get("TABLEBEAT_MISFIRE_GRACE_SECONDS") or conf.tablebeat_misfire_grace_seconds
-            ),
-        )
-
-
 class TaskService:
     """Operations on tasks and their runs; one instance per process, safe across threads."""
 
-    def __init__(self, settings: ServiceSettings, *, registered: frozenset[str] | None = None) -> None:
+    def __init__(self, settings: Settings, *, registered: frozenset[str] | None = None) -> None:
         self.settings = settings
         self.engine: Engine = make_engine(settings.database_url)
         self._sessions = make_sessionmaker(self.engine)
         self._registered = registered
         #: Publishes run-now messages; built here so request threads never race to build it.
-        self.celery_app = _publishing_app(settings.broker_url)
+        self.celery_app = _publishing_app(settings)
 
     @property
     def registered(self) -> frozenset[str]:
@@ -103,7 +77,7 @@ class TaskService:
         if self._registered is None:
             import workers
 
-            self._registered = workers.load_job_modules()
+            self._registered = workers.load_job_modules(self.settings.job_modules)
         return self._registered
 
     def close(self) -> None:
@@ -483,13 +457,12 @@ class TaskService:
 _ROW_COLUMNS = (*COLUMNS, "id", "status", "create_at", "update_at", "last_run_at", "next_run_at", "last_error")
 
 
-def _publishing_app(broker_url: str) -> Any:
-    """A Celery app with tablebeat's settings, publishing to ``broker_url``."""
+def _publishing_app(settings: Settings) -> Any:
+    """A Celery app with tablebeat's Celery configuration, publishing to ``settings.broker_url``."""
     from celery import Celery
 
     app = Celery("tablebeat", set_as_current=False)
-    app.config_from_object("celeryconfig")
-    app.conf.broker_url = broker_url
+    app.conf.update(celery_config(settings))
     # A request must not hang while kombu retries an unreachable broker: fail fast,
     # the run stays recorded and beat's outbox sweep publishes it later.
     app.conf.broker_transport_options = {**(app.conf.broker_transport_options or {}), "max_retries": 1}

@@ -6,6 +6,8 @@ import sys
 
 from celery import Celery
 
+from conf.celery import settings_of
+from conf.settings import Settings
 from protocol.signing import SigningError, enable_signing
 
 app = Celery("tablebeat")
@@ -14,3 +16,8 @@ try:
     enable_signing(app)  # only when TABLEBEAT_SIGNING_* are set
 except SigningError as exc:
     sys.exit(f"tablebeat: invalid configuration: {exc}")
+
+
+def settings() -> Settings:
+    """This process's settings: built once by ``celeryconfig`` (loaded on first use of ``app.conf``)."""
+    return settings_of(app.conf)

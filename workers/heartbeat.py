@@ -11,13 +11,13 @@ from celery import signals
 from sqlalchemy import delete, update
 from sqlalchemy.exc import SQLAlchemyError
 
+from conf.celery import settings_of
+from conf.profiles import load_settings
+from conf.settings import Settings
 from models import WorkerHeartbeat, make_engine
 
 logger = logging.getLogger(__name__)
 
-#: Seconds between stamps (default; ``TABLEBEAT_HEARTBEAT_SECONDS``); beat declares a worker
-#: dead after ``TABLEBEAT_WORKER_DEAD_SECONDS`` without one.
-HEARTBEAT_EVERY_S = 5.0
 #: When this process started: a row ``running`` on this hostname that began before it belongs
 #: to a previous incarnation of the worker (restarted after a crash under the same name), so it is lost.
 PROCESS_STARTED = datetime.now(UTC)
@@ -26,13 +26,14 @@ PROCESS_STARTED = datetime.now(UTC)
 class HeartbeatThread(threading.Thread):
     """Daemon thread that stamps this worker's row until stopped."""
 
-    def __init__(self, hostname: str, every_s: float = HEARTBEAT_EVERY_S, queues: str | None = None) -> None:
+    def __init__(self, hostname: str, settings: Settings, queues: str | None = None) -> None:
         super().__init__(name="tablebeat-heartbeat", daemon=True)
         self.hostname = hostname
         #: The queues this worker consumes, comma-separated (beat warns about queues nobody consumes).
         self.queues = queues
-        self.every_s = every_s
-        self.engine = make_engine()
+        #: Seconds between stamps; beat declares a worker dead after ``worker_dead_seconds`` without one.
+        self.every_s = settings.heartbeat_seconds
+        self.engine = make_engine(settings.database_url)
         self._stop_event = threading.Event()
         self._failing = False
 
@@ -88,8 +89,8 @@ def _start_heartbeat(sender: Any = None, **_: Any) -> None:
     global _thread
     hostname = getattr(sender, "hostname", None) or "unknown"
     app = getattr(sender, "app", None)
-    every = float((app.conf.get("tablebeat_heartbeat_seconds") if app is not None else None) or HEARTBEAT_EVERY_S)
-    _thread = HeartbeatThread(hostname, every, consumed_queues(sender))
+    settings = settings_of(app.conf) if app is not None else load_settings()
+    _thread = HeartbeatThread(hostname, settings, consumed_queues(sender))
     _thread.start()
 
 

@@ -17,6 +17,7 @@ from typing import Any
 from celery import Task, signals
 from celery.exceptions import Ignore, Retry
 
+from alerts import webhook
 from alerts.webhook import alert_run
 from models import RunStatus
 from protocol.message import (
@@ -30,15 +31,17 @@ from protocol.message import (
 from protocol.trace import TRACEPARENT_HEADER, new_trace_id
 from telemetry import otel
 from workers import metrics
-from workers.celery_app import app
+from workers.celery_app import settings
 from workers.message_match import RunMessage
 from workers.runs import RunStore, StartDecision
 from workers.tracing import TracedRequest, current_run_id, current_task_key, current_trace_id
 
 logger = logging.getLogger("tablebeat.run")
 
+_settings = settings()
 #: One store per worker process; its engine is built lazily after the fork.
-run_store = RunStore(worker_dead_seconds=float(app.conf.get("tablebeat_worker_dead_seconds") or 30.0))
+run_store = RunStore(_settings.database_url, worker_dead_seconds=_settings.worker_dead_seconds)
+webhook.configure(_settings)
 
 
 class RecordedTask(Task):  # type: ignore[misc]  # Celery is untyped

@@ -21,6 +21,7 @@ from typing import Any, TypeVar, overload
 
 from celery import signals
 
+from conf.celery import settings_of
 from workers.celery_app import app
 from workers.recording import RecordedTask
 from workers.signatures import CallShape
@@ -137,7 +138,7 @@ def import_job_modules(modules: Iterable[str]) -> None:
 @signals.import_modules.connect
 def _import_at_start(sender: Any = None, **_: Any) -> None:
     """Worker and beat start-up (Celery imports ``imports`` right after this signal)."""
-    import_job_modules(app.conf.tablebeat_job_modules)
+    import_job_modules(settings_of(app.conf).job_modules)
 
 
 def registered_names() -> frozenset[str]:

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Boolean, Connection, Engine, Text, bindparam, case, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from conf.settings import default
 from models import ExecuteTask, RunStatus, Task, WorkerHeartbeat, make_engine
 from models.base import clock_now
 from models.db_errors import driver_error, is_database_error, is_deadlock, is_outage
@@ -73,7 +74,7 @@ def utcnow() -> datetime:
 class RunStore:
     """Writes the run rows of one worker process; engine created lazily (after fork)."""
 
-    def __init__(self, url: str | None = None, worker_dead_seconds: float = 30.0) -> None:
+    def __init__(self, url: str | None = None, worker_dead_seconds: float = default("worker_dead_seconds")) -> None:
         self._url = url
         #: A ``running`` row whose worker has been silent this long may be taken over by a redelivery.
         self.worker_dead_seconds = worker_dead_seconds

@@ -10,7 +10,8 @@ from sqlalchemy import Engine
 
 from api.app import create_app
 from api.settings import ApiSettings
-from service.tasks import ServiceSettings, TaskService
+from conf.settings import Settings
+from service.tasks import TaskService
 from tests.api.ops_env import clear_tables
 
 TOKEN = "s3cret-token"
@@ -24,7 +25,7 @@ def db_url(mariadb_url: str) -> str:
 
 @pytest.fixture(scope="module")
 def settings(db_url: str, broker_url: str) -> ApiSettings:
-    return ApiSettings(ServiceSettings(database_url=db_url, broker_url=broker_url), api_token=TOKEN)
+    return ApiSettings(Settings(database_url=db_url, broker_url=broker_url), api_token=TOKEN)
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,8 @@ from fastapi.testclient import TestClient
 import api.app as api_app
 from api.app import create_app
 from api.settings import ApiSettings
-from service.tasks import ServiceSettings, TaskService
+from conf.settings import Settings
+from service.tasks import TaskService
 from tests.api.conftest import TOKEN
 from tests.api.ops_env import clear_tables
 
@@ -89,7 +90,7 @@ def test_health_needs_no_token_and_reports_database_and_broker(anonymous: TestCl
 
 
 def test_health_reports_unreachable_database_and_broker() -> None:
-    settings = ServiceSettings(
+    settings = Settings(
         database_url="mysql+pymysql://root@127.0.0.1:1/nowhere?connect_timeout=2", broker_url="redis://127.0.0.1:1/0"
     )
     service = TaskService(settings, registered=frozenset())

@@ -12,8 +12,9 @@ from sqlalchemy import Engine, select
 
 from api.app import create_app
 from api.settings import ApiSettings
+from conf.settings import Settings
 from models import ExecuteTask
-from service.tasks import ServiceSettings, TaskService
+from service.tasks import TaskService
 from tests.api.ops_env import UTC, ago, insert_run
 
 pytestmark = pytest.mark.mariadb
@@ -368,7 +369,7 @@ def test_run_now_with_broker_down_is_503_and_keeps_the_run_for_beat(
     client: TestClient, engine: Engine, db_url: str
 ) -> None:
     create(client, "outbox")
-    settings = ApiSettings(ServiceSettings(database_url=db_url, broker_url="redis://127.0.0.1:1/0"), api_token=None)
+    settings = ApiSettings(Settings(database_url=db_url, broker_url="redis://127.0.0.1:1/0"), api_token=None)
     service = TaskService(settings.service)
     try:
         response = TestClient(create_app(settings, service=service)).post("/tasks/outbox/run", json={})

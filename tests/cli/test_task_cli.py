@@ -314,9 +314,10 @@ def test_cli_and_api_give_the_same_message(
 
     from api.app import create_app
     from api.settings import ApiSettings
-    from service.tasks import ServiceSettings, TaskService
+    from conf.settings import Settings
+    from service.tasks import TaskService
 
-    settings = ApiSettings(ServiceSettings(database_url=db_url, broker_url=broker_url))
+    settings = ApiSettings(Settings(database_url=db_url, broker_url=broker_url))
     service = TaskService(settings.service)
     try:
         api_error = TestClient(create_app(settings, service=service)).post(

@@ -15,7 +15,8 @@ from sqlalchemy import Engine
 
 from api.app import create_app
 from api.settings import ApiSettings
-from service.tasks import ServiceSettings, TaskService
+from conf.settings import Settings
+from service.tasks import TaskService
 from tests.api.ops_env import clear_tables
 
 TOKEN = "console-s3cret"
@@ -37,7 +38,7 @@ def db_url(mariadb_url: str) -> str:
 
 @pytest.fixture(scope="module")
 def service(db_url: str, broker_url: str) -> Iterator[TaskService]:
-    running = TaskService(ServiceSettings(database_url=db_url, broker_url=broker_url))
+    running = TaskService(Settings(database_url=db_url, broker_url=broker_url))
     yield running
     running.close()
 

@@ -10,7 +10,7 @@ from conf.profiles import SettingsError, load_profile
 def test_observability_is_off_by_default() -> None:
     profile = load_profile({})
     assert profile["metrics_port"] == 0 and profile["metrics_address"] == "127.0.0.1"
-    assert profile["metrics_task_keys"] == [] and profile["log_format"] == "text" and profile["otel"] is False
+    assert profile["metrics_task_keys"] == () and profile["log_format"] == "text" and profile["otel"] is False
 
 
 def test_values_from_the_environment() -> None:
@@ -24,7 +24,7 @@ def test_values_from_the_environment() -> None:
         }
     )
     assert (profile["metrics_port"], profile["metrics_address"]) == (9808, "0.0.0.0")
-    assert profile["metrics_task_keys"] == ["report", "standup"]
+    assert profile["metrics_task_keys"] == ("report", "standup")
     assert profile["log_format"] == "json" and profile["otel"] is True
 
 

@@ -12,12 +12,12 @@ from sqlalchemy import Engine, insert
 
 from alerts.webhook import (
     Alerter,
-    AlertSettings,
     build_payload,
     decide_rate_limit,
     error_head,
     webhook_for,
 )
+from conf.settings import Settings
 from models import ExecuteTask, RunStatus, make_engine
 from tests.ops.conftest import WebhookReceiver, cluster_env, insert_task, sql
 from tests.processes import Cluster, wait_for
@@ -66,7 +66,9 @@ def test_payload_fields() -> None:
         scheduled_at = started_at = finished_at = datetime(2024, 5, 1, 9, 0, tzinfo=UTC)
         error, result = TRACEBACK, None
 
-    settings = AlertSettings(webhook_url="http://x/h", min_interval_seconds=300, console_url="https://console.example")
+    settings = Settings(
+        alert_webhook="http://x/h", alert_min_interval_seconds=300, console_url="https://console.example"
+    )
     payload = build_payload(Run(), "failed", settings, suppressed=3)
     assert payload["run_url"] == "https://console.example/runs/42"
     assert payload["task_key"] == "nightly" and payload["trace_id"] == "t" * 32 and payload["status"] == "failed"
@@ -79,7 +81,7 @@ def test_payload_fields() -> None:
         "(3 earlier alerts of this task suppressed)"
     )
     assert payload["scheduled_at"] == "2024-05-01T09:00:00+00:00"
-    assert build_payload(Run(), "failed", AlertSettings(), 0)["run_url"] is None
+    assert build_payload(Run(), "failed", Settings(), 0)["run_url"] is None
 
 
 # --- rate limit in the database (every dialect) ------------------------------------------------------
@@ -148,9 +150,9 @@ def test_lost_expired_and_failed_runs_are_posted(
     task_id = insert_task(db, f"alert_{status.value}", "noop", "3600")
     run_id = _add_run(db, task_id, status, error, result)
     alerter = Alerter(
-        AlertSettings(
-            webhook_url=webhook.url + "/hook",
-            min_interval_seconds=300,
+        Settings(
+            alert_webhook=webhook.url + "/hook",
+            alert_min_interval_seconds=300,
             console_url="http://console:8000",
             database_url=mariadb_url,
         )
@@ -168,7 +170,7 @@ def test_lost_expired_and_failed_runs_are_posted(
 @pytest.mark.mariadb
 def test_other_statuses_do_not_alert(db: Engine, mariadb_url: str, webhook: WebhookReceiver) -> None:
     task_id = insert_task(db, "alert_quiet", "noop", "3600")
-    alerter = Alerter(AlertSettings(webhook_url=webhook.url, database_url=mariadb_url))
+    alerter = Alerter(Settings(alert_webhook=webhook.url, database_url=mariadb_url))
     for status in (RunStatus.SUCCESS, RunStatus.SKIPPED, RunStatus.RETRYING):
         alerter.submit(_add_run(db, task_id, status, None), status)
     assert alerter.flush(5)
@@ -183,14 +185,14 @@ def test_unreachable_or_failing_webhook_costs_one_log_line(
         sock.bind(("127.0.0.1", 0))
         dead = f"http://127.0.0.1:{sock.getsockname()[1]}/secret-token"
     task_id = insert_task(db, "alert_dead", "noop", "3600")
-    alerter = Alerter(AlertSettings(webhook_url=dead, min_interval_seconds=0, database_url=mariadb_url))
+    alerter = Alerter(Settings(alert_webhook=dead, alert_min_interval_seconds=0, database_url=mariadb_url))
     started = time.monotonic()
     with caplog.at_level(logging.WARNING, logger="tablebeat.alerts"):
         alerter.submit(_add_run(db, task_id, RunStatus.FAILED, "boom"), RunStatus.FAILED)
         assert time.monotonic() - started < 0.5  # queued, not sent inline
         assert alerter.flush(10)
         webhook.status = 500
-        failing = Alerter(AlertSettings(webhook_url=webhook.url, min_interval_seconds=0, database_url=mariadb_url))
+        failing = Alerter(Settings(alert_webhook=webhook.url, alert_min_interval_seconds=0, database_url=mariadb_url))
         failing.submit(_add_run(db, task_id, RunStatus.FAILED, "boom"), RunStatus.FAILED)
         assert failing.flush(10)
     lines = [r.getMessage() for r in caplog.records]
@@ -207,9 +209,9 @@ def test_slow_webhook_times_out_after_two_seconds(db: Engine, mariadb_url: str) 
         server.listen()
         task_id = insert_task(db, "alert_slow", "noop", "3600")
         alerter = Alerter(
-            AlertSettings(
-                webhook_url=f"http://127.0.0.1:{server.getsockname()[1]}/",
-                min_interval_seconds=0,
+            Settings(
+                alert_webhook=f"http://127.0.0.1:{server.getsockname()[1]}/",
+                alert_min_interval_seconds=0,
                 database_url=mariadb_url,
             )
         )

@@ -16,7 +16,10 @@ from conf.profiles import (
     SettingsError,
     export_to_environ,
     load_profile,
+    load_settings,
+    read_profile_file,
 )
+from conf.settings import Settings, default
 from tests.ops.conftest import REPO
 
 ONLINE_URLS = {
@@ -34,10 +37,13 @@ def write_profile(folder: Path, name: str, body: str) -> Path:
 def test_default_profile_is_local_with_embedded_defaults() -> None:
     profile = load_profile({})
     assert profile.name == "local" and profile.path == CONF_DIR / "local.toml"
-    assert profile["database_url"] is None and profile["broker_url"] is None  # SQLite files, computed by readers
+    assert profile["database_url"] == "" and profile["broker_url"] == ""  # SQLite files, resolved by Settings
     assert profile["refresh_seconds"] == 10.0 and profile["timezone"] == "UTC"
-    assert profile["job_modules"] == ["workers.examples"]
-    assert profile.sources["refresh_seconds"] == "file"
+    assert profile["job_modules"] == ("workers.examples",)
+    assert profile.sources["refresh_seconds"] == "default"
+    settings = profile.settings()
+    assert settings.database_url == f"sqlite:///{Path.cwd() / 'tablebeat.db'}"
+    assert settings.broker_url == f"sqla+sqlite:///{Path.cwd() / 'tablebeat-broker.db'}"
 
 
 def test_test_profile_points_at_local_services() -> None:
@@ -54,6 +60,40 @@ def test_every_shipped_profile_loads(name: str) -> None:
     assert set(profile.values) == {s.key for s in SETTINGS}
 
 
+@pytest.mark.parametrize("name", PROFILES)
+def test_profile_files_hold_only_what_differs_from_the_defaults(name: str) -> None:
+    data = read_profile_file(CONF_DIR / f"{name}.toml")
+    repeated = sorted(key for key, value in data.items() if key != "required" and value == default(key))
+    assert not repeated, f"{name}.toml repeats built-in defaults (conf/settings.py): {repeated}"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "field", "expected"),
+    [
+        ("TABLEBEAT_STALE_CLAIM_SECONDS", "4", "stale_claim_seconds", 4.0),
+        ("TABLEBEAT_WORKER_DEAD_SECONDS", "12", "worker_dead_seconds", 12.0),
+        ("TABLEBEAT_HEARTBEAT_SECONDS", "1.5", "heartbeat_seconds", 1.5),
+        ("TABLEBEAT_LOOKAHEAD_SECONDS", "0.5", "lookahead_seconds", 0.5),
+        ("TABLEBEAT_PUBLISH_BATCH_SIZE", "200", "publish_batch_size", 200),
+        ("TABLEBEAT_TIMEZONE", "Asia/Shanghai", "timezone", "Asia/Shanghai"),
+        ("TABLEBEAT_MISFIRE_GRACE_SECONDS", "5", "misfire_grace_seconds", 5),
+    ],
+)
+def test_every_setting_comes_from_its_environment_variable(
+    variable: str, value: str, field: str, expected: object
+) -> None:
+    assert getattr(load_settings({variable: value}), field) == expected
+
+
+def test_settings_built_in_code_are_checked_too() -> None:
+    assert Settings() == load_settings({}, conf_dir=CONF_DIR)
+    with pytest.raises(SettingsError, match=r"^TABLEBEAT_POLL_SECONDS: must be a positive number, got 0"):
+        Settings(poll_seconds=0)
+    with pytest.raises(SettingsError, match=r"^TABLEBEAT_WORKER_DEAD_SECONDS must be at least twice"):
+        load_settings({"TABLEBEAT_WORKER_DEAD_SECONDS": "6", "TABLEBEAT_HEARTBEAT_SECONDS": "5"})
+    assert "secret" not in repr(Settings(database_url="mysql+pymysql://u:secret@db/x"))
+
+
 def test_app_env_is_case_insensitive() -> None:
     assert load_profile({"APP_ENV": " Test "}).name == "test"
 
@@ -63,7 +103,7 @@ def test_environment_overrides_the_profile_file() -> None:
         {"APP_ENV": "test", "TABLEBEAT_REFRESH_SECONDS": "7", "TABLEBEAT_JOB_MODULES": "a.jobs, b.jobs"}
     )
     assert profile["refresh_seconds"] == 7.0 and profile.sources["refresh_seconds"] == "env"
-    assert profile["job_modules"] == ["a.jobs", "b.jobs"]
+    assert profile["job_modules"] == ("a.jobs", "b.jobs")
 
 
 def test_empty_environment_variable_counts_as_unset() -> None:
@@ -165,7 +205,7 @@ def _run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[st
 def test_celery_app_takes_its_settings_from_the_profile() -> None:
     code = (
         "from workers import app; c = app.conf; "
-        "print(c.app_env, c.tablebeat_refresh_seconds, c.broker_url, c.timezone, c.tablebeat_database_url)"
+        "s = c.tablebeat_settings; print(c.app_env, s.refresh_seconds, c.broker_url, c.timezone, s.database_url)"
     )
     done = _run([sys.executable, "-c", code], {"APP_ENV": "test", "TABLEBEAT_TIMEZONE": "Asia/Shanghai"})
     assert done.returncode == 0, done.stderr

@@ -13,6 +13,7 @@ from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session
 
 import workers
+from conf.settings import Settings
 from models import ExecuteTask, Task, make_engine
 from scheduler import timeline
 from scheduler.beat import SqlScheduler
@@ -36,14 +37,14 @@ class RecordingPublisher:
 
 def make_scheduler(url: str, **conf: Any) -> SqlScheduler:
     app = Celery("tablebeat-test", set_as_current=False)
-    app.conf.update(
-        tablebeat_database_url=url,
-        tablebeat_poll_seconds=0.05,
-        tablebeat_refresh_seconds=conf.pop("refresh_seconds", 3600),
-        tablebeat_lookahead_seconds=conf.pop("lookahead_seconds", 0.2),
-        **{f"tablebeat_{k}": v for k, v in conf.items()},
+    settings = Settings(
+        database_url=url,
+        poll_seconds=0.05,
+        refresh_seconds=conf.pop("refresh_seconds", 3600),
+        lookahead_seconds=conf.pop("lookahead_seconds", 0.2),
+        **conf,
     )
-    scheduler = SqlScheduler(app, registered=workers.load_job_modules())
+    scheduler = SqlScheduler(app, settings=settings, registered=workers.load_job_modules())
     scheduler.publisher = RecordingPublisher()
     return scheduler
 
