@@ -1,8 +1,8 @@
 """The worker side of tablebeat: the Celery app, the job registry and run recording.
 
 ``celery -A workers worker`` and ``celery -A workers beat`` load this package. Importing it
-imports no job module: the worker and beat import them at start-up (Celery's ``imports``
-setting, from ``TABLEBEAT_JOB_MODULES``); other processes call :func:`load_job_modules`.
+imports no job module: the worker and beat import them at start-up (Celery's ``import_modules``
+signal, ``workers.registry``, from ``TABLEBEAT_JOB_MODULES``); other processes call :func:`load_job_modules`.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from workers.registry import JOBS, import_job_modules, job, registered_names
 
 
 def load_job_modules(modules: Iterable[str] | None = None) -> frozenset[str]:
-    """Import ``modules`` (default: the ``job_modules`` setting), once, register their functions, return the job names."""
+    """Import ``modules`` (default: the ``job_modules`` setting) once, register their jobs, return the job names."""
     import_job_modules(settings().job_modules if modules is None else modules)
     return registered_names()
 
