@@ -7,6 +7,7 @@ worker (solo pool) consumes in a thread (``celery.contrib.testing.worker``).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 import time
@@ -29,10 +30,10 @@ def main(seconds: float) -> None:
     from scheduler.beat import SqlScheduler
 
     app = workers.app
-    app.conf.update(tablebeat_poll_seconds=0.1, tablebeat_lookahead_seconds=0.3)
+    settings = dataclasses.replace(workers.settings(), poll_seconds=0.1, lookahead_seconds=0.3)
     workers.load_job_modules()
     with start_worker(app, pool="solo", perform_ping_check=False, loglevel="WARNING"):
-        beat = SqlScheduler(app)
+        beat = SqlScheduler(app, settings=settings)
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             time.sleep(min(beat.tick(), 0.05))
