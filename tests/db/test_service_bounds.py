@@ -7,14 +7,15 @@ from collections.abc import Iterator
 
 import pytest
 
+from conf.settings import Settings
 from service.errors import TaskNotFound, ValidationFailed
 from service.paging import MAX_OFFSET
-from service.tasks import ServiceSettings, TaskService
+from service.tasks import TaskService
 
 
 @pytest.fixture
 def service(migrated_url: str) -> Iterator[TaskService]:
-    running = TaskService(ServiceSettings(database_url=migrated_url, broker_url="memory://"))
+    running = TaskService(Settings(database_url=migrated_url, broker_url="memory://"))
     running.create_task({"task_key": "x", "execute_func": "test_interval", "trigger": "interval", "spec": "5"})
     yield running
     running.close()
