@@ -51,6 +51,7 @@ def test_outages_are_counted_once_each_and_up_follows(
         cluster.start_worker(concurrency=1)
         cluster.env = {**cluster.env, "TABLEBEAT_METRICS_PORT": str(port)}
         cluster.start_beat()
+        cluster.wait_ready()  # the worker must be consuming before the broker goes, or it sees no outage
 
         def beat_value(name: str, **labels: str) -> float | None:
             samples = try_scrape(metrics_url)
