@@ -15,7 +15,8 @@ import httpx
 import pytest
 from sqlalchemy import Engine
 
-from service.tasks import ServiceSettings, TaskService
+from conf.settings import Settings
+from service.tasks import TaskService
 from tests.console.test_console_e2e import CHROMIUM, CHROMIUM_ARGS, _free_port, _require_chromium
 from tests.integration.conftest import sql
 from tests.processes import REPO, Cluster, wait_for
@@ -64,7 +65,7 @@ def test_status_is_doing_while_a_run_is_running_even_after_the_next_claim(legacy
 
 
 def test_run_now_updates_last_run_at(mariadb_url: str, broker_url: str, db: Engine) -> None:
-    service = TaskService(ServiceSettings(database_url=mariadb_url, broker_url=broker_url))
+    service = TaskService(Settings(database_url=mariadb_url, broker_url=broker_url))
     try:
         service.create_task(
             {"task_key": "manual", "execute_func": "noop", "trigger": "cron", "spec": "0 0 1 1 *", "is_valid": 0}

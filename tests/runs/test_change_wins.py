@@ -104,9 +104,10 @@ def _api_channel(client: TestClient) -> Apply:
 def api_client(maria_url: str, broker_url: str) -> Iterator[TestClient]:
     from api.app import create_app
     from api.settings import ApiSettings
-    from service.tasks import ServiceSettings, TaskService
+    from conf.settings import Settings
+    from service.tasks import TaskService
 
-    settings = ApiSettings(ServiceSettings(database_url=maria_url, broker_url=broker_url), api_token="t0ken")
+    settings = ApiSettings(Settings(database_url=maria_url, broker_url=broker_url), api_token="t0ken")
     service = TaskService(settings.service)
     try:
         with TestClient(create_app(settings, service=service)) as client:
