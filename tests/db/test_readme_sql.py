@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
+from conf.settings import Settings
 from service.errors import TaskNotFound
-from service.tasks import ServiceSettings, TaskService
+from service.tasks import TaskService
 
 README = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
 SECTION = README.split("## Managing jobs with plain SQL", 1)[1].split("\n## ", 1)[0]
@@ -47,7 +48,7 @@ def _for(kind: str, statement: str) -> str:
 
 @pytest.fixture
 def service(migrated_url: str) -> Iterator[TaskService]:
-    running = TaskService(ServiceSettings(database_url=migrated_url, broker_url="memory://"))
+    running = TaskService(Settings(database_url=migrated_url, broker_url="memory://"))
     yield running
     running.close()
 
