@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from conf.legacy_layout import PROFILE_ALIASES, profile_files, translate
 from conf.settings import SETTINGS, SETTINGS_BY_KEY, Settings, SettingsError, show
 
 __all__ = [
@@ -62,22 +63,45 @@ class Profile:
 
 
 def profile_name(environ: Mapping[str, str]) -> str:
-    """The profile ``APP_ENV`` selects (default ``local``); raises for an unknown name."""
+    """The profile ``APP_ENV`` selects (default ``local``; 002's ``product`` is ``online``)."""
     name = (environ.get("APP_ENV") or DEFAULT_PROFILE).strip().lower()
+    name = PROFILE_ALIASES.get(name, name)
     if name not in PROFILES:
         raise SettingsError(f"APP_ENV: unknown profile {name!r}; use one of {', '.join(PROFILES)}")
     return name
+
+
+def read_profile(folder: Path, name: str) -> tuple[Path, dict[str, Any]]:
+    """The settings of profile ``name``: ``<name>.toml``, or every file of the folder ``<name>/``.
+
+    Earlier systems' layouts load too (``conf.legacy_layout``): 001's folders, 002's ``product``,
+    and their ``[mysql]``/``[redis]``/``[logger]`` tables.
+    """
+    path, files = profile_files(folder, name)
+    if not files:
+        raise SettingsError(f"APP_ENV: profile file {path} does not exist (nor a folder {folder / name})")
+    data: dict[str, Any] = {}
+    seen: dict[str, Path] = {}
+    for file in files:
+        for key, value in read_profile_file(file).items():
+            if key in seen and key != "required":
+                raise SettingsError(f"{file}: {key!r} is already set by {seen[key].name}")
+            seen[key] = file
+            data[key] = [*data.get(key, []), *value] if key == "required" else value
+    return path, data
 
 
 def read_profile_file(path: Path) -> dict[str, Any]:
     """The raw contents of a profile file; raises for a missing file, bad TOML or unknown keys."""
     try:
         with path.open("rb") as fh:
-            data = tomllib.load(fh)
+            data = translate(tomllib.load(fh), path.stem)
     except FileNotFoundError:
         raise SettingsError(f"APP_ENV: profile file {path} does not exist") from None
     except tomllib.TOMLDecodeError as exc:
         raise SettingsError(f"{path}: not valid TOML: {exc}") from None
+    except ValueError as exc:
+        raise SettingsError(f"{path}: {exc}") from None
     unknown = sorted(set(data) - set(SETTINGS_BY_KEY) - _META_KEYS)
     if unknown:
         raise SettingsError(f"{path}: unknown setting {unknown[0]!r}; known settings are {', '.join(SETTINGS_BY_KEY)}")
@@ -97,8 +121,7 @@ def load_profile(environ: Mapping[str, str] | None = None, conf_dir: Path | None
     env = os.environ if environ is None else environ
     name = profile_name(env)
     folder = conf_dir or Path(env.get("TABLEBEAT_CONF_DIR") or CONF_DIR)
-    path = folder / f"{name}.toml"
-    data = read_profile_file(path)
+    path, data = read_profile(folder, name)
     required = data.get("required", [])
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}

@@ -171,6 +171,21 @@ def _switch(raw: Any) -> bool:
     raise ValueError("must be on or off (1/0, true/false)")
 
 
+def _log_level(raw: Any) -> str:
+    value = str(raw).strip().upper()
+    value = {"WARN": "WARNING", "FATAL": "CRITICAL"}.get(value, value)
+    if value not in ("", "DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+        raise ValueError("must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
+    return value
+
+
+def _log_file(raw: Any) -> str:
+    value = str(raw).strip()
+    if value and not Path(value).is_absolute():
+        raise ValueError("must be an absolute path (relative paths depend on where a process starts)")
+    return value
+
+
 def _setting(default: Any, parse: Callable[[Any], Any], doc: str, *, secret: bool = False) -> Any:
     """A field of :class:`Settings`: its default, parser and meaning (``secret``: kept out of ``repr``)."""
     return field(default=default, repr=not secret, metadata={"parse": parse, "doc": doc})
@@ -202,6 +217,8 @@ class Settings:
         (), _name_list, "task_keys that get their own 'task' label in metrics"
     )
     log_format: str = _setting("text", _log_format, "'text' or 'json' (one JSON object per line)")
+    log_file: str = _setting("", _log_file, "absolute path beat and workers also write their log lines to")
+    log_level: str = _setting("", _log_level, "DEBUG, INFO, WARNING, ERROR; overrides celery's -l when set")
     otel: bool = _setting(False, _switch, "OpenTelemetry spans for fires and runs (needs tablebeat[otel])")
     stale_claim_seconds: float = _setting(
         10.0, _positive_float, "a claimed fire left unpublished this long is republished by any beat"

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 
 from workers import flower_options as _flower_options  # noqa: F401  (lets Flower read '--port 5566')
 from workers import heartbeat as _heartbeat  # noqa: F401  (connects worker liveness signals)
+from workers import log_file as _log_file  # noqa: F401  (connects the log-file setting)
 from workers import metrics as _metrics  # noqa: F401  (connects the metrics server to worker start)
 from workers import tracing as _tracing  # noqa: F401  (connects logging and publish signals)
 from workers.celery_app import app, settings
