@@ -10,8 +10,10 @@ from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service.errors import ServiceError
 
@@ -31,11 +33,22 @@ def install_error_handlers(app: FastAPI, error_page: ErrorPage | None = None) ->
     app.state.error_page = error_page
     app.add_exception_handler(ServiceError, _service_error)
     app.add_exception_handler(RequestValidationError, _request_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
 
 
 def _as_page(request: Request, status: int, detail: str) -> Response | None:
     error_page: ErrorPage | None = getattr(request.app.state, "error_page", None)
     return error_page(request, status, detail) if error_page else None
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """FastAPI's own answer, except a browser asking for an address no route serves gets a page."""
+    assert isinstance(exc, StarletteHTTPException)  # registered for it only
+    if exc.status_code == 404 and request.scope.get("route") is None:
+        page = _as_page(request, 404, f"nothing is served at {request.url.path}")
+        if page is not None:
+            return page
+    return await http_exception_handler(request, exc)
 
 
 async def _service_error(request: Request, exc: Exception) -> Response:

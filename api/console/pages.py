@@ -160,10 +160,14 @@ def error_page(request: Request, status_code: int, detail: str) -> Response | No
     """The console's failures (a bad page number, an id that is not a number) as an HTML page.
 
     Installed as the app's error page (:func:`api.errors.install_error_handlers`); returns
-    None for requests that did not reach a console route, which keep the API's JSON body.
+    None for requests that did not reach a console route, which keep the API's JSON body,
+    except a browser's request for an address nothing serves (it asks for HTML first).
     """
     route = request.scope.get("route")
-    if getattr(route, "endpoint", None) not in _CONSOLE_ENDPOINTS:
+    if route is None:
+        if not request.headers.get("accept", "").startswith("text/html"):
+            return None
+    elif getattr(route, "endpoint", None) not in _CONSOLE_ENDPOINTS:
         return None
     try:
         title = _ERROR_TITLES.get(status_code) or HTTPStatus(status_code).phrase

@@ -80,3 +80,25 @@ def test_success_after_retry_labels_the_earlier_error(
     page = browser.get(f"/runs/{run_id}").text
     assert "Error of an earlier attempt" in page
     assert "<h2" in page and ">Traceback</h2>" not in page
+
+
+BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+
+
+@pytest.mark.parametrize("path", ["/jobs/1/typo", "/no/such/page"])
+def test_a_browser_at_an_unknown_address_gets_a_page(anonymous: TestClient, path: str) -> None:
+    response = anonymous.get(path, headers={"accept": BROWSER_ACCEPT})
+    assert response.status_code == 404
+    assert response.headers["content-type"].startswith("text/html")
+    assert f"nothing is served at {path}" in response.text and 'href="/"' in response.text
+
+
+def test_an_api_client_at_an_unknown_address_gets_json(anonymous: TestClient) -> None:
+    for accept in ("*/*", "application/json"):
+        response = anonymous.get("/no/such/page", headers={"accept": accept})
+        assert response.status_code == 404 and response.json() == {"detail": "Not Found"}
+    # The API's own 404s stay JSON for a browser too (the route exists, the task does not).
+    response = anonymous.get(
+        "/tasks/nosuch", headers={"accept": BROWSER_ACCEPT, "authorization": "Bearer console-s3cret"}
+    )
+    assert response.status_code == 404 and response.json()["detail"].startswith("no task")
