@@ -20,7 +20,7 @@ from service import compat
 from service.errors import ValidationFailed
 
 TAG = "scheduler (004)"
-_ERRORS = {
+_ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorOut, "description": "Missing or wrong bearer token"},
     404: {"model": ErrorOut, "description": "No task with that id"},
     422: {"model": ErrorOut, "description": "A field is invalid; `detail` names it (004's name) and the reason"},

@@ -21,7 +21,7 @@ from service.errors import ValidationFailed
 from service.views import TaskView
 
 TAG = "task-manage (003)"
-_ERRORS = {
+_ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorOut, "description": "Missing or wrong bearer token"},
     404: {"model": ErrorOut, "description": "No task with that id"},
     422: {"model": ErrorOut, "description": "A field is invalid; `detail` names it (003's name) and the reason"},

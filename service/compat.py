@@ -46,7 +46,7 @@ LOG_STATUS = {
 
 def renamed(exc: ValidationFailed, names: Mapping[str, str]) -> ValidationFailed:
     """``exc`` naming the client's field instead of tablebeat's."""
-    head, dot, rest = exc.field.partition(".")
+    head, dot, rest = (exc.field or "").partition(".")
     if head not in names:
         return exc
     return ValidationFailed(names[head] + dot + rest, exc.reason)

@@ -95,7 +95,7 @@ def _register(job_name: str, func: Callable[..., Any], task_options: dict[str, A
 
 def module_functions(module: ModuleType) -> list[tuple[str, Callable[..., Any]]]:
     """The public functions ``module`` itself defines (not ones it imported), by name."""
-    out = []
+    out: list[tuple[str, Callable[..., Any]]] = []
     for attr, value in vars(module).items():
         if attr.startswith("_") or not inspect.isfunction(value):
             continue
