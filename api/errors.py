@@ -64,7 +64,7 @@ async def _request_error(request: Request, exc: Exception) -> Response:
     errors = _merge_alternatives([_describe(error) for error in exc.errors()])
     first = errors[0] if errors else {"field": None, "reason": "invalid request"}
     detail = f"{first['field']}: {first['reason']}" if first["field"] else first["reason"]
-    page = _as_page(request, 422, detail)
+    page = _as_page(request, 422, str(detail))
     if page is not None:
         return page
     return JSONResponse(status_code=422, content={"detail": detail, "field": first["field"], "errors": errors})
