@@ -56,6 +56,10 @@ CLAIM_QUIET_S = 0.3
 CLAIM_URGENT_S = 1.0
 #: One tick claims batches for at most this long before publishing what has come due.
 CLAIM_BUDGET_S = 0.25
+#: Claim rate assumed before one is measured (rows/s), the longest lead, and the most rows counted for it.
+INITIAL_CLAIM_RATE = 10000.0
+MAX_LEAD_S = 30.0
+MAX_EARLY_ROWS = 500_000
 #: Bursts larger than this log one summary line instead of a line per fire.
 LOG_EACH_FIRE_UP_TO = 20
 #: Why a claimed fire that never reached the broker is recorded skipped instead of published late.
@@ -108,6 +112,10 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
         self._change_cursor = store.ChangeCursor()
         #: Epoch time of the earliest next_run_at in the table (None: nothing scheduled).
         self._next_due_ts: float | None = None
+        #: How far ahead of the next instant claiming starts: the lookahead, more before a big burst.
+        self._lead = self.settings.lookahead_seconds
+        #: Rows claimed per second (measured on full batches): how long a burst takes to claim.
+        self._claim_rate = INITIAL_CLAIM_RATE
         #: No claim before this (monotonic): the due rows were all locked by other beats.
         self._claim_after = 0.0
         #: The safety net's marks: newest config edit and highest id already looked at.
@@ -245,7 +253,7 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
             logger.info("tablebeat: settled every row once (%d rows): the table had no settled cursor", count)
         self._change_cursor = store.ChangeCursor(settled)
         with self._engine.begin() as conn:
-            self._next_due_ts = _ts(timeline.next_due_at(conn))
+            self._set_next_due(conn)
             self._count_scheduled(conn)
         return count
 
@@ -271,7 +279,7 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
                     for task_id in changed - {int(r.id) for r in rows}:
                         logger.info("tablebeat: task %s deleted; unscheduled", task_id)
                     timeline.advance_settled(conn, self._change_cursor.settled_upto())
-                    self._next_due_ts = _ts(timeline.next_due_at(conn))
+                    self._set_next_due(conn)
                     metrics.edits_applied(self._change_cursor.changed_at)
                     self._count_scheduled(conn)
                 if now_m >= self._next_refresh:
@@ -358,7 +366,7 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
         rows = timeline.rows_edited_since(conn, since, self._marks[1], CHANGES_PER_POLL)
         if rows:
             self.settler.settle(conn, rows)
-            self._next_due_ts = _ts(timeline.next_due_at(conn))
+            self._set_next_due(conn)
         self._marks = (newest, top)
 
     # --- claim ------------------------------------------------------------------------
@@ -367,7 +375,7 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
         if self._broker_down_since is not None and not self._broker_back():
             return  # leave fires overdue; they are coalesced once the broker is back
         now_ts = time.time()
-        lookahead = self.settings.lookahead_seconds
+        lookahead = self._lead
         if self._next_due_ts is None or self._next_due_ts - now_ts > lookahead or time.monotonic() < self._claim_after:
             return
         if self._ready and self._ready[0][0] - now_ts < CLAIM_QUIET_S and self._next_due_ts - now_ts > CLAIM_URGENT_S:
@@ -377,6 +385,7 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
         while True:
             now = utcnow()
             horizon = now + timedelta(seconds=lookahead)
+            batch_began = time.perf_counter()
             try:
                 with self._engine.begin() as conn:
                     rows = timeline.due_rows(conn, horizon, self.settings.claim_batch)
@@ -386,13 +395,16 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
                     store.write_task_columns(conn, writes)
                     full = len(rows) >= self.settings.claim_batch
                     if not full:
-                        self._next_due_ts = _ts(timeline.next_due_at(conn))
+                        self._set_next_due(conn)
                 self._db_recovered()
             except SQLAlchemyError as exc:
                 self._db_failed("claiming due fires", exc)
                 self._claim_after = time.monotonic() + self.settings.poll_seconds
                 return
             self._accept_claims(planned, claims, won)
+            if full:
+                rate = len(rows) / max(time.perf_counter() - batch_began, 1e-3)
+                self._claim_rate = 0.7 * self._claim_rate + 0.3 * rate
             if not full:
                 if not rows and self._next_due_ts is not None and self._next_due_ts <= horizon.timestamp():
                     # Due rows exist but another beat holds them: let it finish instead of spinning.
@@ -400,6 +412,22 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
                 return
             if time.monotonic() - started > CLAIM_BUDGET_S or (self._ready and self._ready[0][0] <= time.time()):
                 return  # publish what has come due; the next tick claims the rest
+
+    def _set_next_due(self, conn: Any) -> None:
+        """Read the timeline's first entry; before a burst bigger than a claim batch, start claiming earlier.
+
+        A burst takes (rows / claim rate) to claim: claiming starts that much more ahead of its
+        instant (at most :data:`MAX_LEAD_S`), so 100,000 fires at one instant are claimed, and their
+        messages built, before it comes.
+        """
+        nxt = timeline.next_due_at(conn)
+        self._next_due_ts = _ts(nxt)
+        self._lead = self.settings.lookahead_seconds
+        if nxt is not None:
+            horizon = nxt + timedelta(seconds=self.settings.lookahead_seconds)
+            due = timeline.count_due_until(conn, horizon, MAX_EARLY_ROWS)
+            if due > self.settings.claim_batch:
+                self._lead = min(MAX_LEAD_S, self._lead + due / self._claim_rate)
 
     def _plan(
         self, rows: list[Any], now: datetime, horizon: datetime
@@ -752,7 +780,7 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
         if self._ready:
             wake = min(wake, self._ready[0][0])
         if self._next_due_ts is not None:
-            claim_at = self._next_due_ts - self.settings.lookahead_seconds
+            claim_at = self._next_due_ts - self._lead
             wake = min(wake, max(claim_at, now_ts + self._claim_after - now_m))
         return max(wake - now_ts, 0.001)
 

@@ -54,6 +54,12 @@ def next_due_at(conn: Connection) -> datetime | None:
     return conn.scalar(_NEXT_DUE)
 
 
+def count_due_until(conn: Connection, horizon: datetime, cap: int) -> int:
+    """How many enabled rows are due at or before ``horizon`` (an index range, counted up to ``cap``)."""
+    due = select(Task.id).where(Task.next_run_at <= horizon, Task.is_valid == 1).limit(cap).subquery()
+    return int(conn.scalar(select(func.count()).select_from(due)) or 0)
+
+
 def count_scheduled(conn: Connection) -> int:
     """Enabled rows with a next instant (an index range scan: for the metric, not for scheduling)."""
     return int(

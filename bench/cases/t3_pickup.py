@@ -45,8 +45,11 @@ def run(ctx: CaseContext) -> dict[str, Any]:
                 due = datetime.now(UTC) + timedelta(seconds=DUE_AFTER_S)
                 spec = due.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
                 t0 = time.perf_counter()
+                trigger = conn.dialect.identifier_preparer.quote(
+                    "trigger"
+                )  # a reserved word: `` on MySQL, "" on PostgreSQL
                 conn.execute(
-                    text("UPDATE task SET `trigger` = 'date', spec = :spec WHERE id = :id"),
+                    text(f"UPDATE task SET {trigger} = 'date', spec = :spec WHERE id = :id"),
                     {"spec": spec, "id": task_id},
                 )
                 conn.commit()

@@ -29,6 +29,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--peers", default=",".join(PEERS), help=f"which, comma-separated (default {','.join(PEERS)})")
     p.add_argument("--idle-seconds", type=float, default=30.0, help="idle CPU window (default 30)")
     p.add_argument("--edits", type=int, default=5, help="edits timed per scheduler (default 5)")
+    p.add_argument(
+        "--start-budget", type=float, help="seconds a beat may take to start (default: 20 + a per-peer rate x N)"
+    )
     p.add_argument("--db-url", default=DEFAULT_DB_URL, help="MariaDB database (dropped and recreated!)")
     p.add_argument("--redis-url", default=DEFAULT_REDIS_URL, help="broker and RedBeat store (its DB is flushed!)")
     p.add_argument("--log-dir", type=Path, help="beat logs (default: a temp folder)")
@@ -55,7 +58,15 @@ def main(argv: list[str]) -> int:
     }
     try:
         for rows in [int(r) for r in args.rows.split(",") if r.strip()]:
-            results = compare(bench, rows, peers, idle_s=args.idle_seconds, edits=args.edits, log=console.print)
+            results = compare(
+                bench,
+                rows,
+                peers,
+                idle_s=args.idle_seconds,
+                edits=args.edits,
+                log=console.print,
+                start_budget_s=args.start_budget,
+            )
             doc["results"][str(rows)] = results  # type: ignore[index]
             render(results, console)
     finally:

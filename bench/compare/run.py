@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import random
 import statistics
 import subprocess
 import sys
@@ -158,7 +159,8 @@ def run_peer(
                 out["edit_misses"] += 1
                 continue
             pickups.append(got - t_edit)
-            time.sleep(0.5)
+            # A random pause, as T3: an edit right after a pickup would always land just after a poll.
+            time.sleep(random.uniform(0.3, 1.3))
         if pickups:
             out["edit_pickup_median_s"] = round(statistics.median(pickups), 3)
             out["edit_pickup_max_s"] = round(max(pickups), 3)
