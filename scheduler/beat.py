@@ -57,8 +57,8 @@ CLAIM_URGENT_S = 1.0
 #: One tick claims batches for at most this long before publishing what has come due.
 CLAIM_BUDGET_S = 0.25
 #: Claim rate assumed before one is measured (rows/s), the longest lead, and the most rows counted for it.
-INITIAL_CLAIM_RATE = 10000.0
-MAX_LEAD_S = 30.0
+INITIAL_CLAIM_RATE = 2000.0
+MAX_LEAD_S = 60.0
 MAX_EARLY_ROWS = 500_000
 #: Bursts larger than this log one summary line instead of a line per fire.
 LOG_EACH_FIRE_UP_TO = 20
@@ -516,10 +516,12 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
             return
         # Per claim, not per tick: after a stall the fresh claims of the first tick back must
         # not hide the old ones, which another beat may have taken over meanwhile.
-        now_m = time.monotonic()
-        claimed_m = [self._claimed_m.pop(item.dispatch.run_id, now_m) for item in batch]
+        for item in batch:
+            self._claimed_m.pop(item.dispatch.run_id, None)
         stalled = self.heartbeat is not None and self.heartbeat.take_stall()
-        if stalled or any(now_m - at > self.settings.stale_claim_seconds for at in claimed_m):
+        # Another beat's outbox sweep takes a claim only once its instant is stale_claim_seconds past.
+        stale_before = time.time() - self.settings.stale_claim_seconds
+        if stalled or any(p.dispatch.scheduled_at.timestamp() < stale_before for p in batch):
             batch = self._drop_stolen(batch)
         try:
             sent = self.publisher.publish(batch)

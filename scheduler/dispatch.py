@@ -112,17 +112,22 @@ class Publisher:
     def __init__(self, app: Celery, batch_size: int = 1000) -> None:
         self.app = app
         self.batch_size = batch_size
+        self._router: Any = None
+        self._create: Any = None
 
     def prepare(self, item: Dispatch) -> PreparedMessage:
         """Build the message now (CPU work done before the fire's instant)."""
-        amqp = self.app.amqp
+        if self._create is None:
+            # Looked up once: each is a cached property whose lookup costs ~20 us, three per message.
+            self._router = self.app.amqp.router
+            self._create = self.app.amqp.create_task_message
         args = (item.task_key, *item.args)
         kwargs = dict(item.kwargs)
         kwargs[SUB_TASK_ID] = item.run_id
         kwargs[TRACE_KWARG] = item.trace_id
         # Same routing as app.send_task: task_routes and the row's queue both apply.
-        route = amqp.router.route({"queue": item.queue} if item.queue else {}, item.job_name, args, kwargs)
-        message = amqp.create_task_message(
+        route = self._router.route({"queue": item.queue} if item.queue else {}, item.job_name, args, kwargs)
+        message = self._create(
             item.celery_id,
             item.job_name,
             args,

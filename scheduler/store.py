@@ -313,6 +313,8 @@ def take_unpublished(
             ExecuteTask.status == RunStatus.PENDING.value,
             ExecuteTask.published_at.is_(None),
             ExecuteTask.update_at < older_than,
+            # A claim made far ahead of a burst is not stale before its instant has passed.
+            ExecuteTask.scheduled_at < older_than,
         )
         .limit(limit)
     ).all()
