@@ -253,7 +253,8 @@ def test_fire_older_than_grace_is_only_skipped(engine: Engine, schedulers: Calla
 
 def test_unpublished_claim_is_republished_once(engine: Engine, schedulers: Callable[..., SqlScheduler]) -> None:
     task_id = add_task(engine, "outbox", "test_interval", "interval", "3600")
-    old = datetime.now(UTC) - timedelta(seconds=60)
+    # Stale (older than stale_claim_seconds) but within the task's misfire grace (60 s): republished.
+    old = datetime.now(UTC) - timedelta(seconds=30)
     with engine.begin() as conn:
         conn.execute(
             ExecuteTask.__table__.insert().values(
