@@ -26,14 +26,3 @@ if _settings.otel:
 
     if not available():
         sys.exit(f"tablebeat: invalid configuration: {INSTALL_HINT}")
-
-# --- message signing (optional: protocol/signing.py, docs/security.md) ------------------
-# All of TABLEBEAT_SIGNING_KEY, _CERT, _CERT_STORE set: task messages use Celery's ``auth``
-# serializer (security_key, security_certificate, security_cert_store, task_serializer,
-# accept_content); the apps call protocol.signing.enable_signing after loading this module.
-from protocol.signing import SigningError, signing_settings  # noqa: E402
-
-try:
-    globals().update(signing_settings())
-except SigningError as _exc:
-    sys.exit(f"tablebeat: invalid configuration: {_exc}")

@@ -13,6 +13,8 @@ from conf.settings import Settings
 
 #: The Celery setting holding the process's :class:`Settings`.
 SETTINGS_KEY = "tablebeat_settings"
+#: Not copied as ``tablebeat_<key>``: nothing under Celery needs them, and ``celery inspect conf`` shows its conf.
+_NOT_COPIED = frozenset({"api_token"})
 LOG_FORMAT = "[%(asctime)s: %(levelname)s/%(processName)s]%(trace)s %(message)s"
 
 
@@ -24,7 +26,11 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     return {
         SETTINGS_KEY: settings,
         # Each setting also as ``tablebeat_<key>``, for code that holds only a Celery app's conf.
-        **{f"tablebeat_{f.name}": getattr(settings, f.name) for f in dataclasses.fields(settings)},
+        **{
+            f"tablebeat_{f.name}": getattr(settings, f.name)
+            for f in dataclasses.fields(settings)
+            if f.name not in _NOT_COPIED
+        },
         "broker_url": broker_url,
         "broker_connection_retry_on_startup": True,
         "broker_connection_max_retries": None,  # keep reconnecting through broker outages
@@ -56,6 +62,22 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "worker_hijack_root_logger": True,
         "worker_log_format": LOG_FORMAT,
         "worker_task_log_format": LOG_FORMAT,
+        **signing_config(settings),
+    }
+
+
+def signing_config(settings: Settings) -> dict[str, Any]:
+    """Celery's ``auth`` serializer settings when signing is on (the apps then call
+    ``protocol.signing.enable_signing``); nothing otherwise."""
+    if not settings.signing:
+        return {}
+    return {
+        "security_key": settings.signing_key,
+        "security_certificate": settings.signing_cert,
+        "security_cert_store": settings.signing_cert_store,
+        "security_digest": "sha256",
+        "task_serializer": "auth",
+        "accept_content": ["auth"],
     }
 
 

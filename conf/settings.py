@@ -186,6 +186,18 @@ def _log_file(raw: Any) -> str:
     return value
 
 
+def _text(raw: Any) -> str:
+    return str(raw or "").strip()
+
+
+def _host_names(raw: Any) -> tuple[str, ...]:
+    names = tuple(name.lower().strip("[]").rstrip(".") for name in _name_list(raw))
+    for name in names:
+        if not name or any(c.isspace() or c in "/@" for c in name):
+            raise ValueError(f"must be host names such as 'sched.example.com', '.example.com' or '*'; {name!r} is not")
+    return names
+
+
 def _setting(default: Any, parse: Callable[[Any], Any], doc: str, *, secret: bool = False) -> Any:
     """A field of :class:`Settings`: its default, parser and meaning (``secret``: kept out of ``repr``)."""
     return field(default=default, repr=not secret, metadata={"parse": parse, "doc": doc})
@@ -239,6 +251,22 @@ class Settings:
         900.0, _positive_float, "a run still pending this long after its instant is closed 'expired'"
     )
     claim_batch: int = _setting(2000, _positive_int, "due rows claimed per transaction")
+    # --- the API and console (docs/security.md) ---
+    api_token: str = _setting(
+        "", _text, "bearer token of the API and the console's sign-in (empty: no auth, loopback only)", secret=True
+    )
+    allow_open: bool = _setting(False, _switch, "serve the API without a token on non-loopback addresses too")
+    allowed_hosts: tuple[str, ...] = _setting(
+        (), _host_names, "Host names the API answers besides loopback and its own address ('.example.com', '*')"
+    )
+    session_hours: float = _setting(12.0, _positive_float, "console sessions last this long from sign-in")
+    login_failures_per_minute: int = _setting(
+        5, _positive_int, "failed sign-ins (form or bearer) per client per minute before 429"
+    )
+    # --- message signing: all three or none (Celery's auth serializer; docs/security.md) ---
+    signing_key: str = _setting("", _text, "PEM private key this process signs task messages with")
+    signing_cert: str = _setting("", _text, "PEM certificate of signing_key")
+    signing_cert_store: str = _setting("", _text, "folder (or file) of the certificates whose signatures are trusted")
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -247,11 +275,32 @@ class Settings:
                 object.__setattr__(self, f.name, f.metadata["parse"](value))
             except ValueError as exc:
                 raise SettingsError(f"{env_var(f.name)}: {exc}, got {show(value)}") from None
+        self._check_signing()
         if self.heartbeat_seconds * 2 > self.worker_dead_seconds:
             raise SettingsError(
                 "TABLEBEAT_WORKER_DEAD_SECONDS must be at least twice TABLEBEAT_HEARTBEAT_SECONDS "
                 f"({self.worker_dead_seconds} < 2 x {self.heartbeat_seconds})"
             )
+
+    def _check_signing(self) -> None:
+        names = ("signing_key", "signing_cert", "signing_cert_store")
+        given = {name: getattr(self, name) for name in names}
+        if not any(given.values()):
+            return
+        missing = [env_var(name) for name, value in given.items() if not value]
+        if missing:
+            every = ", ".join(env_var(name) for name in names)
+            raise SettingsError(f"{', '.join(missing)}: must be set too, to sign messages ({every})")
+        for name in ("signing_key", "signing_cert"):
+            if not Path(given[name]).is_file():
+                raise SettingsError(f"{env_var(name)}: {given[name]!r} is not a file")
+        if not Path(given["signing_cert_store"]).exists():
+            raise SettingsError(f"{env_var('signing_cert_store')}: {given['signing_cert_store']!r} does not exist")
+
+    @property
+    def signing(self) -> bool:
+        """True when task messages are signed (all three signing settings given)."""
+        return bool(self.signing_key)
 
     @property
     def default_timezone(self) -> str:

@@ -23,7 +23,7 @@ from conf.celery import celery_config
 from conf.settings import Settings
 from models import ExecuteTask, RunStatus, Task, TaskStatus, TriggerKind, make_engine, make_sessionmaker
 from models.execution import FINAL_STATUSES
-from protocol.signing import enable_signing, signing_settings
+from protocol.signing import enable_signing
 from protocol.trace import new_celery_id, new_trace_id
 from scheduler.dispatch import BrokerUnavailable, Dispatch, Publisher
 from scheduler.errors import RowError
@@ -463,7 +463,6 @@ def _publishing_app(settings: Settings) -> Any:
 
     app = Celery("tablebeat", set_as_current=False)
     app.conf.update(celery_config(settings))
-    app.conf.update(signing_settings())  # what celeryconfig adds when TABLEBEAT_SIGNING_* are set
     # A request must not hang while kombu retries an unreachable broker: fail fast,
     # the run stays recorded and beat's outbox sweep publishes it later.
     app.conf.broker_transport_options = {**(app.conf.broker_transport_options or {}), "max_retries": 1}

@@ -15,7 +15,9 @@ import pytest
 from celery import Celery
 from sqlalchemy import Engine
 
-from protocol.signing import CERT_ENV, KEY_ENV, STORE_ENV, SigningError, signing_settings
+from conf.celery import signing_config
+from conf.settings import Settings, SettingsError
+from protocol.signing import CERT_ENV, STORE_ENV
 from tests.ops.conftest import cluster_env, insert_task, sql
 from tests.processes import REPO, CeleryProcess, Cluster, wait_for
 
@@ -52,13 +54,13 @@ def make_identity(folder: Path, name: str) -> tuple[Path, Path]:
 
 
 def test_settings_need_all_three_and_real_files(tmp_path: Path) -> None:
-    assert signing_settings({}) == {}
+    assert signing_config(Settings()) == {}
     key, cert = make_identity(tmp_path, "one")
-    with pytest.raises(SigningError, match=f"{CERT_ENV}, {STORE_ENV}: must be set too"):
-        signing_settings({KEY_ENV: str(key)})
-    with pytest.raises(SigningError, match=f"{KEY_ENV}: '/nope' is not a file"):
-        signing_settings({KEY_ENV: "/nope", CERT_ENV: str(cert), STORE_ENV: str(tmp_path)})
-    on = signing_settings({KEY_ENV: str(key), CERT_ENV: str(cert), STORE_ENV: str(tmp_path)})
+    with pytest.raises(SettingsError, match=f"{CERT_ENV}, {STORE_ENV}: must be set too"):
+        Settings(signing_key=str(key))
+    with pytest.raises(SettingsError, match="TABLEBEAT_SIGNING_KEY: '/nope' is not a file"):
+        Settings(signing_key="/nope", signing_cert=str(cert), signing_cert_store=str(tmp_path))
+    on = signing_config(Settings(signing_key=str(key), signing_cert=str(cert), signing_cert_store=str(tmp_path)))
     assert on["task_serializer"] == "auth" and on["accept_content"] == ["auth"]
 
 
