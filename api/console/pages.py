@@ -215,9 +215,9 @@ def login(request: Request, posted: PostedForm) -> Response:
         # Checked before the token: past the limit even a right guess is not looked at.
         logger.warning("console sign-in from %s refused: %d failures in the last minute", client, limiter.limit)
         error = f"token: too many failed sign-ins from {client}; try again in {wait} s"
-        response = render(request, "login.html", {"next": target, "error": error}, status_code=429)
-        response.headers["Retry-After"] = str(wait)
-        return response
+        refused = render(request, "login.html", {"next": target, "error": error}, status_code=429)
+        refused.headers["Retry-After"] = str(wait)
+        return refused
     if not security.token_matches(request, str(posted.form.get("token", ""))):
         failures = limiter.failed(client)
         logger.warning("console sign-in failed from %s (%d of %d a minute)", client, failures, limiter.limit)

@@ -17,7 +17,7 @@ import logging
 import secrets
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Engine, delete, func, select
+from sqlalchemy import Engine, delete, func, insert, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from models import ConsoleSession, LoginFailure
@@ -54,7 +54,7 @@ class SessionStore:
         with self.engine.begin() as conn:
             conn.execute(delete(ConsoleSession).where(ConsoleSession.expires_at < now))
             conn.execute(
-                ConsoleSession.__table__.insert().values(
+                insert(ConsoleSession).values(
                     id_hash=_digest(cookie),
                     token_tag=tag,
                     client=client[:64],
@@ -121,7 +121,7 @@ class LoginLimiter:
     def _record(self, client: str, now: datetime) -> int:
         with self.engine.begin() as conn:
             conn.execute(delete(LoginFailure).where(LoginFailure.failed_at < now - WINDOW))
-            conn.execute(LoginFailure.__table__.insert().values(client=client[:64], failed_at=now))
+            conn.execute(insert(LoginFailure).values(client=client[:64], failed_at=now))
             return int(
                 conn.execute(
                     select(func.count()).where(
