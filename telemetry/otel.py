@@ -69,6 +69,15 @@ class Tracing:
         self.SpanKind, self.Status, self.StatusCode = SpanKind, Status, StatusCode
         self.claimed_ns: OrderedDict[str, int] = OrderedDict()
 
+    def sampled(self, trace_id: str) -> bool:
+        """The sampler's decision for a fire's root span, known at claim time so the header's flag
+        agrees with the span made at publish (ratio samplers decide by the trace ID alone)."""
+        sampler = getattr(self.tracer, "sampler", None)
+        if sampler is None:
+            return True
+        result = sampler.should_sample(None, int(trace_id, 16), "tablebeat.fire")
+        return bool(result.decision.is_sampled())
+
     @contextmanager
     def preset(self, trace_id: str, span_id: int = 0) -> Iterator[None]:
         token = self.ids.preset.set((int(trace_id, 16), span_id))
@@ -155,7 +164,7 @@ def fire_headers(trace_id: str) -> dict[str, str]:
     claimed[trace_id] = time.time_ns()
     if len(claimed) > PENDING_FIRES_KEPT:
         claimed.popitem(last=False)
-    return {TRACEPARENT_HEADER: traceparent(trace_id, fire_span_id(trace_id))}
+    return {TRACEPARENT_HEADER: traceparent(trace_id, fire_span_id(trace_id), _on.sampled(trace_id))}
 
 
 def fires_published(items: Iterable[Any]) -> None:

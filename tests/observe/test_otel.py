@@ -89,3 +89,18 @@ def test_without_the_setting_messages_carry_no_traceparent_and_no_sdk_is_loaded(
     done = subprocess.run([sys.executable, "-c", code], env=env, cwd=str(REPO), capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "['trace_id'] False"
+
+
+def test_header_sampled_flag_follows_the_sampler(env: dict[str, str]) -> None:
+    """With a ratio sampler the traceparent flag says what beat's sampler decides for that trace ID."""
+    code = (
+        "from opentelemetry import trace; from opentelemetry.sdk.trace import TracerProvider; "
+        "from opentelemetry.sdk.trace.sampling import TraceIdRatioBased; "
+        "trace.set_tracer_provider(TracerProvider(sampler=TraceIdRatioBased(0.5))); "
+        "from telemetry import otel; otel.start({'tablebeat_otel': True}, 't'); "
+        "low, high = '0' * 31 + '1', 'f' * 32; "
+        "print(otel.fire_headers(low)['traceparent'][-2:], otel.fire_headers(high)['traceparent'][-2:])"
+    )
+    done = subprocess.run([sys.executable, "-c", code], env=env, cwd=str(REPO), capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["01", "00"]  # ratio samplers keep the low trace IDs
