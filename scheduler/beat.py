@@ -48,8 +48,6 @@ PRUNE_EVERY_S = 600.0
 CHANGE_LOG_KEEP = timedelta(hours=1)
 #: Change-log rows applied per poll (a bulk import of 1,000,000 rows is settled a slice per tick).
 CHANGES_PER_POLL = 5000
-#: Edits the change log missed (dropped triggers) are looked for this far behind the newest seen.
-EDIT_SLACK = timedelta(seconds=30)
 #: No new claim starts this close before claimed fires are due (a claim of 2,000 fires takes
 #: ~0.25 s and would delay their publish) unless unclaimed fires are due within CLAIM_URGENT_S.
 CLAIM_QUIET_S = 0.3
@@ -59,7 +57,7 @@ CLAIM_BUDGET_S = 0.25
 #: Claim rate assumed before one is measured (rows/s), the longest lead, and the most rows counted for it.
 INITIAL_CLAIM_RATE = 2000.0
 MAX_LEAD_S = 60.0
-MAX_EARLY_ROWS = 500_000
+MAX_EARLY_ROWS = 200_000
 #: Bursts larger than this log one summary line instead of a line per fire.
 LOG_EACH_FIRE_UP_TO = 20
 #: Why a claimed fire that never reached the broker is recorded skipped instead of published late.
@@ -116,6 +114,8 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
         self._lead = self.settings.lookahead_seconds
         #: Rows claimed per second (measured on full batches): how long a burst takes to claim.
         self._claim_rate = INITIAL_CLAIM_RATE
+        #: The next instant whose burst size was counted (None: not counted yet).
+        self._lead_counted_for: float | None = None
         #: No claim before this (monotonic): the due rows were all locked by other beats.
         self._claim_after = 0.0
         #: The safety net's marks: newest config edit and highest id already looked at.
@@ -362,7 +362,7 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
         newest, top = timeline.newest_marks(conn)
         if (newest, top) == self._marks:
             return
-        since = None if self._marks[0] is None else self._marks[0] - EDIT_SLACK
+        since = self._marks[0]
         rows = timeline.rows_edited_since(conn, since, self._marks[1], CHANGES_PER_POLL)
         if rows:
             self.settler.settle(conn, rows)
@@ -375,6 +375,18 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
         if self._broker_down_since is not None and not self._broker_back():
             return  # leave fires overdue; they are coalesced once the broker is back
         now_ts = time.time()
+        if (
+            self._next_due_ts is not None
+            and self._lead_counted_for != self._next_due_ts
+            and self._next_due_ts - now_ts <= MAX_LEAD_S + self.settings.lookahead_seconds
+        ):
+            assert self._engine is not None
+            try:
+                with self._engine.begin() as conn:
+                    self._count_burst(conn)
+            except SQLAlchemyError as exc:
+                self._db_failed("counting a burst", exc)
+                return
         lookahead = self._lead
         if self._next_due_ts is None or self._next_due_ts - now_ts > lookahead or time.monotonic() < self._claim_after:
             return
@@ -420,14 +432,23 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
         instant (at most :data:`MAX_LEAD_S`), so 100,000 fires at one instant are claimed, and their
         messages built, before it comes.
         """
-        nxt = timeline.next_due_at(conn)
-        self._next_due_ts = _ts(nxt)
+        self._next_due_ts = _ts(timeline.next_due_at(conn))
         self._lead = self.settings.lookahead_seconds
-        if nxt is not None:
-            horizon = nxt + timedelta(seconds=self.settings.lookahead_seconds)
-            due = timeline.count_due_until(conn, horizon, MAX_EARLY_ROWS)
-            if due > self.settings.claim_batch:
-                self._lead = min(MAX_LEAD_S, self._lead + due / self._claim_rate)
+        self._lead_counted_for = None
+        self._count_burst(conn)
+
+    def _count_burst(self, conn: Any) -> None:
+        """Count the rows due with the first one, once, when it is within the longest lead (not before:
+        a count of a burst an hour away would be repeated on every edit for nothing)."""
+        due_ts = self._next_due_ts
+        lookahead = self.settings.lookahead_seconds
+        if due_ts is None or self._lead_counted_for == due_ts or due_ts - time.time() > MAX_LEAD_S + lookahead:
+            return
+        self._lead_counted_for = due_ts
+        horizon = datetime.fromtimestamp(due_ts + lookahead, UTC)
+        due = timeline.count_due_until(conn, horizon, MAX_EARLY_ROWS)
+        if due > self.settings.claim_batch:
+            self._lead = min(MAX_LEAD_S, lookahead + due / self._claim_rate)
 
     def _plan(
         self, rows: list[Any], now: datetime, horizon: datetime
@@ -783,6 +804,8 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
             wake = min(wake, self._ready[0][0])
         if self._next_due_ts is not None:
             claim_at = self._next_due_ts - self._lead
+            if self._lead_counted_for != self._next_due_ts:  # wake to count its burst first
+                claim_at = min(claim_at, self._next_due_ts - MAX_LEAD_S - self.settings.lookahead_seconds)
             wake = min(wake, max(claim_at, now_ts + self._claim_after - now_m))
         return max(wake - now_ts, 0.001)
 

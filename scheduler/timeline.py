@@ -88,14 +88,14 @@ def all_rows(conn: Connection, batch: int = 5000) -> Iterator[list[Row[Any]]]:
 
 
 def rows_edited_since(conn: Connection, since: datetime | None, after_id: int, limit: int) -> list[Row[Any]]:
-    """Rows with a config edit at or after ``since`` or an id above ``after_id`` (index range scans).
+    """Rows with a config edit after ``since`` or an id above ``after_id`` (index range scans).
 
     The safety net for edits the change log did not name (triggers dropped): normally empty.
     """
     rows = list(conn.execute(select(*ROW_COLUMNS).where(Task.id > after_id).order_by(Task.id).limit(limit)))
     if since is not None:
         seen = {int(r.id) for r in rows}
-        edited = conn.execute(select(*ROW_COLUMNS).where(Task.update_at >= since).limit(limit))
+        edited = conn.execute(select(*ROW_COLUMNS).where(Task.update_at > since).limit(limit))
         rows.extend(r for r in edited if int(r.id) not in seen)
     return rows
 
