@@ -84,8 +84,8 @@ class SqlCollector(Collector):
             tasks.add_metric([str(other)], count)
         yield tasks
         in_flight = GaugeMetricFamily("tablebeat_runs", "Runs not finished yet, by status.", labels=["status"])
-        for status in IN_FLIGHT:
-            in_flight.add_metric([status], runs.get(status, 0))
+        for run_status in IN_FLIGHT:
+            in_flight.add_metric([run_status], runs.get(run_status, 0))
         yield in_flight
         age = GaugeMetricFamily(
             "tablebeat_runs_pending_oldest_age_seconds",

@@ -210,7 +210,7 @@ def run_span(
         yield None
         return
     parent = _parent_context(headers.get(TRACEPARENT_HEADER))
-    attributes = {"tablebeat.job": job, "messaging.system": "celery"}
+    attributes: dict[str, str | int] = {"tablebeat.job": job, "messaging.system": "celery"}
     if task_key:
         attributes["tablebeat.task_key"] = task_key
     if run_id is not None:

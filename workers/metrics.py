@@ -79,8 +79,10 @@ def _start(sender: Any = None, **_: Any) -> None:
     """Main worker process, before the pool forks: turn metrics on and serve them if a port is set."""
     global _on
     conf = getattr(getattr(sender, "app", None), "conf", None)
-    port = int((conf.get("tablebeat_metrics_port") if conf is not None else 0) or 0)
-    if port <= 0 or _on is not None:
+    if conf is None or _on is not None:
+        return
+    port = int(conf.get("tablebeat_metrics_port") or 0)
+    if port <= 0:
         return
     exposition.prepare_multiprocess_dir(port)
     _on = WorkerMetrics(conf.get("tablebeat_metrics_task_keys") or ())
