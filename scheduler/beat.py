@@ -390,14 +390,8 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
         lookahead = self._lead
         if self._next_due_ts is None or self._next_due_ts - now_ts > lookahead or time.monotonic() < self._claim_after:
             return
-        if (
-            self._ready
-            and self._ready[0][0] - now_ts < CLAIM_QUIET_S
-            and (self._next_due_ts - now_ts > CLAIM_URGENT_S or self._next_due_ts >= self._ready[0][0])
-        ):
-            # Claimed fires are about to be due: publish them first, claim right after (also when the
-            # unclaimed rest of a burst is due at the same instant: a claim batch would delay them all).
-            return
+        if self._ready and self._ready[0][0] - now_ts < CLAIM_QUIET_S and self._next_due_ts - now_ts > CLAIM_URGENT_S:
+            return  # claimed fires are about to be due: publish them first, claim right after
         assert self._engine is not None
         started = time.monotonic()
         while True:
