@@ -27,7 +27,9 @@ def test_due_rows_are_divided_between_beats(
     assert len(published) == len(set(published)) >= 40
     rows = [r for task_id in ids for r in run_rows(engine, task_id)]
     keys = [(r.task_id, r.scheduled_at) for r in rows]
-    assert len(keys) == len(set(keys)) == len(published)
+    assert len(keys) == len(set(keys))
+    # A fire claimed over a second late on a loaded machine is coalesced: one 'skipped' row, not a message.
+    assert len([r for r in rows if r.status != "skipped"]) == len(published)
     owners = {r.claimed_by for r in rows}
     if db_kind != "sqlite":  # SQLite has one writer: whoever claims first takes every due row
         assert owners == {first.token, second.token}, owners
