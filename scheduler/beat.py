@@ -748,12 +748,14 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
             )
         if not runs:
             return
-        jobs = self._compile_for_outbox({run.task_id for run in runs})
+        jobs = self._compile_for_outbox({run.task_id for run in runs if not run.manual})
+        # Run-now runs whatever the row's state (a paused task too): its message is only late.
+        manual_jobs = self._compile_for_outbox({run.task_id for run in runs if run.manual}, enabled_only=False)
         dispatches: list[Dispatch] = []
         orphaned: list[store.UnpublishedRun] = []
         missed: list[store.UnpublishedRun] = []
         for run in runs:
-            job = jobs.get(run.task_id)
+            job = (manual_jobs if run.manual else jobs).get(run.task_id)
             if job is None:
                 orphaned.append(run)
                 continue
@@ -761,7 +763,9 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
                 missed.append(run)
                 continue
             dispatches.append(
-                Dispatch.for_job(job, run.run_id, run.trace_id, run.celery_id, run.scheduled_at, scheduled=True)
+                Dispatch.for_job(
+                    job, run.run_id, run.trace_id, run.celery_id, run.scheduled_at, scheduled=not run.manual
+                )
             )
         self._skip_orphaned(orphaned, now)
         self._skip_orphaned(missed, now, MISSED_CLAIM)
@@ -777,8 +781,9 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
         otel.fires_published(dispatches)
         self._write_published(sent)
 
-    def _compile_for_outbox(self, task_ids: set[int]) -> dict[int, ScheduledJob]:
-        """Enabled, valid rows compiled to publish claims already made (a fired date job included)."""
+    def _compile_for_outbox(self, task_ids: set[int], *, enabled_only: bool = True) -> dict[int, ScheduledJob]:
+        """Valid rows (enabled ones only, unless told) compiled to publish claims already made
+        (a fired date job included)."""
         if not task_ids:
             return {}
         assert self._engine is not None
@@ -786,7 +791,7 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
             rows = store.load_rows(conn, task_ids)
         jobs: dict[int, ScheduledJob] = {}
         for row in rows:
-            if row.is_valid != 1:
+            if enabled_only and row.is_valid != 1:
                 continue
             try:
                 jobs[int(row.id)] = self.settler.compile(row)

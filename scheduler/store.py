@@ -288,6 +288,10 @@ def mark_published(conn: Connection, run_ids: Sequence[int], now: datetime) -> N
         )
 
 
+#: ``claimed_by`` of a run recorded by run-now (API, CLI, console) rather than claimed by a beat.
+MANUAL_CLAIM = "manual"
+
+
 @dataclass(frozen=True, slots=True)
 class UnpublishedRun:
     """A claimed fire whose message never reached the broker."""
@@ -297,6 +301,8 @@ class UnpublishedRun:
     scheduled_at: datetime
     trace_id: str
     celery_id: str
+    #: A run asked for by run-now (``claimed_by`` was :data:`MANUAL_CLAIM`): it runs whatever the row's state.
+    manual: bool = False
 
 
 def take_unpublished(
@@ -319,6 +325,7 @@ def take_unpublished(
         .limit(limit)
     ).all()
     taken: list[int] = []
+    manual = {int(row.id) for row in candidates if row.claimed_by == MANUAL_CLAIM}
     for row in candidates:
         owner_matches = (
             ExecuteTask.claimed_by.is_(None) if row.claimed_by is None else ExecuteTask.claimed_by == row.claimed_by
@@ -337,7 +344,10 @@ def take_unpublished(
             ExecuteTask.id, ExecuteTask.task_id, ExecuteTask.scheduled_at, ExecuteTask.trace_id, ExecuteTask.celery_id
         ).where(ExecuteTask.id.in_(taken))
     )
-    return [UnpublishedRun(int(r.id), int(r.task_id), r.scheduled_at, r.trace_id, r.celery_id) for r in rows]
+    return [
+        UnpublishedRun(int(r.id), int(r.task_id), r.scheduled_at, r.trace_id, r.celery_id, int(r.id) in manual)
+        for r in rows
+    ]
 
 
 def take_claims_of(conn: Connection, owners: Sequence[str], token: str, now: datetime) -> list[UnpublishedRun]:

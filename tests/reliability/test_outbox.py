@@ -16,18 +16,33 @@ from tests.reliability.helpers import STALE_CLAIM_S, insert_task, now_naive, run
 pytestmark = [pytest.mark.integration, pytest.mark.mariadb]
 
 
-def orphan_claim(db: Engine, task_id: int, scheduled_at) -> None:
+def orphan_claim(db: Engine, task_id: int, scheduled_at, claimed_by: str = "dead-beat:1:x", extra: str = "{}") -> None:
     """The row a beat writes when it claims a fire, from a beat killed before publishing it."""
     sql(
         db,
         "INSERT INTO execute_task (task_id, status, scheduled_at, trace_id, celery_id, claimed_by, extra, attempt, "
-        "create_at, update_at) VALUES (:t, 'pending', :s, :trace, :cid, 'dead-beat:1:x', '{}', 1, :old, :old)",
+        "create_at, update_at) VALUES (:t, 'pending', :s, :trace, :cid, :by, :extra, 1, :old, :old)",
         t=task_id,
         s=scheduled_at,
         trace=uuid.uuid4().hex,
         cid=str(uuid.uuid4()),
+        by=claimed_by,
+        extra=extra,
         old=now_naive() - timedelta(seconds=STALE_CLAIM_S + 5),
     )
+
+
+def test_run_now_of_a_paused_task_is_published_late_not_skipped(cluster: Cluster, db: Engine) -> None:
+    """Run-now records its run, then publishes it; a CLI stalled (or killed) between the two on a busy
+    machine left the run to the outbox, which skipped it as a claim of a paused task. Run-now runs
+    paused tasks too: the outbox publishes it, late."""
+    paused = insert_task(db, "outbox_run_now", "test_interval", "interval", "3600", "4")
+    sql(db, "UPDATE task SET is_valid = 0 WHERE id = :t", t=paused)
+    orphan_claim(db, paused, now_naive() - timedelta(seconds=4), claimed_by="manual", extra='{"manual": true}')
+    cluster.start_worker(concurrency=1)
+    cluster.start_beat()
+    (done,) = wait_for(lambda: runs(db, paused, "success"), 60, what="the run-now run to be published and run")
+    assert done["result"] == "'interval ok [4]'" and len(runs(db, paused)) == 1
 
 
 def test_unpublished_claims_of_a_dead_beat(cluster: Cluster, db: Engine) -> None:
