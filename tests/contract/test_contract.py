@@ -58,12 +58,12 @@ def test_fire_and_record_with_trace_id(contract: ContractCell) -> None:
     added = utcnow()
     task_id = contract.add("c_fire", "test_interval", "interval", "1", "1,2,3")
     run = wait_for(lambda: successes(contract, task_id), PATIENCE_S, what="a recorded run")[0]
+    task = contract.task(task_id)  # before the pause, which clears next_run_at
     contract.set(task_id, is_valid=0)
     assert re.fullmatch(r"[0-9a-f]{32}", run["trace_id"]), run
     assert run["worker"] and run["celery_id"] and run["attempt"] == 1
     assert added - timedelta(seconds=1) <= run["scheduled_at"] <= run["started_at"] <= run["finished_at"], run
     assert run["result"] == "'interval ok [1, 2, 3]'"
-    task = contract.task(task_id)
     assert task and task["last_run_at"] is not None and task["next_run_at"] > task["last_run_at"]
     # Every log line of the run carries its trace ID and task key.
     wait_for(lambda: f"trace_id={run['trace_id']}" in contract.logs(), 10, what="the run's log lines")
