@@ -86,19 +86,19 @@ def add_task(body: SchedulerTaskAdd, service: Service) -> SchedulerTaskOut:
 
 
 @router.post("/pause/{id}", response_model=SchedulerTaskOut)
-def pause_task(id: TaskId, service: Service) -> SchedulerTaskOut:  # noqa: A002  (004's path parameter)
+def pause_task(id: TaskId, service: Service) -> SchedulerTaskOut:
     """Stop firing."""
     return _out(service.pause_task(id))
 
 
 @router.post("/resume/{id}", response_model=SchedulerTaskOut)
-def resume_task(id: TaskId, service: Service) -> SchedulerTaskOut:  # noqa: A002
+def resume_task(id: TaskId, service: Service) -> SchedulerTaskOut:
     """Fire again."""
     return _out(service.resume_task(id))
 
 
 @router.post("/run/{id}", response_model=SchedulerRunOut)
-def run_task(id: TaskId, service: Service) -> SchedulerRunOut:  # noqa: A002
+def run_task(id: TaskId, service: Service) -> SchedulerRunOut:
     """Run the task now; ``last_run`` says so."""
     try:
         started = service.run_task(id)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 
@@ -11,7 +11,7 @@ from api.guard import require_json
 from api.schemas import ErrorOut, PageOut, RunOut, RunStartedOut, TaskCreate, TaskOut, TaskPatch
 from service.tasks import TaskService
 
-_ERRORS = {
+_ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorOut, "description": "Missing or wrong bearer token"},
     404: {"model": ErrorOut, "description": "No task with that id or task_key"},
     415: {"model": ErrorOut, "description": "POST, PUT, PATCH and DELETE need `Content-Type: application/json`"},

@@ -67,7 +67,7 @@ class OtlpSink:
         self.bytes = 0
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+            def do_POST(self) -> None:  # http.server's name
                 length = int(self.headers.get("content-length") or 0)
                 self.rfile.read(length)
                 sink.requests += 1

@@ -21,7 +21,8 @@ from rich.table import Table
 from cli.output import console
 from conf.profiles import load_settings
 from service.errors import ServiceError, ValidationFailed
-from service.tasks import Page, RunView, TaskService, TaskView
+from service.tasks import TaskService
+from service.views import Page, RunView, TaskView
 
 task_app = typer.Typer(help="Add, list, show, edit, pause, resume, run and remove tasks.", no_args_is_help=True)
 

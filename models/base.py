@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
-from sqlalchemy import DateTime, Dialect
+from sqlalchemy import DateTime, Dialect, Table
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.sql.functions import FunctionElement
@@ -50,8 +50,11 @@ class UTCDateTime(TypeDecorator[datetime]):
 class Base(DeclarativeBase):
     """Base class of tablebeat's ORM models."""
 
+    #: Every model maps one declared table (SQLAlchemy types it as the wider ``FromClause``).
+    __table__: ClassVar[Table]
 
-class clock_now(FunctionElement[datetime]):  # noqa: N801  (reads like the SQL function it renders)
+
+class clock_now(FunctionElement[datetime]):  # lower case: reads like the SQL function it renders
     """The database clock at the moment the statement touches the row (not its start).
 
     Used where the order of two writes must show in their timestamps: a run that takes a

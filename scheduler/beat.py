@@ -877,9 +877,9 @@ def _note_last_status(
             if held is None or claim.scheduled_at > held.scheduled_at:
                 latest[claim.task_id] = claim
     for task_id, _guard, values in writes:
-        claim = latest.get(task_id)
-        if claim is not None:
-            values["last_status"] = RunStatus.SKIPPED.value if claim.skip_reason else RunStatus.PENDING.value
+        newest = latest.get(task_id)
+        if newest is not None:
+            values["last_status"] = RunStatus.SKIPPED.value if newest.skip_reason else RunStatus.PENDING.value
 
 
 def _limit_idle_transactions(engine: Engine, dead_seconds: float) -> None:

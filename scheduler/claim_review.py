@@ -58,7 +58,7 @@ def review_claims(
     review = ClaimReview()
     if not mine:
         return review
-    enabled = _enabled_by_id(conn, {c.task_id for c in mine if c.task_id not in jobs})
+    enabled = _enabled_by_id(conn, {c.task_id for c in mine if c.task_id is not None and c.task_id not in jobs})
     for claim in mine:
         task_id = int(claim.task_id or 0)
         job = jobs.get(task_id)

@@ -188,7 +188,7 @@ def write_task_columns(conn: Connection, rows: Iterable[tuple[int, dict[str, Any
                 ).rowcount
                 or 0
             )
-    for (guard_cols, columns), params in singles.items():
+    for (guard_cols, columns), batch in singles.items():
         conditions = [_TASKS.c[k].is_not_distinct_from(bindparam(f"g_{k}")) for k in guard_cols]
         assigned: dict[str, Any] = {c: bindparam(f"b_{c}") for c in columns}
         if "status" in assigned:
@@ -198,7 +198,7 @@ def write_task_columns(conn: Connection, rows: Iterable[tuple[int, dict[str, Any
                 update(_TASKS)
                 .where(_TASKS.c.id == bindparam("b_id"), *conditions)
                 .values({**assigned, "update_at": _TASKS.c.update_at}),
-                params,
+                batch,
             ).rowcount
             or 0
         )
@@ -466,7 +466,7 @@ def mark_lost_runs(conn: Connection, dead_before: datetime, now: datetime) -> li
             ),
         )
     ).all()
-    marked: list[Row[Any]] = []
+    marked: list[Any] = []
     for run in stuck:  # one guarded write each (rare): a run that finished meanwhile is not reported lost
         if conn.execute(
             update(ExecuteTask)

@@ -76,7 +76,7 @@ def rows_for_update(conn: Connection, task_ids: Sequence[int]) -> list[Row[Any]]
     return list(conn.execute(stmt))
 
 
-def all_rows(conn: Connection, batch: int = 5000) -> Iterator[list[Row[Any]]]:
+def all_rows(conn: Connection, batch: int = 5000) -> Iterator[list[Any]]:
     """Every row in id order, a batch at a time (the one-time settle of a never-settled table)."""
     last = 0
     while True:

@@ -259,6 +259,7 @@ def _bucket_of(conn: Connection, column: Any, start: datetime, bucket_s: int) ->
     """SQL for ``floor((column - start) / bucket_s)``, in whole buckets, per dialect."""
     dialect = conn.dialect.name
     start_epoch = int(start.timestamp())
+    seconds: ColumnElement[Any]
     if dialect in ("mysql", "mariadb"):
         # Values are naive UTC DATETIMEs: a difference from the epoch is zone-free.
         seconds = func.timestampdiff(literal_column("SECOND"), literal_column("'1970-01-01 00:00:00'"), column)

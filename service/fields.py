@@ -75,10 +75,10 @@ def _text(name: str, value: Any) -> str | None:
         return None
     if not isinstance(value, str):
         raise ValidationFailed(name, f"must be a string, got {value!r}")
-    value = value.strip()
-    if len(value) > 255:
-        raise ValidationFailed(name, f"is {len(value)} characters; the limit is 255")
-    return value
+    text: str = value.strip()
+    if len(text) > 255:
+        raise ValidationFailed(name, f"is {len(text)} characters; the limit is 255")
+    return text
 
 
 def _required_text(name: str, value: Any) -> str:

@@ -28,7 +28,7 @@ from protocol.trace import new_celery_id, new_trace_id
 from scheduler.dispatch import BrokerUnavailable, Dispatch, Publisher
 from scheduler.errors import RowError
 from scheduler.rows import ScheduledJob, compile_row
-from scheduler.specs import parse_timezone, parse_trigger
+from scheduler.specs import parse_extra, parse_timezone, parse_trigger
 from scheduler.triggers import next_fires
 from service.errors import BrokerUnreachable, DuplicateTask, RunNotFound, TaskNotFound, ValidationFailed
 from service.fields import (
@@ -39,7 +39,6 @@ from service.fields import (
     TASK_FIELDS,
     coerce_field,
     normalise_spec,
-    parse_extra,
 )
 from service.missed_dates import refuse_missed_date, stored_date
 from service.paging import check_page

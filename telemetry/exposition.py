@@ -52,7 +52,7 @@ def prepare_multiprocess_dir(port: int) -> str | None:
 
 def _refresh_value_class() -> None:
     """Metrics made from now on use multiprocess values, even if prometheus_client was imported before."""
-    values = sys.modules.get("prometheus_client.values")
+    values: Any = sys.modules.get("prometheus_client.values")
     if values is not None:
         values.ValueClass = values.get_value_class()
 
@@ -122,7 +122,7 @@ def gauge(name: str, doc: str, labels: tuple[str, ...] = (), mode: str = "livesu
     """A gauge; ``mode`` is how several processes' values combine (``multiprocess_mode``)."""
     from prometheus_client import Gauge
 
-    return Gauge(name, doc, labels, registry=None, multiprocess_mode=mode)
+    return Gauge(name, doc, labels, registry=None, multiprocess_mode=mode)  # type: ignore[arg-type]
 
 
 def histogram(name: str, doc: str, buckets: tuple[float, ...], labels: tuple[str, ...] = ()) -> Any:

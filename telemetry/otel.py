@@ -115,7 +115,7 @@ def start(conf: Any, service_name: str) -> bool:
     if not isinstance(provider, TracerProvider):
         provider = _default_provider(service_name)
         trace.set_tracer_provider(provider)
-    tracer = provider.get_tracer("tablebeat")
+    tracer: Any = provider.get_tracer("tablebeat")  # the SDK's Tracer (it has id_generator)
     ids = _Ids(tracer.id_generator)
     tracer.id_generator = ids  # this tracer only: other instrumentation keeps its own ids
     _on = Tracing(tracer, ids)

@@ -47,7 +47,8 @@ def with_default_address(argv: Sequence[str], environ: Mapping[str, str]) -> tup
 def _flower_takes_value(name: str) -> bool:
     from tornado.options import options
 
-    option = options._options.get(name.replace("_", "-")) or options._options.get(name)  # noqa: SLF001
+    # tornado keeps its option table private; Flower's options are only reachable there.
+    option = options._options.get(name.replace("_", "-")) or options._options.get(name)
     # Booleans are flags (--debug); tornado reads a following word as the next argument.
     return option is not None and option.type is not bool
 

@@ -61,7 +61,7 @@ class HeartbeatThread(threading.Thread):
                             hostname=self.hostname, seen_at=now, started_at=started, queues=self.queues
                         )
                     )
-        except Exception as exc:  # noqa: BLE001 - the thread must outlive any failure: a silent worker is a dead one
+        except Exception as exc:  # the thread must outlive any failure: a silent worker is a dead one
             if not self._failing:
                 logger.warning("heartbeat of %s not written (database unavailable?): %s", self.hostname, exc)
             self._failing = True

@@ -28,7 +28,7 @@ def file_handler(path: str, fmt: str | None, json_lines: bool) -> logging.Handle
 
 
 @signals.after_setup_logger.connect
-def _log_to_file(logger: logging.Logger | None = None, format: str | None = None, **_: Any) -> None:  # noqa: A002
+def _log_to_file(logger: logging.Logger | None = None, format: str | None = None, **_: Any) -> None:
     from workers.celery_app import app
 
     if logger is None:

@@ -137,7 +137,7 @@ class RecordedTask(Task):  # type: ignore[misc]  # Celery is untyped
         task_id: int | None,
     ) -> Any:
         # Every write below is guarded on the row still being this attempt's 'running' row.
-        mine = {"attempt": attempt, "worker": worker, "task_id": task_id}
+        mine: dict[str, Any] = {"attempt": attempt, "worker": worker, "task_id": task_id}
         began = time.perf_counter()
         metrics.run_started()
         try:

@@ -164,19 +164,19 @@ class RunStore:
             with self.engine.begin() as conn:
                 task_id = conn.scalar(select(Task.id).where(Task.task_key == task_key)) or 0
                 now = utcnow()
-                return int(
-                    conn.execute(
-                        insert(ExecuteTask).values(
-                            task_id=task_id,
-                            status=RunStatus.PENDING.value,
-                            trace_id=trace_id,
-                            scheduled_at=now,
-                            published_at=now,
-                            celery_id=celery_id,
-                            extra='{"manual": true}',
-                        )
-                    ).inserted_primary_key[0]
-                )
+                key = conn.execute(
+                    insert(ExecuteTask).values(
+                        task_id=task_id,
+                        status=RunStatus.PENDING.value,
+                        trace_id=trace_id,
+                        scheduled_at=now,
+                        published_at=now,
+                        celery_id=celery_id,
+                        extra='{"manual": true}',
+                    )
+                ).inserted_primary_key
+                assert key is not None  # a single-row INSERT always reports its key
+                return int(key[0])
 
         return self._retrying("manual run", write)
 
@@ -422,7 +422,7 @@ _START_FRESH_RUN_NOW = _START_FRESH.where(*GUARDS_RUN_NOW)
 _START_FRESH_SCHEDULED = _START_FRESH.where(*GUARDS_SCHEDULED)
 
 #: A run's outcome; result/error/finished_at keep their value when not given (NULL).
-_FINISH_VALUES = {
+_FINISH_VALUES: dict[str, Any] = {
     "status": bindparam("b_status"),
     "result": func.coalesce(bindparam("b_result", type_=Text()), _RUNS.c.result),
     "error": func.coalesce(bindparam("b_error", type_=Text()), _RUNS.c.error),

@@ -47,7 +47,7 @@ def webhook() -> Iterator[WebhookReceiver]:
     receiver: WebhookReceiver
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+        def do_POST(self) -> None:  # http.server's naming
             length = int(self.headers.get("Content-Length") or 0)
             body = json.loads(self.rfile.read(length) or b"{}")
             with receiver.lock:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
@@ -68,7 +69,7 @@ def _family(bind: Connection) -> str:
     return "mysql" if name in ("mysql", "mariadb") else name
 
 
-def _ts(family: str) -> sa.types.TypeEngine:
+def _ts(family: str) -> sa.types.TypeEngine[Any]:
     if family == "postgresql":
         return sa.DateTime(timezone=True)
     if family == "mysql":
@@ -91,8 +92,10 @@ def _text_default(family: str, value: str) -> sa.TextClause:
     return sa.text(f"({literal})" if family == "mysql" else literal)
 
 
-def _task_columns(family: str) -> list[sa.Column]:
-    ts = lambda: _ts(family)  # noqa: E731
+def _task_columns(family: str) -> list[sa.Column[Any]]:
+    def ts() -> sa.types.TypeEngine[Any]:
+        return _ts(family)
+
     return [
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
         sa.Column("task_key", sa.String(255), nullable=False),
@@ -119,8 +122,10 @@ def _task_columns(family: str) -> list[sa.Column]:
     ]
 
 
-def _execute_task_columns(family: str) -> list[sa.Column]:
-    ts = lambda: _ts(family)  # noqa: E731
+def _execute_task_columns(family: str) -> list[sa.Column[Any]]:
+    def ts() -> sa.types.TypeEngine[Any]:
+        return _ts(family)
+
     return [
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
         sa.Column("task_id", sa.Integer, nullable=False),
@@ -159,7 +164,7 @@ UQ_EXECUTE_TASK_FIRE = "uq_execute_task_fire"
 # --------------------------------------------------------------------------- (a) fresh tables
 
 
-def _table_options(family: str) -> dict:
+def _table_options(family: str) -> dict[str, Any]:
     return dict(MYSQL_TABLE_OPTIONS) if family == "mysql" else {}
 
 
@@ -210,7 +215,7 @@ def _create_worker_heartbeat(family: str) -> None:
 # --------------------------------------------------------------------------- (b) legacy MySQL
 
 
-def _column_ddl(bind: Connection, table: str, column: sa.Column) -> str:
+def _column_ddl(bind: Connection, table: str, column: sa.Column[Any]) -> str:
     """The MySQL column definition of ``column``, as CREATE TABLE would render it."""
     column = column._copy()
     sa.Table(table, sa.MetaData(), column)  # CreateColumn needs the column attached to a table
@@ -264,7 +269,7 @@ def _mysql_prepare_table(bind: Connection, table: str) -> None:
 def _mysql_finish_table(
     bind: Connection,
     table: str,
-    columns: list[sa.Column],
+    columns: list[sa.Column[Any]],
     unique: dict[str, list[str]],
     indexes: dict[str, list[str]],
 ) -> None:
@@ -285,7 +290,7 @@ def _mysql_finish_table(
     bind.exec_driver_sql(f"ALTER TABLE `{table}`\n  " + ",\n  ".join(clauses))
 
 
-def _mysql_add_missing_columns(bind: Connection, table: str, columns: list[sa.Column]) -> None:
+def _mysql_add_missing_columns(bind: Connection, table: str, columns: list[sa.Column[Any]]) -> None:
     have = _mysql_columns(bind, table)
     missing = [c for c in columns if c.name not in have]
     if missing:
@@ -364,7 +369,7 @@ def _upgrade_legacy_execute_task(bind: Connection) -> None:
     )
 
 
-def _check_existing(bind: Connection, table: str, columns: list[sa.Column]) -> None:
+def _check_existing(bind: Connection, table: str, columns: list[sa.Column[Any]]) -> None:
     """Outside MySQL only tables tablebeat itself created can be adopted (e.g. by create_all)."""
     have = {c["name"] for c in sa.inspect(bind).get_columns(table)}
     missing = sorted(c.name for c in columns if c.name not in have)

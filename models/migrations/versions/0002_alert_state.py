@@ -8,6 +8,7 @@ Create Date: 2024-05-02
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
@@ -19,7 +20,7 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
-def _ts(dialect: str) -> sa.types.TypeEngine:
+def _ts(dialect: str) -> sa.types.TypeEngine[Any]:
     # The same storage as models.base.UTCDateTime, frozen as of this revision.
     if dialect == "postgresql":
         return sa.DateTime(timezone=True)
@@ -32,7 +33,7 @@ def upgrade() -> None:
     bind = op.get_bind()
     if "alert_state" in sa.inspect(bind).get_table_names():
         return
-    options = (
+    options: dict[str, Any] = (
         {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4"} if bind.dialect.name in ("mysql", "mariadb") else {}
     )
     op.create_table(

@@ -11,6 +11,7 @@ Create Date: 2026-11-30
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
@@ -22,7 +23,7 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
-def _ts(dialect: str) -> sa.types.TypeEngine:
+def _ts(dialect: str) -> sa.types.TypeEngine[Any]:
     # The same storage as models.base.UTCDateTime, frozen as of this revision.
     if dialect == "postgresql":
         return sa.DateTime(timezone=True)
@@ -35,7 +36,7 @@ def upgrade() -> None:
     bind = op.get_bind()
     existing = set(sa.inspect(bind).get_table_names())
     ts = _ts(bind.dialect.name)
-    options = (
+    options: dict[str, Any] = (
         {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4"} if bind.dialect.name in ("mysql", "mariadb") else {}
     )
     if "console_session" not in existing:

@@ -12,6 +12,7 @@ Create Date: 2026-11-30
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
@@ -49,7 +50,7 @@ CONFIG_COLUMNS_0006 = (
 )
 
 
-def _ts(dialect: str) -> sa.types.TypeEngine:
+def _ts(dialect: str) -> sa.types.TypeEngine[Any]:
     if dialect == "postgresql":
         return sa.DateTime(timezone=True)
     if dialect in ("mysql", "mariadb"):

@@ -9,6 +9,7 @@ Create Date: 2026-11-30
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
@@ -20,7 +21,7 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
-def _ts(dialect: str) -> sa.types.TypeEngine:
+def _ts(dialect: str) -> sa.types.TypeEngine[Any]:
     # The same storage as models.base.UTCDateTime, frozen as of this revision.
     if dialect == "postgresql":
         return sa.DateTime(timezone=True)
@@ -34,7 +35,9 @@ def upgrade() -> None:
     dialect = bind.dialect.name
     inspector = sa.inspect(bind)
     tables = set(inspector.get_table_names())
-    options = {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4"} if dialect in ("mysql", "mariadb") else {}
+    options: dict[str, Any] = (
+        {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4"} if dialect in ("mysql", "mariadb") else {}
+    )
     if "beat_node" not in tables:
         op.create_table(
             "beat_node",
