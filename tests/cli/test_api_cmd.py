@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -13,15 +12,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.helpers import free_port
 from tests.processes import REPO, wait_for
 
 pytestmark = pytest.mark.mariadb
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class ApiProcess:
@@ -111,6 +105,11 @@ def test_with_token_listens_on_all_interfaces_and_checks_it(start_api) -> None:
     assert f"Uvicorn running on http://0.0.0.0:{port}" in process.log()
     assert "TABLEBEAT_API_TOKEN is not set" not in process.log()
     assert httpx.get(f"http://127.0.0.1:{port}/tasks", timeout=5).status_code == 401
-    authed = httpx.get(f"http://127.0.0.1:{port}/tasks", headers={"Authorization": "Bearer proc-token"}, timeout=5)
-    assert authed.status_code == 200 and authed.json()["total"] >= 0
+    auth = {"Authorization": "Bearer proc-token"}
+    task = {"task_key": "proc", "execute_func": "test_interval", "trigger": "interval", "spec": "60"}
+    created = httpx.post(f"http://127.0.0.1:{port}/tasks", json=task, headers=auth, timeout=5)
+    assert created.status_code == 201, created.text
+    authed = httpx.get(f"http://127.0.0.1:{port}/tasks", headers=auth, timeout=5)
+    assert authed.status_code == 200
+    assert authed.json()["total"] == 1 and [t["task_key"] for t in authed.json()["items"]] == ["proc"]
     assert httpx.get(f"http://127.0.0.1:{port}/docs", timeout=5).status_code == 200

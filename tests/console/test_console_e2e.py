@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -25,6 +24,7 @@ from sqlalchemy import Engine, insert, select
 from models import ExecuteTask
 from service.tasks import TaskService
 from tests.console.conftest import TOKEN
+from tests.helpers import free_port
 from tests.processes import REPO, Cluster, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.mariadb]
@@ -54,12 +54,6 @@ def _require_chromium() -> None:
     pytest.skip(reason)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def stack(db_url: str, broker_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Beat + worker + the API server on one database and broker; yields the server's URL."""
@@ -73,7 +67,7 @@ def stack(db_url: str, broker_url: str, tmp_path_factory: pytest.TempPathFactory
         PYTHONPATH=str(REPO),
     )
     cluster = Cluster(env, log_dir)
-    port = _free_port()
+    port = free_port()
     server_log = (log_dir / "api.log").open("ab")
     server = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "api.app:app", "--host", "127.0.0.1", "--port", str(port)],

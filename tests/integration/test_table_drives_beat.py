@@ -12,27 +12,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import Engine
 
-from tests.integration.conftest import PATIENCE_S, sql
+from tests.helpers import insert_task, sql
+from tests.integration.conftest import PATIENCE_S
 from tests.processes import Cluster, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.mariadb]
-
-
-def insert_task(db: Engine, key: str, func: str, trigger: str, spec: str, args: str = "", **cols: object) -> int:
-    extra_cols = "".join(f", {c}" for c in cols)
-    extra_vals = "".join(f", :{c}" for c in cols)
-    sql(
-        db,
-        "INSERT INTO task (task_key, `desc`, execute_func, `trigger`, spec, args, is_valid, status, extra"
-        f"{extra_cols}) VALUES (:k, 'test', :f, :t, :s, :a, 1, 'ready', '{{}}'{extra_vals})",
-        k=key,
-        f=func,
-        t=trigger,
-        s=spec,
-        a=args,
-        **cols,
-    )
-    return int(sql(db, "SELECT id FROM task WHERE task_key = :k", k=key)[0][0])
 
 
 def runs(db: Engine, task_id: int, status: str | None = None) -> list[tuple]:

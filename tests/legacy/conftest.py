@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import cluster_env
+from tests.helpers import cluster_env
 from tests.processes import Cluster
 
 JOBS_DIR = Path(__file__).resolve().parent / "jobs"

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
-from tests.integration.conftest import sql
+from tests.helpers import sql
 from tests.legacy.conftest import JOBS_DIR, LEGACY_JOB_MODULES, REPO
 from tests.processes import Cluster, wait_for
 from workers.signatures import CallShape

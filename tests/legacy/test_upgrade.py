@@ -22,7 +22,7 @@ from models.legacy_upgrade import aps_go_schedule
 from models.migrate import current_revision, head_revision, upgrade
 from scheduler.triggers import build_trigger, next_fires
 from tests.conftest import fresh_database
-from tests.integration.conftest import sql
+from tests.helpers import sql
 from tests.legacy.conftest import legacy_env
 from tests.legacy.documents import statements
 from tests.processes import Cluster, redis_broker_db, wait_for

@@ -15,9 +15,8 @@ import httpx
 import pytest
 from sqlalchemy import Engine
 
-from tests.observe.scrape import free_port
+from tests.helpers import free_port, insert_task, sql
 from tests.processes import REPO, wait_for
-from tests.reliability.helpers import insert_task, sql
 
 pytestmark = [pytest.mark.integration, pytest.mark.mariadb]
 

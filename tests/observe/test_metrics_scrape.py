@@ -12,9 +12,9 @@ import httpx
 import pytest
 from sqlalchemy import Engine
 
-from tests.observe.scrape import Samples, free_port, scrape, total, try_scrape
+from tests.helpers import free_port, insert_task, sql
+from tests.observe.scrape import Samples, scrape, total, try_scrape
 from tests.processes import REPO, Cluster, wait_for
-from tests.reliability.helpers import insert_task, sql
 
 pytestmark = [pytest.mark.integration, pytest.mark.mariadb]
 

@@ -15,8 +15,8 @@ import pytest
 from sqlalchemy import Engine
 
 from protocol.trace import fire_span_id, parse_traceparent, traceparent
+from tests.helpers import insert_task, sql
 from tests.processes import REPO
-from tests.reliability.helpers import insert_task, sql
 
 pytest.importorskip("opentelemetry.sdk.trace", reason="the otel extra is not installed")
 pytestmark = [pytest.mark.integration, pytest.mark.mariadb]

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import Engine
 
-from tests.observe.scrape import free_port, total, try_scrape
+from tests.helpers import free_port, insert_task
+from tests.observe.scrape import total, try_scrape
 from tests.processes import Cluster, wait_for
-from tests.reliability.helpers import insert_task
 
 pytestmark = [pytest.mark.integration, pytest.mark.mariadb]
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -12,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, text
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -67,38 +65,3 @@ def webhook() -> Iterator[WebhookReceiver]:
     finally:
         server.shutdown()
         server.server_close()
-
-
-def cluster_env(db_url: str, broker_url: str, **extra: str) -> dict[str, str]:
-    """Environment of celery processes started by these tests (no inherited TABLEBEAT_*)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TABLEBEAT_") and k != "APP_ENV"}
-    env.update(
-        APP_ENV="test",
-        TABLEBEAT_DATABASE_URL=db_url,
-        TABLEBEAT_BROKER_URL=broker_url,
-        TABLEBEAT_REFRESH_SECONDS="3",
-        PYTHONPATH=str(REPO),
-        **extra,
-    )
-    return env
-
-
-def sql(engine: Engine, statement: str, **params: object) -> list[tuple]:
-    """Run one plain SQL statement and return its rows."""
-    with engine.begin() as conn:
-        result = conn.execute(text(statement), params)
-        return [tuple(r) for r in result] if result.returns_rows else []
-
-
-def insert_task(db: Engine, key: str, func: str, spec: str, extra: str = "{}", trigger: str = "interval") -> int:
-    sql(
-        db,
-        "INSERT INTO task (task_key, `desc`, execute_func, `trigger`, spec, args, is_valid, status, extra) "
-        "VALUES (:k, 'ops test', :f, :t, :s, '', 1, 'ready', :e)",
-        k=key,
-        f=func,
-        t=trigger,
-        s=spec,
-        e=extra,
-    )
-    return int(sql(db, "SELECT id FROM task WHERE task_key = :k", k=key)[0][0])

@@ -19,7 +19,8 @@ from alerts.webhook import (
 )
 from conf.settings import Settings
 from models import ExecuteTask, RunStatus, make_engine
-from tests.ops.conftest import WebhookReceiver, cluster_env, insert_task, sql
+from tests.helpers import cluster_env, insert_task, sql
+from tests.ops.conftest import WebhookReceiver
 from tests.processes import Cluster, wait_for
 
 TRACEBACK = "\n".join(
@@ -147,7 +148,7 @@ def test_lost_expired_and_failed_runs_are_posted(
     result: str | None,
     head: str,
 ) -> None:
-    task_id = insert_task(db, f"alert_{status.value}", "noop", "3600")
+    task_id = insert_task(db, f"alert_{status.value}", "noop", "interval", "3600")
     run_id = _add_run(db, task_id, status, error, result)
     alerter = Alerter(
         Settings(
@@ -169,7 +170,7 @@ def test_lost_expired_and_failed_runs_are_posted(
 
 @pytest.mark.mariadb
 def test_other_statuses_do_not_alert(db: Engine, mariadb_url: str, webhook: WebhookReceiver) -> None:
-    task_id = insert_task(db, "alert_quiet", "noop", "3600")
+    task_id = insert_task(db, "alert_quiet", "noop", "interval", "3600")
     alerter = Alerter(Settings(alert_webhook=webhook.url, database_url=mariadb_url))
     for status in (RunStatus.SUCCESS, RunStatus.SKIPPED, RunStatus.RETRYING):
         alerter.submit(_add_run(db, task_id, status, None), status)
@@ -184,7 +185,7 @@ def test_unreachable_or_failing_webhook_costs_one_log_line(
     with socket.socket() as sock:  # a port nobody listens on
         sock.bind(("127.0.0.1", 0))
         dead = f"http://127.0.0.1:{sock.getsockname()[1]}/secret-token"
-    task_id = insert_task(db, "alert_dead", "noop", "3600")
+    task_id = insert_task(db, "alert_dead", "noop", "interval", "3600")
     alerter = Alerter(Settings(alert_webhook=dead, alert_min_interval_seconds=0, database_url=mariadb_url))
     started = time.monotonic()
     with caplog.at_level(logging.WARNING, logger="tablebeat.alerts"):
@@ -207,7 +208,7 @@ def test_slow_webhook_times_out_after_two_seconds(db: Engine, mariadb_url: str) 
     with socket.socket() as server:  # accepts the connection, never answers
         server.bind(("127.0.0.1", 0))
         server.listen()
-        task_id = insert_task(db, "alert_slow", "noop", "3600")
+        task_id = insert_task(db, "alert_slow", "noop", "interval", "3600")
         alerter = Alerter(
             Settings(
                 alert_webhook=f"http://127.0.0.1:{server.getsockname()[1]}/",
@@ -245,9 +246,14 @@ def test_failing_job_alerts_through_real_worker_with_rate_limit(
         cluster.start_worker(concurrency=2)  # two worker hosts share the rate limit through the database
         cluster.start_beat()
         cluster.wait_ready()
-        task_id = insert_task(db, "e2e_fails", "always_fails", "1")
+        task_id = insert_task(db, "e2e_fails", "always_fails", "interval", "1")
         team_id = insert_task(
-            db, "e2e_team", "always_fails", "1", extra=f'{{"alert_webhook": "{webhook.url}/team", "owner": "ops"}}'
+            db,
+            "e2e_team",
+            "always_fails",
+            "interval",
+            "1",
+            extra=f'{{"alert_webhook": "{webhook.url}/team", "owner": "ops"}}',
         )
         try:
             first = wait_for(lambda: webhook.posts("/global"), 60, what="first alert")[0]

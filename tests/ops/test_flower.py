@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,19 +9,13 @@ import httpx
 import pytest
 from sqlalchemy import Engine
 
-from tests.ops.conftest import cluster_env, insert_task, sql
+from tests.helpers import cluster_env, free_port, insert_task, sql
 from tests.processes import CeleryProcess, Cluster, wait_for
 from workers.flower_options import join_option_values, with_default_address
 
 pytestmark = [pytest.mark.integration, pytest.mark.mariadb]
 
 AUTH = ("ops", "flower-test-pw")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +56,7 @@ def _tasks(base: str, **params: str) -> dict:
 
 def test_run_is_found_in_flower_by_celery_id_and_trace_id(flower: tuple[Cluster, str], db: Engine) -> None:
     cluster, base = flower
-    task_id = insert_task(db, "flower_seen", "test_interval", "2")
+    task_id = insert_task(db, "flower_seen", "test_interval", "interval", "2")
     run_id, celery_id, trace_id = wait_for(
         lambda: sql(
             db,

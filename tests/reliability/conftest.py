@@ -19,7 +19,15 @@ from tests.conftest import migrated_database
 from tests.processes import Cluster, redis_broker_db
 from tests.reliability.helpers import reliability_env
 
-pytestmark = [pytest.mark.integration, pytest.mark.mariadb]
+HERE = Path(__file__).resolve().parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test of this folder starts real processes on MariaDB (a ``pytestmark`` here would do nothing)."""
+    for item in items:
+        if item.path.is_relative_to(HERE):
+            item.add_marker(pytest.mark.integration)
+            item.add_marker(pytest.mark.mariadb)
 
 
 @pytest.fixture

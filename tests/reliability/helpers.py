@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import re
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 
+from tests.helpers import cluster_env, sql
 from tests.processes import Cluster
 
 REPO = Path(__file__).resolve().parents[2]
@@ -23,44 +23,15 @@ VISIBILITY_S = 12
 
 
 def reliability_env(db_url: str, broker_url: str, **extra: str) -> dict[str, str]:
-    """Environment of the celery processes of a reliability test."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TABLEBEAT_") and k != "APP_ENV"}
-    env.update(
-        TABLEBEAT_DATABASE_URL=db_url,
-        TABLEBEAT_BROKER_URL=broker_url,
-        TABLEBEAT_REFRESH_SECONDS=str(REFRESH_S),
-        TABLEBEAT_STALE_CLAIM_SECONDS=str(STALE_CLAIM_S),
-        TABLEBEAT_WORKER_DEAD_SECONDS=str(WORKER_DEAD_S),
-        TABLEBEAT_HEARTBEAT_SECONDS=str(HEARTBEAT_S),
-        TABLEBEAT_VISIBILITY_TIMEOUT_SECONDS=str(VISIBILITY_S),
-        PYTHONPATH=str(REPO),
-    )
-    env.update(extra)
-    return env
-
-
-def sql(engine: Engine, statement: str, **params: object) -> list[tuple]:
-    """Run one plain SQL statement, as an operator would, and return its rows."""
-    with engine.begin() as conn:
-        result = conn.execute(text(statement), params)
-        return [tuple(r) for r in result] if result.returns_rows else []
-
-
-def insert_task(db: Engine, key: str, func: str, trigger: str, spec: str, args: str = "", **cols: object) -> int:
-    extra_cols = "".join(f", {c}" for c in cols)
-    extra_vals = "".join(f", :{c}" for c in cols)
-    sql(
-        db,
-        "INSERT INTO task (task_key, `desc`, execute_func, `trigger`, spec, args, is_valid, status, extra"
-        f"{extra_cols}) VALUES (:k, 'reliability', :f, :t, :s, :a, 1, 'ready', '{{}}'{extra_vals})",
-        k=key,
-        f=func,
-        t=trigger,
-        s=spec,
-        a=args,
-        **cols,
-    )
-    return int(sql(db, "SELECT id FROM task WHERE task_key = :k", k=key)[0][0])
+    """Environment of the celery processes of a reliability test (the ``local`` profile, short knobs)."""
+    knobs = {
+        "APP_ENV": "local",
+        "TABLEBEAT_STALE_CLAIM_SECONDS": str(STALE_CLAIM_S),
+        "TABLEBEAT_WORKER_DEAD_SECONDS": str(WORKER_DEAD_S),
+        "TABLEBEAT_HEARTBEAT_SECONDS": str(HEARTBEAT_S),
+        "TABLEBEAT_VISIBILITY_TIMEOUT_SECONDS": str(VISIBILITY_S),
+    }
+    return cluster_env(db_url, broker_url, refresh_seconds=REFRESH_S, **{**knobs, **extra})
 
 
 RUN_COLUMNS = "id, status, trace_id, scheduled_at, started_at, finished_at, worker, attempt, result, error"

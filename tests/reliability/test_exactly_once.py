@@ -11,8 +11,9 @@ import pytest
 from sqlalchemy import Engine
 
 from bench.chaos import check
+from tests.helpers import insert_task, sql
 from tests.processes import Cluster, wait_for
-from tests.reliability.helpers import REFRESH_S, STALE_CLAIM_S, all_logs, count_lines, executions, insert_task, sql
+from tests.reliability.helpers import REFRESH_S, STALE_CLAIM_S, all_logs, count_lines, executions
 
 pytestmark = [pytest.mark.integration, pytest.mark.mariadb]
 

@@ -7,8 +7,9 @@ import time
 import pytest
 from sqlalchemy import Engine
 
+from tests.helpers import insert_task, sql
 from tests.processes import Cluster, wait_for
-from tests.reliability.helpers import all_logs, insert_task, now_naive, runs, sql
+from tests.reliability.helpers import all_logs, now_naive, runs
 
 pytestmark = [pytest.mark.integration, pytest.mark.mariadb]
 

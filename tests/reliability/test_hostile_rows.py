@@ -14,8 +14,9 @@ import pytest
 from sqlalchemy import Engine
 from sqlalchemy.exc import DataError, OperationalError
 
+from tests.helpers import insert_task, sql
 from tests.processes import Cluster, wait_for
-from tests.reliability.helpers import insert_task, runs, sql
+from tests.reliability.helpers import runs
 
 pytestmark = [pytest.mark.integration, pytest.mark.mariadb]
 

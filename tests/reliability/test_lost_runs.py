@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import Engine
 
 from models import RunStatus
+from tests.helpers import insert_task
 from tests.processes import Cluster, wait_for
 from tests.reliability.conftest import WebhookReceiver
 from tests.reliability.helpers import (
@@ -21,7 +22,6 @@ from tests.reliability.helpers import (
     WORKER_DEAD_S,
     all_logs,
     executions,
-    insert_task,
     now_naive,
     runs,
 )

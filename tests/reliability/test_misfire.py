@@ -9,8 +9,9 @@ from datetime import datetime, timedelta
 import pytest
 from sqlalchemy import Engine
 
+from tests.helpers import insert_task
 from tests.processes import Cluster, wait_for
-from tests.reliability.helpers import insert_task, now_naive, runs
+from tests.reliability.helpers import now_naive, runs
 
 pytestmark = [pytest.mark.integration, pytest.mark.mariadb]
 

@@ -20,17 +20,9 @@ from sqlalchemy import Engine
 from bench.chaos import check
 from models import make_engine
 from models.migrate import upgrade
+from tests.helpers import insert_task, sql
 from tests.processes import Cluster, wait_for
-from tests.reliability.helpers import (
-    REFRESH_S,
-    WORKER_DEAD_S,
-    all_logs,
-    count_lines,
-    insert_task,
-    reliability_env,
-    runs,
-    sql,
-)
+from tests.reliability.helpers import REFRESH_S, WORKER_DEAD_S, all_logs, count_lines, reliability_env, runs
 from tests.reliability.services import PrivateMariaDB, PrivateRedis
 
 pytestmark = [pytest.mark.integration, pytest.mark.mariadb]

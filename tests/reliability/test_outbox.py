@@ -10,8 +10,9 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import Engine
 
+from tests.helpers import insert_task, sql
 from tests.processes import Cluster, wait_for
-from tests.reliability.helpers import STALE_CLAIM_S, insert_task, now_naive, runs, sql
+from tests.reliability.helpers import STALE_CLAIM_S, now_naive, runs
 
 pytestmark = [pytest.mark.integration, pytest.mark.mariadb]
 
