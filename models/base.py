@@ -12,6 +12,11 @@ from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.types import TypeDecorator
 
 
+def utcnow() -> datetime:
+    """The current instant, UTC-aware: what every timestamp column holds (the one home of this helper)."""
+    return datetime.now(UTC)
+
+
 class UTCDateTime(TypeDecorator[datetime]):
     """A timestamp stored as UTC and always returned timezone-aware.
 

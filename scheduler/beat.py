@@ -28,6 +28,7 @@ from alerts.webhook import alert_run
 from conf.celery import settings_of
 from conf.settings import Settings
 from models import RunStatus, Task, TaskStatus, make_engine
+from models.base import utcnow
 from models.db_errors import driver_error, is_deadlock
 from protocol.message import job_names
 from protocol.trace import new_celery_id, new_trace_id
@@ -67,11 +68,6 @@ MISSED_CLAIM = "misfire: not published before its misfire_grace_seconds ran out 
 SCHEDULE_VIEW_ROWS = 1000
 
 Planned = tuple[ScheduledJob, list[PlannedFire], datetime | None]
-
-
-def utcnow() -> datetime:
-    """The current instant, UTC-aware."""
-    return datetime.now(UTC)
 
 
 def _ts(value: datetime | None) -> float | None:

@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import CroniterBadDateError, croniter
 
+from models.schedule import TriggerKind
 from protocol.message import RESERVED_KWARGS
 from scheduler.errors import RowError
 
@@ -27,7 +28,8 @@ MAX_ARGS_CHARS = 65536
 MAX_NAME_CHARS = 255
 MAX_SPEC_CHARS = 1024
 MAX_INTERVAL_S = 366 * 86400
-TRIGGERS = ("cron", "interval", "date")
+#: The values ``task.trigger`` may hold (``models.TriggerKind``, their one home).
+TRIGGERS = tuple(kind.value for kind in TriggerKind)
 
 
 def _show(text: str, limit: int = 40) -> str:
@@ -256,9 +258,10 @@ def parse_trigger(text: str | None) -> str:
 
 # --- interval ------------------------------------------------------------------
 
-_UNIT_S = {"d": 86400, "h": 3600, "m": 60, "s": 1}
-_INTERVAL_PARTS = re.compile(r"(?:[0-9]+\s*[dhms]\s*)+")
-_INTERVAL_PART = re.compile(r"([0-9]+)\s*([dhms])")
+#: Seconds of each unit letter a written duration may use (``1h30m``, ``2w``): the one table of them.
+UNIT_SECONDS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
+_UNIT_PARTS = re.compile(r"(?:[0-9]+\s*[wdhms]\s*)+")
+_UNIT_PART = re.compile(r"([0-9]+)\s*([wdhms])")
 _DECIMAL = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:e[+-]?[0-9]+)?", re.I)
 
 
@@ -270,18 +273,41 @@ def spec_text(text: str | None, what: str) -> str:
     return spec
 
 
+def unit_seconds(text: str, units: str = "wdhms") -> int | None:
+    """Seconds of ``text`` written as numbers with unit letters (``90s``, ``1h30m``, ``2w``).
+
+    None when it is not written so, or uses a letter outside ``units``.
+    :raises ValueError: a unit given twice (the message says which).
+    """
+    if not _UNIT_PARTS.fullmatch(text):
+        return None
+    parts = _UNIT_PART.findall(text)
+    if any(unit not in units for _, unit in parts):
+        return None
+    seconds, seen = 0, set()
+    for amount, unit in parts:
+        if unit in seen:
+            raise ValueError(f"gives unit '{unit}' twice")
+        seen.add(unit)
+        seconds += int(amount) * UNIT_SECONDS[unit]
+    return seconds
+
+
+def _units_or_none(spec: str) -> int | None:
+    """An interval's d/h/m/s form (weeks are not an interval unit), as a RowError of ``spec``."""
+    try:
+        return unit_seconds(spec, "dhms")
+    except ValueError as exc:
+        raise RowError("spec", f"interval {_show(spec)} {exc}") from None
+
+
 def parse_interval(text: str | None) -> int:
     """Parse an interval (`5`, `90s`, `5m`, `1h30m`, `2d`) into whole seconds."""
     spec = spec_text(text, "seconds like '5' or units like '1h30m'")
     if re.fullmatch(r"[+-]?[0-9]+", spec):
         seconds = int(spec)
-    elif _INTERVAL_PARTS.fullmatch(spec):
-        seconds, seen = 0, set()
-        for amount, unit in _INTERVAL_PART.findall(spec):
-            if unit in seen:
-                raise RowError("spec", f"interval {_show(spec)} gives unit '{unit}' twice")
-            seen.add(unit)
-            seconds += int(amount) * _UNIT_S[unit]
+    elif (in_units := _units_or_none(spec)) is not None:
+        seconds = in_units
     elif _DECIMAL.fullmatch(spec):
         raise RowError("spec", f"interval must be a whole number of (integer) seconds, got {_show(spec)}")
     else:

@@ -8,19 +8,21 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Row, and_, bindparam, case, delete, exists, func, or_, select, update
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 
-from models import ExecuteTask, RunStatus, Task, TaskChange, TaskStatus, WorkerHeartbeat
+from models import ExecuteTask, RunStatus, Task, TaskChange, TaskStatus
+from models.workers import dead_before, run_worker_died
 
 _RUNS = ExecuteTask.__table__
 _TASKS = Task.__table__
 
-#: Rows per statement for bulk writes: well inside every backend's parameter limit.
-CHUNK_ROWS = 500
+#: Rows (or ids of an IN list) per statement: well inside every backend's parameter limit
+#: (SQLite's is 32766), large enough that a burst of 10,000 fires takes ten statements.
+CHUNK_ROWS = 1000
 
 T = TypeVar("T")
 
@@ -179,7 +181,7 @@ def write_task_columns(conn: Connection, rows: Iterable[tuple[int, dict[str, Any
         conditions = [_TASKS.c[k].is_not_distinct_from(v) for k, v in guard.items()]
         if "status" in values:
             values["status"] = truthful_status(values["status"])
-        for chunk in chunks(ids, 1000):
+        for chunk in chunks(ids):
             written += (
                 conn.execute(
                     update(_TASKS)
@@ -272,7 +274,7 @@ def claim_fires(conn: Connection, claims: Sequence[FireClaim], token: str, now: 
         ],
     )
     won: dict[str, int] = {}
-    for chunk in chunks([c.trace_id for c in ordered], 1000):
+    for chunk in chunks([c.trace_id for c in ordered]):
         for row in conn.execute(select(_RUNS.c.id, _RUNS.c.trace_id).where(_RUNS.c.trace_id.in_(chunk))):
             won[row.trace_id] = int(row.id)
     return won
@@ -280,7 +282,7 @@ def claim_fires(conn: Connection, claims: Sequence[FireClaim], token: str, now: 
 
 def mark_published(conn: Connection, run_ids: Sequence[int], now: datetime) -> None:
     """Record that these runs' messages reached the broker."""
-    for chunk in chunks(run_ids, 1000):
+    for chunk in chunks(run_ids):
         conn.execute(
             update(ExecuteTask)
             .where(ExecuteTask.id.in_(chunk), ExecuteTask.published_at.is_(None))
@@ -367,7 +369,7 @@ def take_claims_of(conn: Connection, owners: Sequence[str], token: str, now: dat
                 )
             )
         )
-        for chunk in chunks(ids, 1000):
+        for chunk in chunks(ids):
             conn.execute(
                 update(ExecuteTask)
                 .where(ExecuteTask.id.in_(chunk), ExecuteTask.claimed_by == owner, ExecuteTask.published_at.is_(None))
@@ -377,7 +379,7 @@ def take_claims_of(conn: Connection, owners: Sequence[str], token: str, now: dat
     if not taken:
         return []
     runs: list[UnpublishedRun] = []
-    for chunk in chunks(taken, 1000):
+    for chunk in chunks(taken):
         rows = conn.execute(
             select(
                 ExecuteTask.id,
@@ -413,7 +415,7 @@ def unpublish_pending(conn: Connection, published_before: datetime) -> int:
 
 def skip_unpublished(conn: Connection, run_ids: Sequence[int], reason: str, now: datetime) -> None:
     """Record claimed, never-published runs as ``skipped`` with ``reason`` (their task is gone or paused)."""
-    for chunk in chunks(run_ids, 1000):
+    for chunk in chunks(run_ids):
         conn.execute(
             update(ExecuteTask)
             .where(
@@ -428,7 +430,7 @@ def skip_unpublished(conn: Connection, run_ids: Sequence[int], reason: str, now:
 def still_claimed(conn: Connection, run_ids: Sequence[int], token: str) -> set[int]:
     """Which of ``run_ids`` are still this beat's and unpublished (after a stall, others may have taken them)."""
     held: set[int] = set()
-    for chunk in chunks(run_ids, 1000):
+    for chunk in chunks(run_ids):
         held.update(
             int(r.id)
             for r in conn.execute(
@@ -444,26 +446,10 @@ def still_claimed(conn: Connection, run_ids: Sequence[int], token: str) -> set[i
 
 
 def mark_lost_runs(conn: Connection, dead_before: datetime, now: datetime) -> list[Row[Any]]:
-    """Runs ``running`` on a worker whose heartbeat stopped before ``dead_before`` become ``lost``."""
-    dead = select(WorkerHeartbeat.hostname).where(WorkerHeartbeat.seen_at < dead_before)
-    alive = select(WorkerHeartbeat.hostname)
-    # The worker restarted (same hostname) after the run began: the run died with the old process.
-    restarted = (
-        select(WorkerHeartbeat.hostname)
-        .where(WorkerHeartbeat.hostname == ExecuteTask.worker, WorkerHeartbeat.started_at > ExecuteTask.started_at)
-        .exists()
-    )
+    """Runs ``running`` on a dead worker (``models.workers.run_worker_died``) become ``lost``."""
     stuck = conn.execute(
         select(ExecuteTask.id, ExecuteTask.task_id, ExecuteTask.trace_id, ExecuteTask.worker).where(
-            ExecuteTask.status == RunStatus.RUNNING.value,
-            or_(
-                ExecuteTask.worker.in_(dead),
-                and_(
-                    ExecuteTask.worker.not_in(alive),
-                    ExecuteTask.started_at < dead_before,
-                ),
-                restarted,
-            ),
+            ExecuteTask.status == RunStatus.RUNNING.value, run_worker_died(dead_before)
         )
     ).all()
     marked: list[Any] = []
@@ -499,6 +485,5 @@ def release_idle_doing(conn: Connection) -> int:
     )
 
 
-def heartbeat_cutoff(now: datetime, dead_seconds: float) -> datetime:
-    """The instant before which a silent worker counts as dead."""
-    return now - timedelta(seconds=dead_seconds)
+#: The instant before which a silent worker counts as dead.
+heartbeat_cutoff = dead_before

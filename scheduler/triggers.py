@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 from croniter import CroniterBadDateError, croniter
 
-from scheduler.specs import CronSpec, parse_cron, parse_date, parse_interval, parse_trigger
+from scheduler.specs import UNIT_SECONDS, CronSpec, parse_cron, parse_date, parse_interval, parse_trigger
 
 UTC = UTC
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -265,13 +265,13 @@ class IntervalTrigger:
         return self.anchor + k * every if k >= 1 else None
 
     def describe(self) -> str:
-        for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1)):
+        for unit, size in (("day", UNIT_SECONDS["d"]), ("hour", UNIT_SECONDS["h"]), ("minute", 60), ("second", 1)):
             count, rest = divmod(self.every_s, size)
             if rest == 0 and (count < 60 or size == 60):
                 return f"every {unit}" if count == 1 else f"every {count} {unit}s"
         parts, left = [], self.every_s
-        for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
-            count, left = divmod(left, size)
+        for unit in "dhms":
+            count, left = divmod(left, UNIT_SECONDS[unit])
             if count:
                 parts.append(f"{count}{unit}")
         return "every " + " ".join(parts)

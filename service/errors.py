@@ -1,4 +1,4 @@
-"""Errors of the service layer (``scheduler/service.py``), shared by the REST API and the CLI.
+"""Errors of the service layer (``service/tasks.py``), shared by the REST API and the CLI.
 
 Each error carries what both front ends need: the HTTP status the API answers with and
 the exit code the CLI ends with, so neither has to map errors by hand.
@@ -6,8 +6,14 @@ the exit code the CLI ends with, so neither has to map errors by hand.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from scheduler.errors import RowError
+
 __all__ = [
     "BrokerUnreachable",
+    "rows_checked",
     "DuplicateTask",
     "ServiceError",
     "TaskNotFound",
@@ -85,3 +91,13 @@ class BrokerUnreachable(ServiceError, ConnectionError):
             f"broker unreachable ({reason}); run {run_id} (trace {trace_id}) is recorded as pending "
             "and beat will publish it when the broker is back"
         )
+
+
+@contextmanager
+def rows_checked(field: str | None = None) -> Iterator[None]:
+    """Report a :class:`RowError` of beat's row checks as :class:`ValidationFailed` of the same column
+    (or of ``field``), so the API and CLI name what the operator sent."""
+    try:
+        yield
+    except RowError as exc:
+        raise ValidationFailed(field or exc.column, exc.reason) from None

@@ -8,12 +8,14 @@ canonical ``spec`` text the service stores.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from scheduler.errors import RowError
 from scheduler.specs import (
+    UNIT_SECONDS,
     parse_cron,
     parse_date,
     parse_extra,
@@ -22,8 +24,9 @@ from scheduler.specs import (
     parse_trigger,
     read_date,
     spec_text,
+    unit_seconds,
 )
-from service.errors import ValidationFailed
+from service.errors import ValidationFailed, rows_checked
 
 #: Fields a create / replace / update request may carry.
 TASK_FIELDS = (
@@ -109,10 +112,8 @@ def _json_object(name: str, value: Any) -> str:
         return json.dumps(dict(value), ensure_ascii=False)
     if not isinstance(value, str):
         raise ValidationFailed(name, f"must be a JSON object, got {value!r}")
-    try:
+    with rows_checked(name):
         parsed = parse_kwargs(value) if name == "kwargs" else parse_extra(value)
-    except RowError as exc:
-        raise ValidationFailed(name, exc.reason) from None
     return json.dumps(parsed, ensure_ascii=False)
 
 
@@ -174,3 +175,27 @@ def normalise_spec(trigger: str, spec: str, tz: ZoneInfo | None = None) -> str:
     if tz is not None:
         parse_date(spec, tz)
     return value.isoformat(sep=" ")
+
+
+#: The longest age runs may be pruned by (about 1000 years): the cut-off must stay a representable date.
+PRUNE_MAX_WEEKS = 52000
+
+
+def parse_duration(text: str) -> timedelta:
+    """``30d``, ``12h``, ``90m``, ``1d12h``, ``2w`` -> timedelta (an age to prune runs older than).
+
+    :raises ValueError: saying what is wrong.
+    """
+    spec = (text or "").strip()
+    longest = PRUNE_MAX_WEEKS * UNIT_SECONDS["w"]
+    # More digits than the longest age has seconds: refused before int() meets thousands of digits.
+    if any(len(part.lstrip("0")) > len(str(longest)) for part in re.findall(r"[0-9]+", spec)):
+        raise ValueError(f"{text!r} is longer than the maximum of {PRUNE_MAX_WEEKS}w (about 1000 years)")
+    seconds = unit_seconds(spec)
+    if seconds is None:
+        raise ValueError(f"cannot read {text!r}; use a number and a unit (w, d, h, m, s) such as 30d, 12h or 90m")
+    if seconds <= 0:
+        raise ValueError(f"{text!r} must be longer than zero")
+    if seconds > longest:
+        raise ValueError(f"{text!r} is longer than the maximum of {PRUNE_MAX_WEEKS}w (about 1000 years)")
+    return timedelta(seconds=seconds)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
@@ -22,18 +22,19 @@ from sqlalchemy.orm import Session
 from conf.celery import celery_config
 from conf.settings import Settings
 from models import ExecuteTask, RunStatus, Task, TaskStatus, TriggerKind, make_engine, make_sessionmaker
+from models.base import utcnow
 from models.execution import FINAL_STATUSES
 from protocol.signing import enable_signing
 from protocol.trace import new_celery_id, new_trace_id
 from scheduler.dispatch import BrokerUnavailable, Dispatch, Publisher
-from scheduler.errors import RowError
 from scheduler.rows import ScheduledJob, compile_row
 from scheduler.specs import parse_extra, parse_timezone, parse_trigger
 from scheduler.triggers import next_fires
-from service.errors import BrokerUnreachable, DuplicateTask, RunNotFound, TaskNotFound, ValidationFailed
+from service.errors import BrokerUnreachable, DuplicateTask, RunNotFound, TaskNotFound, ValidationFailed, rows_checked
 from service.fields import (
     COLUMNS,
     DEFAULTS,
+    PRUNE_MAX_WEEKS,
     REQUIRED_FIELDS,
     SCHEDULE_OPTION_COLUMNS,
     TASK_FIELDS,
@@ -50,13 +51,6 @@ NEXT_FIRES_SHOWN = 5
 MAX_TASK_ID = 2**31 - 1
 #: Rows deleted per statement by :meth:`TaskService.prune_runs`.
 PRUNE_BATCH_ROWS = 5000
-#: Longest age ``prune_runs`` takes (about 1000 years): its cut-off must stay a representable date.
-PRUNE_MAX_WEEKS = 52000
-
-
-def utcnow() -> datetime:
-    """The current instant, UTC-aware."""
-    return datetime.now(UTC)
 
 
 class TaskService:
@@ -371,13 +365,11 @@ class TaskService:
 
     def _validate(self, values: dict[str, Any]) -> ScheduledJob:
         """Normalise ``trigger``/``spec`` in place and check the row exactly as beat will."""
-        try:
+        with rows_checked():
             values["trigger"] = parse_trigger(values.get("trigger"))
             tz = parse_timezone(values.get("timezone"), self.settings.default_timezone)
             values["spec"] = normalise_spec(values["trigger"], values.get("spec") or "", tz)
             parse_extra(values.get("extra"))
-        except RowError as exc:
-            raise ValidationFailed(exc.column, exc.reason) from None
         try:
             return self._compile(values)
         except ValidationFailed as exc:
@@ -394,15 +386,13 @@ class TaskService:
         beat_row = SimpleNamespace(**{name: values.get(name) for name in _ROW_COLUMNS}, anchor=anchor)
         if beat_row.id is None:
             beat_row.id = 0
-        try:
+        with rows_checked():
             return compile_row(
                 beat_row,
                 registered=self.registered,
                 default_timezone=self.settings.default_timezone,
                 default_grace_seconds=self.settings.misfire_grace_seconds,
             )
-        except RowError as exc:
-            raise ValidationFailed(exc.column, exc.reason) from None
 
     def _find(self, session: Session, ref: str | int) -> Task:
         ref_text = str(ref).strip()

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from scheduler.errors import RowError
-from scheduler.specs import parse_date, parse_timezone
-from service.errors import ValidationFailed
+from models import TriggerKind
+from scheduler.specs import UNIT_SECONDS, parse_date, parse_timezone
+from service.errors import ValidationFailed, rows_checked
 
 __all__ = ["CRON_KEYS", "DATE_KEYS", "INTERVAL_KEYS", "ScheduleArgs", "from_trigger_args"]
 
@@ -25,7 +25,7 @@ _CRON_ORDER = ("year", "month", "day", "week", "day_of_week", "hour", "minute", 
 _CRON_SUPPORTED = ("month", "day", "day_of_week", "hour", "minute", "second")
 #: What APScheduler gives a field left out after the least significant given one.
 _CRON_DEFAULTS = {"month": "*", "day": "*", "day_of_week": "*", "hour": "0", "minute": "0", "second": "0"}
-_INTERVAL_UNITS = {"weeks": 604800, "days": 86400, "hours": 3600, "minutes": 60, "seconds": 1}
+_INTERVAL_UNITS = {name: UNIT_SECONDS[name[0]] for name in ("weeks", "days", "hours", "minutes", "seconds")}
 _WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # APScheduler numbers them 0-6 from Monday
 _CRON_DAY_ORDER = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")  # cron numbers them 0-6 from Sunday
 
@@ -58,9 +58,8 @@ def _fail(key: str | None, reason: str) -> ValidationFailed:
 
 
 def _infer_trigger(keys: set[str]) -> str:
-    kinds = [
-        kind for kind, known in (("cron", CRON_KEYS), ("interval", INTERVAL_KEYS), ("date", DATE_KEYS)) if keys & known
-    ]
+    by_kind = ((TriggerKind.CRON, CRON_KEYS), (TriggerKind.INTERVAL, INTERVAL_KEYS), (TriggerKind.DATE, DATE_KEYS))
+    kinds = [kind.value for kind, known in by_kind if keys & known]
     if len(kinds) == 1:
         return kinds[0]
     if not kinds:
@@ -116,17 +115,13 @@ def option_columns(schedule: ScheduleArgs, given: Mapping[str, Any], timezone: s
 
     :raises ValidationFailed: naming ``trigger_args.<key>`` (or ``timezone``) and the reason.
     """
-    try:
+    with rows_checked():
         tz = parse_timezone(timezone, "UTC")
-    except RowError as exc:
-        raise ValidationFailed(exc.column, exc.reason) from None
     dates: dict[str, datetime | None] = {}
     for key in ("start_date", "end_date"):
         text = getattr(schedule, key)
-        try:
+        with rows_checked(f"trigger_args.{key}"):
             dates[key] = parse_date(text, tz) if text else None
-        except RowError as exc:
-            raise _fail(key, exc.reason) from None
     return {
         "trigger_args": json.dumps(dict(given), ensure_ascii=False, default=str),
         **dates,

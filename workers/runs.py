@@ -8,16 +8,16 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import Boolean, Connection, Engine, Text, bindparam, case, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from conf.settings import default
-from models import ExecuteTask, RunStatus, Task, WorkerHeartbeat, make_engine
-from models.base import clock_now
+from models import ExecuteTask, RunStatus, Task, make_engine
+from models.base import clock_now, utcnow
 from models.db_errors import driver_error, is_database_error, is_deadlock, is_outage
+from models.workers import dead_before, run_worker_died
 from workers import metrics
 from workers.message_match import (
     GUARDS_MANUAL,
@@ -64,11 +64,6 @@ class StartResult:
     reason: str = ""
     #: The attempt this delivery runs as (previous attempt + 1 for a retry or a redelivery of a lost run).
     attempt: int = 1
-
-
-def utcnow() -> datetime:
-    """The current instant, UTC-aware."""
-    return datetime.now(UTC)
 
 
 class RunStore:
@@ -256,11 +251,7 @@ class RunStore:
             .where(ExecuteTask.id == run_id)
         ).first()
         status = facts.status
-        if (
-            status == RunStatus.RUNNING.value
-            and row is not None
-            and self._worker_died(conn, row.worker, row.started_at)
-        ):
+        if status == RunStatus.RUNNING.value and row is not None and self._worker_died(conn, run_id):
             status = RunStatus.LOST.value  # taken over below, guarded on the row still being 'running'
         if status not in _STARTABLE:
             return StartResult(StartDecision.DUPLICATE, f"run {run_id} is already {facts.status}")
@@ -322,20 +313,11 @@ class RunStore:
         )
         return StartResult(StartDecision.SKIPPED, reason, attempt)
 
-    def _worker_died(self, conn: Connection, worker: str | None, started_at: datetime | None) -> bool:
-        """Whether the worker a ``running`` row names is dead: silent too long, or restarted since the run began."""
-        if not worker:
-            return False
-        beat = conn.execute(
-            select(WorkerHeartbeat.seen_at, WorkerHeartbeat.started_at).where(WorkerHeartbeat.hostname == worker)
-        ).first()
-        now = utcnow()
-        if beat is None:
-            # No heartbeat row: a clean shutdown removed it, or it never wrote one; judge by the run's age.
-            return started_at is not None and _aware(started_at) < now - timedelta(seconds=self.worker_dead_seconds)
-        if _aware(beat.seen_at) < now - timedelta(seconds=self.worker_dead_seconds):
-            return True
-        return started_at is not None and _aware(beat.started_at) > _aware(started_at)
+    def _worker_died(self, conn: Connection, run_id: int) -> bool:
+        """Whether the worker a ``running`` row names is dead (``models.workers.run_worker_died``)."""
+        cutoff = dead_before(utcnow(), self.worker_dead_seconds)
+        died = select(ExecuteTask.id).where(ExecuteTask.id == run_id, run_worker_died(cutoff))
+        return conn.scalar(died) is not None
 
     def finish_run(
         self,
@@ -493,8 +475,3 @@ def _take_slot(
             continue
         return _Slot.TAKEN if moved else _Slot.NOT_MATCHED
     return _Slot.FULL
-
-
-def _aware(value: datetime) -> datetime:
-    """``value`` as a UTC-aware datetime (naive values from the database are UTC)."""
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)

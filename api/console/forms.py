@@ -10,6 +10,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from models import TriggerKind
 from service.errors import ValidationFailed
 from service.views import TaskView
 
@@ -18,7 +19,8 @@ TEXT_FIELDS = ("task_key", "desc", "execute_func", "trigger", "spec", "args", "k
 INTEGER_FIELDS = ("max_instances", "misfire_grace_seconds", "expires_seconds")
 #: Every field the form edits; an error about any other field is shown above the form.
 FORM_FIELDS = (*TEXT_FIELDS, *INTEGER_FIELDS, "is_valid")
-TRIGGERS = ("interval", "cron", "date")
+#: The trigger choices, in the order the form offers them (interval first: the common case).
+TRIGGERS = tuple(kind.value for kind in (TriggerKind.INTERVAL, TriggerKind.CRON, TriggerKind.DATE))
 
 EMPTY_FORM: dict[str, str] = {
     "task_key": "",
