@@ -9,9 +9,10 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Engine, insert, select, update
 
 from models import ExecuteTask, RunStatus, Task, make_engine
+from workers.message_match import RunMessage
 from workers.runs import RunStore
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
@@ -46,13 +47,20 @@ def add_task_with_runs(engine: Engine, max_instances: int, runs: int) -> tuple[i
                 insert(ExecuteTask).values(
                     task_id=task_id,
                     status=RunStatus.PENDING.value,
-                    trace_id=f"t{n}",
+                    trace_id=None,
                     scheduled_at=START + timedelta(seconds=n),
                 )
             ).inserted_primary_key[0]
             for n in range(runs)
         ]
+        for run_id in run_ids:  # the trace ID a run's message carries must be the row's
+            conn.execute(update(ExecuteTask).where(ExecuteTask.id == run_id).values(trace_id=f"t{run_id}"))
     return int(task_id), [int(r) for r in run_ids]
+
+
+def message(run_id: int, task_id: int, headers: bool) -> RunMessage:
+    """The message beat sends for the run (``headers``: with the task id, for the one-UPDATE start)."""
+    return RunMessage(run_id, trace_id=f"t{run_id}", job_name="job", task_id=task_id if headers else None)
 
 
 def running_slots(engine: Engine, task_id: int) -> list[int | None]:
@@ -81,11 +89,7 @@ def test_slots(
     store = RunStore(migrated_url)
     got = [
         store.start_run(
-            run_id,
-            f"celery-{run_id}",
-            "w1",
-            task_id=task_id if headers else None,
-            max_instances=limit if headers else None,
+            message(run_id, task_id, headers), f"celery-{run_id}", "w1", max_instances=limit if headers else None
         ).decision.value
         for run_id in run_ids
     ]
@@ -99,10 +103,16 @@ def test_a_finished_run_frees_its_slot_and_a_second_delivery_is_a_duplicate(
 ) -> None:
     task_id, (first, second, third) = add_task_with_runs(engine, 1, 3)
     store = RunStore(migrated_url)
-    options = {"task_id": task_id, "max_instances": 1} if headers else {}
-    assert store.start_run(first, "c1", "w1", **options).decision.value == "run"
-    assert store.start_run(first, "c1", "w2", **options).decision.value == "duplicate"
-    assert store.start_run(second, "c2", "w1", **options).decision.value == "skipped"
+    limit = 1 if headers else None
+
+    def start(run_id: int, worker: str) -> str:
+        return store.start_run(
+            message(run_id, task_id, headers), f"c{run_id}", worker, max_instances=limit
+        ).decision.value
+
+    assert start(first, "w1") == "run"
+    assert start(first, "w2") == "duplicate"
+    assert start(second, "w1") == "skipped"
     assert store.finish_run(first, RunStatus.SUCCESS, result="1", attempt=1, worker="w1", task_id=task_id)
-    assert store.start_run(third, "c3", "w1", **options).decision.value == "run"
+    assert start(third, "w1") == "run"
     assert running_slots(engine, task_id) == [1]
