@@ -4,6 +4,10 @@ Every function raises :class:`~scheduler.errors.RowError` naming the column and
 the reason, so the beat can write `str(exc)` into `last_error` and move on.
 Nothing here evaluates or imports what a row says: args are read by a small
 tokenizer, JSON by :mod:`json`, and job names are only looked up.
+
+Longer than most modules on purpose: it is the one parser of everything an operator writes
+into a row (args, kwargs, extra, names, zones, cron, intervals, dates), kept together so
+the messages read alike.
 """
 
 from __future__ import annotations

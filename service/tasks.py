@@ -4,6 +4,9 @@ It validates a task exactly as beat will (``scheduler.rows.compile_row``), write
 and lets the database triggers tell beat (``task_change``, polled every 0.5 s), so an edit
 made here takes effect within a second.  Errors are typed (``service.errors``)
 and name the field and the reason.
+
+One class, :class:`TaskService`, holds every operation (its length is the number of them);
+request shapes live in ``service.fields`` and views in ``service.views``.
 """
 
 from __future__ import annotations
