@@ -34,7 +34,7 @@ ALLOWED: dict[str, set[str]] = {
     "scheduler": {"conf", "models", "protocol", "alerts", "telemetry"},
     "workers": {"conf", "models", "protocol", "alerts", "telemetry"},
     "service": {"conf", "models", "protocol", "alerts", "scheduler", "workers", "telemetry"},
-    "api": {"conf", "models", "protocol", "service", "scheduler", "telemetry"},
+    "api": {"conf", "models", "protocol", "service", "telemetry"},
     "cli": {"conf", "models", "protocol", "service", "api", "telemetry"},
 }
 OURS = {*ALLOWED, "celeryconfig", "bench", "tests"}

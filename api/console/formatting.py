@@ -3,11 +3,6 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
-
-from scheduler.errors import RowError
-from scheduler.specs import parse_timezone
-from scheduler.triggers import Trigger, build_trigger
 
 _UNITS = (("d", 86400), ("h", 3600), ("min", 60), ("s", 1))
 
@@ -72,18 +67,3 @@ def in_flight(status: str) -> str:
     """What a run newer than the last finished one is doing: ``a newer run is queued``."""
     doing = {"pending": "queued", "running": "running", "retrying": "waiting to retry"}.get(status, status)
     return f"a newer run is {doing}"
-
-
-def row_trigger(row: Any, default_timezone: str) -> Trigger:
-    """The trigger a task row describes. :raises RowError: when the row cannot be scheduled."""
-    tz = parse_timezone(row.timezone, default_timezone)
-    anchor = row.update_at or row.create_at or datetime.now(UTC)
-    return build_trigger(row.trigger, row.spec or "", tz, anchor)
-
-
-def schedule_words(row: Any, default_timezone: str) -> str:
-    """``every 5 minutes``, ``at 09:00 Mon-Fri (Asia/Shanghai)``; the raw spec when it cannot be read."""
-    try:
-        return row_trigger(row, default_timezone).describe()
-    except (RowError, ValueError):
-        return f"{row.trigger or '?'} {row.spec or ''}".strip()

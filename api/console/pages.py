@@ -30,14 +30,10 @@ from api.console.formatting import (
     iso,
     lateness,
     relative,
-    row_trigger,
-    schedule_words,
 )
 from api.console.sessions import LoginLimiter
 from api.tasks import get_service
 from models import TaskStatus
-from scheduler.errors import RowError
-from scheduler.triggers import next_fires
 from service import console_queries as queries
 from service.errors import (
     BrokerUnreachable,
@@ -47,6 +43,7 @@ from service.errors import (
     ValidationFailed,
 )
 from service.paging import check_page_number
+from service.schedules import schedule_words, upcoming_fires
 from service.tasks import TaskService
 from service.views import TaskView
 
@@ -411,14 +408,7 @@ def _job_live_context(service: TaskService, task: TaskView) -> dict[str, Any]:
 
 
 def _next_fires(service: TaskService, task: TaskView, now: datetime) -> list[datetime]:
-    if not task.is_valid or task.status in (TaskStatus.COMPLETED.value, TaskStatus.ERROR.value):
-        return []
-    try:
-        trigger = row_trigger(task, service.settings.default_timezone)
-    except (RowError, ValueError):
-        return []
-    floor = max(d for d in (now, task.last_run_at) if d is not None)
-    return next_fires(trigger, floor, NEXT_FIRES_SHOWN)
+    return upcoming_fires(task, service.settings.default_timezone, now, NEXT_FIRES_SHOWN)
 
 
 def _runs_context(request: Request, service: TaskService, task_id: int, runs_page: int) -> dict[str, Any]:

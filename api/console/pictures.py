@@ -10,11 +10,9 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from api.console.formatting import absolute, row_trigger
-from models import TaskStatus
-from scheduler.errors import RowError
-from scheduler.triggers import next_fires
+from api.console.formatting import absolute
 from service import console_queries as queries
+from service.schedules import upcoming_fires
 
 #: The timeline shows this much before and after now.
 WINDOW = timedelta(hours=24)
@@ -84,14 +82,7 @@ def _timeline(row: Any, past: dict[int, Counter[str]], now: datetime, default_ti
 
 
 def _future_buckets(row: Any, now: datetime, default_timezone: str) -> dict[int, int | str]:
-    if not row.is_valid or row.status in (TaskStatus.COMPLETED.value, TaskStatus.ERROR.value):
-        return {}
-    try:
-        trigger = row_trigger(row, default_timezone)
-    except (RowError, ValueError):
-        return {}
-    floor = max(d for d in (now, row.last_run_at) if d is not None)
-    fires = next_fires(trigger, floor, MAX_FUTURE_FIRES)
+    fires = upcoming_fires(row, default_timezone, now, MAX_FUTURE_FIRES)
     found: dict[int, int | str] = {}
     for fire in fires:
         bucket = int((fire - now).total_seconds() // BUCKET_S)
