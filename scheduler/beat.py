@@ -31,7 +31,7 @@ from models import RunStatus, Task, TaskStatus, make_engine
 from models.base import utcnow
 from models.db_errors import driver_error, is_deadlock
 from protocol.message import job_names
-from protocol.trace import new_celery_id, new_trace_id
+from protocol.trace import new_celery_id, new_trace_id, trace_suffix
 from scheduler import claim_review, metrics, store, sweeps, timeline
 from scheduler.dispatch import BrokerUnavailable, Dispatch, PreparedMessage, Publisher
 from scheduler.entries import TableEntry, TableSchedule
@@ -338,12 +338,11 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
                 if run_id in skipped:
                     d = prepared.dispatch
                     logger.warning(
-                        "tablebeat: run %s at %s not published: %s [task_key=%s trace_id=%s]",
+                        "tablebeat: run %s at %s not published: %s%s",
                         run_id,
                         d.scheduled_at.isoformat(),
                         review.cancelled[run_id],
-                        d.task_key,
-                        d.trace_id,
+                        trace_suffix(d.task_key, d.trace_id),
                         extra={"trace_id": d.trace_id, "run_id": run_id},
                     )
                     metrics.fire_skipped(review.cancelled[run_id].split(":")[0])
@@ -551,12 +550,11 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
             for prepared in batch:
                 item = prepared.dispatch
                 logger.info(
-                    "tablebeat: fired %s run=%s scheduled_at=%s [task_key=%s trace_id=%s]",
+                    "tablebeat: fired %s run=%s scheduled_at=%s%s",
                     item.job_name,
                     item.run_id,
                     item.scheduled_at.isoformat(),
-                    item.task_key,
-                    item.trace_id,
+                    trace_suffix(item.task_key, item.trace_id),
                     extra={"task_key": item.task_key, "trace_id": item.trace_id, "run_id": item.run_id},
                 )
         else:

@@ -23,6 +23,10 @@ ACCEPTED = [
     (None, {"day_of_week": "sun"}, ScheduleArgs("cron", "0 0 * * sun")),
     (None, {"second": "30"}, ScheduleArgs("cron", "* * * * * 30")),
     (None, {"run_date": "2030-01-02 03:04:05"}, ScheduleArgs("date", "2030-01-02 03:04:05")),
+    # year / week / start_date are kept beside the spec (option columns), as APScheduler reads them.
+    (None, {"year": "2030"}, ScheduleArgs("cron", "0 0 1 1 *", year="2030")),
+    (None, {"week": "1"}, ScheduleArgs("cron", "0 0 * * *", week="1")),
+    (None, {"hours": 1, "start_date": "2030-01-01"}, ScheduleArgs("interval", "3600", start_date="2030-01-01")),
 ]
 
 REFUSED = [
@@ -34,7 +38,6 @@ REFUSED = [
     (None, {"hours": -1}, "trigger_args", "interval must be positive, got -3600 seconds"),
     (None, {"hours": True}, "trigger_args.hours", "must be a number, got True"),
     (None, {"hours": 1, "timezone": 5}, "trigger_args.timezone", "must be an IANA zone name"),
-    (None, {"year": "2030"}, "trigger_args.year", "is not supported"),
     (None, [1], "trigger_args", "must be a JSON object"),
 ]
 
