@@ -23,15 +23,10 @@ from api.exposure import is_loopback, listening_addresses, off_loopback
 from api.settings import ApiSettings
 from service.tasks import TaskService
 from tests.api.conftest import TOKEN
+from tests.helpers import free_port
 from tests.processes import REPO, wait_for
 
 pytestmark = pytest.mark.mariadb
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def test_loopback_names() -> None:

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import Engine
 
 from tests.console.test_console_e2e import _free_port
-from tests.integration.conftest import sql
+from tests.helpers import sql
 from tests.legacy.conftest import legacy_env
 from tests.legacy.documents import document, json_examples
 from tests.processes import REPO, Cluster, wait_for

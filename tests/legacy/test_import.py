@@ -14,7 +14,7 @@ from sqlalchemy import text
 from models import make_engine
 from models.migrate import upgrade
 from tests.conftest import fresh_database
-from tests.integration.conftest import sql
+from tests.helpers import sql
 from tests.legacy.conftest import legacy_env
 from tests.legacy.documents import json_examples, statements
 from tests.processes import Cluster, redis_broker_db, wait_for

@@ -18,7 +18,7 @@ from sqlalchemy import Engine
 from conf.settings import Settings
 from service.tasks import TaskService
 from tests.console.test_console_e2e import CHROMIUM, CHROMIUM_ARGS, _free_port, _require_chromium
-from tests.integration.conftest import sql
+from tests.helpers import sql
 from tests.processes import REPO, Cluster, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.mariadb]

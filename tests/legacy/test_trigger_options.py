@@ -14,7 +14,7 @@ from scheduler.errors import RowError
 from scheduler.trigger_window import WindowedTrigger, make_window, parse_field
 from scheduler.triggers import build_trigger, next_fires
 from service.trigger_args import from_trigger_args
-from tests.integration.conftest import sql
+from tests.helpers import sql
 from tests.processes import Cluster, wait_for
 
 UTC_TZ = ZoneInfo("UTC")

@@ -11,9 +11,10 @@ import pytest
 
 from models import make_engine
 from models.migrate import upgrade
-from tests.observe.scrape import free_port, total, try_scrape
+from tests.helpers import free_port, insert_task
+from tests.observe.scrape import total, try_scrape
 from tests.processes import Cluster, wait_for
-from tests.reliability.helpers import insert_task, reliability_env
+from tests.reliability.helpers import reliability_env
 from tests.reliability.services import PrivateMariaDB, PrivateRedis
 
 pytestmark = [pytest.mark.integration, pytest.mark.mariadb]

@@ -18,7 +18,7 @@ from sqlalchemy import Engine
 from conf.celery import signing_config
 from conf.settings import Settings, SettingsError
 from protocol.signing import CERT_ENV, STORE_ENV
-from tests.ops.conftest import cluster_env, insert_task, sql
+from tests.helpers import cluster_env, insert_task, sql
 from tests.processes import REPO, CeleryProcess, Cluster, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.mariadb]
@@ -110,7 +110,7 @@ def successes(db: Engine, task_id: int) -> int:
 
 def test_signed_beat_and_run_now_messages_run(signed: tuple[CeleryProcess, dict[str, str]], db: Engine) -> None:
     worker, env = signed
-    task_id = insert_task(db, "signed_tick", "test_interval", "2")
+    task_id = insert_task(db, "signed_tick", "test_interval", "interval", "2")
     wait_for(lambda: successes(db, task_id) >= 1, 60, what="a run of a message beat signed")
     sql(db, "UPDATE task SET is_valid = 0 WHERE id = :t", t=task_id)
     before = successes(db, task_id)
@@ -128,7 +128,7 @@ def test_signed_beat_and_run_now_messages_run(signed: tuple[CeleryProcess, dict[
 
 
 def _pending_run(db: Engine, key: str) -> int:
-    task_id = insert_task(db, key, "test_interval", "1h")
+    task_id = insert_task(db, key, "test_interval", "interval", "1h")
     sql(db, "UPDATE task SET is_valid = 0 WHERE id = :t", t=task_id)
     sql(
         db,

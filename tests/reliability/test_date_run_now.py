@@ -8,8 +8,9 @@ import time
 import pytest
 from sqlalchemy import Engine
 
+from tests.helpers import insert_task, sql
 from tests.processes import Cluster, wait_for
-from tests.reliability.helpers import insert_task, runs, sql
+from tests.reliability.helpers import runs
 
 pytestmark = [pytest.mark.integration, pytest.mark.mariadb]
 

@@ -23,8 +23,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from typer.testing import CliRunner
 
+from tests.helpers import insert_task, sql
 from tests.processes import wait_for
-from tests.reliability.helpers import insert_task, sql
 
 pytestmark = [pytest.mark.integration, pytest.mark.mariadb]
 

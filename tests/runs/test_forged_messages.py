@@ -10,8 +10,9 @@ import pytest
 from celery import Celery
 from sqlalchemy import Engine
 
+from tests.helpers import insert_task, sql
 from tests.processes import wait_for
-from tests.reliability.helpers import count_lines, insert_task, sql
+from tests.reliability.helpers import count_lines
 
 pytestmark = [pytest.mark.integration, pytest.mark.mariadb]
 

@@ -13,8 +13,8 @@ import pytest
 from celery import Celery
 
 from scheduler.dispatch import Dispatch, Publisher
+from tests.helpers import insert_task, sql
 from tests.processes import wait_for
-from tests.reliability.helpers import insert_task, sql
 
 pytestmark = [pytest.mark.integration, pytest.mark.mariadb]
 
