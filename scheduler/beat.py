@@ -286,15 +286,15 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
                 # Alternate polls stamp this beat and look for silent ones: one statement besides the
                 # probe per poll (idle CPU), still a stamp and a check every second.
                 dead: list[str] = []
-                stamping = self.heartbeat is not None and self._poll_count % 2 == 0
-                if stamping:
-                    self.heartbeat.stamp_in(conn)
+                heartbeat = self.heartbeat if self._poll_count % 2 == 0 else None
+                if heartbeat is not None:
+                    heartbeat.stamp_in(conn)
                 else:
                     silent_since = utcnow() - timedelta(seconds=self.settings.beat_dead_seconds)
                     dead = timeline.dead_beats(conn, silent_since, self.token)
             self._poll_count += 1
-            if stamping:
-                self.heartbeat.stamped()
+            if heartbeat is not None:
+                heartbeat.stamped()
             self._db_recovered()
             metrics.synced("full" if refreshed else "poll", time.perf_counter() - began)
         except SQLAlchemyError as exc:
@@ -632,12 +632,11 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
         metrics.fire_skipped(reason, len(runs))
         for run in runs[:LOG_EACH_FIRE_UP_TO]:  # the run's one line: it ends here, never reaching a worker
             logger.warning(
-                "tablebeat: run %s at %s skipped, %s [task_key=%s trace_id=%s]",
+                "tablebeat: run %s at %s skipped, %s%s",
                 run.run_id,
                 run.scheduled_at.isoformat(),
                 reason,
-                keys.get(run.task_id, f"(deleted task {run.task_id})"),
-                run.trace_id,
+                trace_suffix(keys.get(run.task_id, f"(deleted task {run.task_id})"), run.trace_id),
                 extra={"trace_id": run.trace_id, "run_id": run.run_id},
             )
         if len(runs) > LOG_EACH_FIRE_UP_TO:
@@ -711,12 +710,11 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
             )
         for run in expired:
             logger.error(
-                "tablebeat: run %s expired: not started within %ss of its instant (queue %r) [task_key=%s trace_id=%s]",
+                "tablebeat: run %s expired: not started within %ss of its instant (queue %r)%s",
                 run.run_id,
                 int(self.settings.pending_expire_seconds),
                 run.queue or "celery",
-                run.task_key,
-                run.trace_id,
+                trace_suffix(run.task_key, run.trace_id),
                 extra={"trace_id": run.trace_id, "run_id": run.run_id},
             )
             alert_run(run.run_id, RunStatus.EXPIRED)

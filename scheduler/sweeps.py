@@ -143,11 +143,11 @@ def mark_unconsumed_queues(
         conn.execute(update(Task).where(Task.id == row.id).values(last_error=message, update_at=Task.update_at))
         noted.append(UnconsumedQueue(int(row.id), row.task_key, queue))
     stale = conn.execute(select(Task.id, Task.queue).where(Task.last_error.like(f"{NO_CONSUMER_PREFIX}%"))).all()
-    for row in stale:
-        if ((row.queue or "").strip() or default_queue) in consumed:
+    for task in stale:
+        if ((task.queue or "").strip() or default_queue) in consumed:
             conn.execute(
                 update(Task)
-                .where(Task.id == row.id, Task.last_error.like(f"{NO_CONSUMER_PREFIX}%"))
+                .where(Task.id == task.id, Task.last_error.like(f"{NO_CONSUMER_PREFIX}%"))
                 .values(last_error=None, update_at=Task.update_at)
             )
     return noted

@@ -38,7 +38,8 @@ def record_undecodable(message: Any, exc: Exception) -> bool:
     headers = getattr(message, "headers", None) or {}
     trace_id = headers.get(TRACE_HEADER)
     try:
-        run_id = int(headers.get(RUN_ID_HEADER))
+        raw = headers.get(RUN_ID_HEADER)
+        run_id = int(raw) if raw is not None else 0
     except (TypeError, ValueError):
         return False
     if not trace_id or run_id <= 0:
