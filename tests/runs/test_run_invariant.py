@@ -11,8 +11,8 @@ from datetime import UTC, datetime
 import pytest
 import redis
 
+from tests.helpers import insert_task, sql
 from tests.processes import wait_for
-from tests.reliability.helpers import insert_task, sql
 
 pytestmark = [pytest.mark.integration, pytest.mark.mariadb]
 
