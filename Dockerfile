@@ -21,6 +21,7 @@ RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml
 COPY celeryconfig.py ./
 COPY conf ./conf
 COPY protocol ./protocol
+COPY telemetry ./telemetry
 COPY models ./models
 COPY alerts ./alerts
 COPY scheduler ./scheduler
