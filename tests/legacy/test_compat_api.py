@@ -12,8 +12,7 @@ import httpx
 import pytest
 from sqlalchemy import Engine
 
-from tests.console.test_console_e2e import _free_port
-from tests.helpers import sql
+from tests.helpers import free_port, sql
 from tests.legacy.conftest import legacy_env
 from tests.legacy.documents import document, json_examples
 from tests.processes import REPO, Cluster, wait_for
@@ -29,7 +28,7 @@ def api(
 ) -> Iterator[httpx.Client]:
     """``tablebeat api`` loading the legacy job modules, next to the legacy beat + worker."""
     env = legacy_env(mariadb_url, broker_url, TABLEBEAT_API_TOKEN=TOKEN)
-    port = _free_port()
+    port = free_port()
     log_path = tmp_path_factory.mktemp("compat-api") / "api.log"
     with log_path.open("ab") as log:
         server = subprocess.Popen(

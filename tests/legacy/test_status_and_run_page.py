@@ -17,8 +17,8 @@ from sqlalchemy import Engine
 
 from conf.settings import Settings
 from service.tasks import TaskService
-from tests.console.test_console_e2e import CHROMIUM, CHROMIUM_ARGS, _free_port, _require_chromium
-from tests.helpers import sql
+from tests.console.test_console_e2e import CHROMIUM, CHROMIUM_ARGS, _require_chromium
+from tests.helpers import free_port, sql
 from tests.processes import REPO, Cluster, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.mariadb]
@@ -89,7 +89,7 @@ def api_url(mariadb_url: str, broker_url: str, tmp_path_factory: pytest.TempPath
         TABLEBEAT_API_TOKEN=TOKEN,
         PYTHONPATH=str(REPO),
     )
-    port = _free_port()
+    port = free_port()
     log_path = tmp_path_factory.mktemp("run-page") / "api.log"
     with log_path.open("ab") as log:
         server = subprocess.Popen(
