@@ -112,7 +112,9 @@ def _health(request: Request) -> JSONResponse:
 
 def _metrics(request: Request) -> Response:
     """System-wide gauges for Prometheus, read from SQL now (tasks by status, runs in flight, oldest pending)."""
-    return Response(content=metrics.render(request.app.state.service.engine), media_type=CONTENT_TYPE_LATEST)
+    service = request.app.state.service
+    page = metrics.render(service.engine, service.settings.worker_dead_seconds)
+    return Response(content=page, media_type=CONTENT_TYPE_LATEST)
 
 
 def _log_format() -> str:

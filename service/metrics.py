@@ -19,20 +19,20 @@ from prometheus_client.registry import Collector
 from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import SQLAlchemyError
 
+from conf.settings import default
 from models import ExecuteTask, RunStatus, Task, TaskStatus, WorkerHeartbeat
 
 logger = logging.getLogger("tablebeat.metrics")
 
 #: Run statuses that are still moving (the final ones only grow; count those with the worker counters).
 IN_FLIGHT = (RunStatus.PENDING.value, RunStatus.RUNNING.value, RunStatus.RETRYING.value)
-#: A worker whose heartbeat is older than this is not counted as alive.
-WORKER_ALIVE_SECONDS = 30.0
 
 
 class SqlCollector(Collector):
     """Collects the gauges with one short read-only transaction per scrape."""
 
-    def __init__(self, engine: Engine, worker_alive_seconds: float = WORKER_ALIVE_SECONDS) -> None:
+    def __init__(self, engine: Engine, worker_alive_seconds: float = default("worker_dead_seconds")) -> None:
+        """``worker_alive_seconds``: a worker whose heartbeat is older is not counted (beat's dead-worker bound)."""
         self.engine = engine
         self.worker_alive_seconds = worker_alive_seconds
 
@@ -103,10 +103,10 @@ class SqlCollector(Collector):
         yield workers
 
 
-def render(engine: Engine) -> bytes:
-    """The Prometheus text page of the SQL gauges."""
+def render(engine: Engine, worker_dead_seconds: float) -> bytes:
+    """The Prometheus text page of the SQL gauges (live workers: heartbeat newer than ``worker_dead_seconds``)."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(SqlCollector(engine))
+    registry.register(SqlCollector(engine, worker_dead_seconds))
     return generate_latest(registry)
 
 
