@@ -548,14 +548,14 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
         otel.fires_published(p.dispatch for p in batch)
         if len(batch) <= LOG_EACH_FIRE_UP_TO:
             for prepared in batch:
-                item = prepared.dispatch
+                fired = prepared.dispatch
                 logger.info(
                     "tablebeat: fired %s run=%s scheduled_at=%s%s",
-                    item.job_name,
-                    item.run_id,
-                    item.scheduled_at.isoformat(),
-                    trace_suffix(item.task_key, item.trace_id),
-                    extra={"task_key": item.task_key, "trace_id": item.trace_id, "run_id": item.run_id},
+                    fired.job_name,
+                    fired.run_id,
+                    fired.scheduled_at.isoformat(),
+                    trace_suffix(fired.task_key, fired.trace_id),
+                    extra={"task_key": fired.task_key, "trace_id": fired.trace_id, "run_id": fired.run_id},
                 )
         else:
             logger.info("tablebeat: fired %d runs in one batch", len(batch))

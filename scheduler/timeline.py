@@ -87,7 +87,7 @@ def all_rows(conn: Connection, batch: int = 5000) -> Iterator[list[Any]]:
         last = int(rows[-1].id)
 
 
-def rows_edited_since(conn: Connection, since: datetime | None, after_id: int, limit: int) -> list[Row[Any]]:
+def rows_edited_since(conn: Connection, since: datetime | None, after_id: int, limit: int) -> list[Any]:
     """Rows with a config edit after ``since`` or an id above ``after_id`` (index range scans).
 
     The safety net for edits the change log did not name (triggers dropped): normally empty.

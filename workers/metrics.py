@@ -79,15 +79,10 @@ def _start(sender: Any = None, **_: Any) -> None:
     """Main worker process, before the pool forks: turn metrics on and serve them if a port is set."""
     global _on
     conf = getattr(getattr(sender, "app", None), "conf", None)
-<<<<<<< HEAD
     if conf is None or _on is not None:
         return
     port = int(conf.get("tablebeat_metrics_port") or 0)
     if port <= 0:
-=======
-    port = int((conf.get("tablebeat_metrics_port") if conf is not None else 0) or 0)
-    if conf is None or port <= 0 or _on is not None:
->>>>>>> 86f0ea9 (make lint: ruff check, ruff format --check and mypy (strict on conf, protocol, telemetry, models, alerts, scheduler, workers, service; default rules on api and cli; the Celery boundary may use Any), .ci/run calls it before make test; type fixes for what mypy found (Base.__table__ is a Table, typed migration helpers, typed dicts); noqa comments must silence an enabled rule (RUF100); bench is no longer installed and telemetry is)
         return
     exposition.prepare_multiprocess_dir(port)
     _on = WorkerMetrics(conf.get("tablebeat_metrics_task_keys") or ())
