@@ -11,7 +11,7 @@ from sqlalchemy.engine import make_url
 
 from conf.legacy_layout import mysql_url, redis_url, translate
 from conf.profiles import SettingsError, load_profile
-from tests.integration.conftest import sql
+from tests.helpers import sql
 from tests.legacy.conftest import legacy_env
 from tests.processes import Cluster, wait_for
 
