@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, text
 
+from scheduler import store
 from scheduler.beat import SqlScheduler
 from tests.scheduler.test_sql_scheduler import add_task, drain, engine, run_for, run_rows, schedulers, sent
 
@@ -15,12 +18,38 @@ __all__ = ["engine", "schedulers"]  # fixtures shared with test_sql_scheduler
 
 
 def test_due_rows_are_divided_between_beats(
-    engine: Engine, schedulers: Callable[..., SqlScheduler], db_kind: str
+    engine: Engine, schedulers: Callable[..., SqlScheduler], db_kind: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ids = [add_task(engine, f"many{i}", "test_interval", "interval", "1") for i in range(40)]
     # A small claim batch: each beat locks a few rows at a time, the other skips them.
     first, second = schedulers(claim_batch=5), schedulers(claim_batch=5)
-    run_for(3.2, first, second)
+    holding, released = threading.Event(), threading.Event()
+    if db_kind != "sqlite":  # SQLite has one writer: whoever claims first takes every due row
+        real_claim = store.claim_fires
+
+        def claim_holding(conn: Any, claims: Any, token: str, now: Any) -> dict[str, int]:
+            # The first beat stops inside its first claim transaction, its batch locked: the two
+            # beats overlap every time, not only when the machine's timing happens to interleave them.
+            if token == first.token and not holding.is_set():
+                holding.set()
+                released.wait(10)
+            return real_claim(conn, claims, token, now)
+
+        monkeypatch.setattr(store, "claim_fires", claim_holding)
+        worker = threading.Thread(target=run_for, args=(3.2, first))
+        worker.start()
+        try:
+            assert holding.wait(10), "the first beat never claimed"
+            deadline = time.monotonic() + 10
+            while not sent(second) and not second._ready and time.monotonic() < deadline:
+                second.tick()  # never blocks on the first beat's locked rows: it skips them
+                time.sleep(0.01)
+        finally:
+            released.set()
+            worker.join()
+        run_for(1.0, first, second)
+    else:
+        run_for(3.2, first, second)
     drain(first)
     drain(second)
     published = [d.run_id for d in sent(first)] + [d.run_id for d in sent(second)]
@@ -31,7 +60,7 @@ def test_due_rows_are_divided_between_beats(
     # A fire claimed over a second late on a loaded machine is coalesced: one 'skipped' row, not a message.
     assert len([r for r in rows if r.status != "skipped"]) == len(published)
     owners = {r.claimed_by for r in rows}
-    if db_kind != "sqlite":  # SQLite has one writer: whoever claims first takes every due row
+    if db_kind != "sqlite":
         assert owners == {first.token, second.token}, owners
 
 
