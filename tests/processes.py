@@ -1,4 +1,4 @@
-"""Starting and stopping real ``celery`` processes for integration tests."""
+"""Starting and stopping real ``celery`` processes, and the API server, for integration tests."""
 
 from __future__ import annotations
 
@@ -12,7 +12,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
+import httpx
 import redis
+
+from tests.helpers import free_port
 
 T = TypeVar("T")
 REPO = Path(__file__).resolve().parent.parent
@@ -143,3 +146,50 @@ def redis_broker_db() -> Iterator[str]:
     finally:
         redis.Redis.from_url(url).flushdb()
         client.delete(f"tablebeat-test-lock-{number}")
+
+
+@contextmanager
+def api_server(
+    env: dict[str, str],
+    log_path: Path,
+    argv: tuple[str, ...] = ("-m", "uvicorn", "api.app:app"),
+    ready: str = "/health",
+) -> Iterator[str]:
+    """The API server (``uvicorn api.app:app`` unless ``argv`` says otherwise) on a free port.
+
+    Yields its base URL once ``ready`` answers 200; stops it (its whole process group) on exit.
+    """
+    port = free_port()
+    with log_path.open("ab") as log:
+        server = subprocess.Popen(
+            [sys.executable, *argv, "--host", "127.0.0.1", "--port", str(port)],
+            env=env,
+            cwd=str(REPO),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    base = f"http://127.0.0.1:{port}"
+
+    def up() -> bool:
+        if server.poll() is not None:
+            raise AssertionError(f"the API server exited with {server.returncode}:\n{log_path.read_text()[-3000:]}")
+        try:
+            return httpx.get(f"{base}{ready}", timeout=2).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    try:
+        wait_for(up, READY_TIMEOUT_S, what="the API server")
+        yield base
+    finally:
+        try:
+            os.killpg(server.pid, signal.SIGTERM)
+            server.wait(timeout=10)
+        except (subprocess.TimeoutExpired, ProcessLookupError):
+            pass
+        try:
+            os.killpg(server.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        server.wait(timeout=10)

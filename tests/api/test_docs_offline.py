@@ -7,59 +7,27 @@ not for the server is recorded and aborted, so a page that needed a CDN would st
 from __future__ import annotations
 
 import os
-import signal
-import socket
-import subprocess
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 
 from api.docs import CONTENT_SECURITY_POLICY
 from tests.api.conftest import TOKEN
-from tests.console.test_console_e2e import CHROMIUM, CHROMIUM_ARGS
-from tests.processes import REPO, wait_for
+from tests.browser import CHROMIUM, CHROMIUM_ARGS, require_chromium
+from tests.processes import REPO, api_server
 
 pytestmark = [pytest.mark.integration, pytest.mark.mariadb]
 
 
 @pytest.fixture(scope="module")
 def server(db_url: str, broker_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    if not CHROMIUM.exists():
-        reason = f"{CHROMIUM} is missing: install Debian's package (apt-get install -y chromium)"
-        pytest.fail(reason) if os.environ.get("CI") else pytest.skip(reason)
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
+    require_chromium()
     env = {k: v for k, v in os.environ.items() if not k.startswith("TABLEBEAT_")}
     env.update(TABLEBEAT_DATABASE_URL=db_url, TABLEBEAT_BROKER_URL=broker_url, TABLEBEAT_API_TOKEN=TOKEN)
     env["PYTHONPATH"] = str(REPO)
-    log: Path = tmp_path_factory.mktemp("docs") / "api.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "api.app:app", "--host", "127.0.0.1", "--port", str(port)],
-            env=env,
-            cwd=str(REPO),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    base = f"http://127.0.0.1:{port}"
-
-    def up() -> bool:
-        try:
-            return httpx.get(f"{base}/health", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    try:
-        wait_for(up, 30, what="the API server")
+    with api_server(env, tmp_path_factory.mktemp("docs") / "api.log") as base:
         yield base
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=15)
 
 
 @pytest.fixture

@@ -10,54 +10,31 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import httpx
 import pytest
 from sqlalchemy import Engine, insert, select
 
 from models import ExecuteTask
 from service.tasks import TaskService
+from tests.browser import CHROMIUM, CHROMIUM_ARGS, require_chromium
 from tests.console.conftest import TOKEN
-from tests.helpers import free_port
-from tests.processes import REPO, Cluster, wait_for
+from tests.processes import REPO, Cluster, api_server, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.mariadb]
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 #: The console's promise: a changed row shows on an open page within this many seconds.
 LIVE_LIMIT_S = 2.0
 DOCS_SCREENSHOTS = REPO / "docs" / "screenshots"
 
 
-def _require_chromium() -> None:
-    if CHROMIUM.exists():
-        return
-    reason = f"{CHROMIUM} is missing: install Debian's package (apt-get install -y chromium)"
-    if os.environ.get("CI"):
-        pytest.fail(reason)
-    pytest.skip(reason)
-
-
 @pytest.fixture(scope="module")
 def stack(db_url: str, broker_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Beat + worker + the API server on one database and broker; yields the server's URL."""
-    _require_chromium()
+    require_chromium()
     log_dir = tmp_path_factory.mktemp("console-e2e")
     env = {k: v for k, v in os.environ.items() if not k.startswith("TABLEBEAT_")}
     env.update(
@@ -67,38 +44,13 @@ def stack(db_url: str, broker_url: str, tmp_path_factory: pytest.TempPathFactory
         PYTHONPATH=str(REPO),
     )
     cluster = Cluster(env, log_dir)
-    port = free_port()
-    server_log = (log_dir / "api.log").open("ab")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "api.app:app", "--host", "127.0.0.1", "--port", str(port)],
-        env=env,
-        cwd=str(REPO),
-        stdout=server_log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    base = f"http://127.0.0.1:{port}"
     try:
         cluster.start_worker(concurrency=2)
         beat = cluster.start_beat()
-
-        def server_up() -> bool:
-            try:
-                return httpx.get(f"{base}/health", timeout=2).status_code == 200
-            except httpx.TransportError:
-                return False
-
-        wait_for(server_up, 30, what="the API server")
-        wait_for(lambda: "tasks scheduled" in beat.log(), 30, what="beat to load the table")
-        yield base
+        with api_server(env, log_dir / "api.log") as base:
+            wait_for(lambda: "tasks scheduled" in beat.log(), 30, what="beat to load the table")
+            yield base
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-        server_log.close()
         cluster.stop_all()
 
 

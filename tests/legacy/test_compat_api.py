@@ -3,19 +3,16 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 from sqlalchemy import Engine
 
-from tests.helpers import free_port, sql
+from tests.helpers import sql
 from tests.legacy.conftest import legacy_env
 from tests.legacy.documents import document, json_examples
-from tests.processes import REPO, Cluster, wait_for
+from tests.processes import Cluster, api_server, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.mariadb]
 TOKEN = "compat-token"
@@ -28,37 +25,15 @@ def api(
 ) -> Iterator[httpx.Client]:
     """``tablebeat api`` loading the legacy job modules, next to the legacy beat + worker."""
     env = legacy_env(mariadb_url, broker_url, TABLEBEAT_API_TOKEN=TOKEN)
-    port = free_port()
     log_path = tmp_path_factory.mktemp("compat-api") / "api.log"
-    with log_path.open("ab") as log:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "cli.main", "api", "--host", "127.0.0.1", "--port", str(port)],
-            env=env,
-            cwd=str(REPO),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=AUTH, timeout=10)
-
-    def up() -> bool:
-        try:
-            return client.get("/health").status_code == 200
-        except httpx.TransportError:
-            return False
-
     try:
-        wait_for(up, 30, what="the API server")
-        yield client
+        with (
+            api_server(env, log_path, argv=("-m", "cli.main", "api")) as base,
+            httpx.Client(base_url=base, headers=AUTH, timeout=10) as client,
+        ):
+            yield client
     finally:
-        client.close()
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-        print(Path(log_path).read_text(errors="replace")[-3000:])
+        print(log_path.read_text(errors="replace")[-3000:])
 
 
 def _finished_logs(api: httpx.Client, task_id: str) -> list[dict]:

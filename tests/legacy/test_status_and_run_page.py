@@ -4,22 +4,19 @@ console's run page (``/runs/{id}``, where alerts link) in headless Chromium."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import httpx
 import pytest
 from sqlalchemy import Engine
 
 from conf.settings import Settings
 from service.tasks import TaskService
-from tests.console.test_console_e2e import CHROMIUM, CHROMIUM_ARGS, _require_chromium
-from tests.helpers import free_port, sql
-from tests.processes import REPO, Cluster, wait_for
+from tests.browser import CHROMIUM, CHROMIUM_ARGS, require_chromium
+from tests.helpers import sql
+from tests.processes import REPO, Cluster, api_server, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.mariadb]
 TOKEN = "run-page-token"
@@ -81,7 +78,7 @@ def test_run_now_updates_last_run_at(mariadb_url: str, broker_url: str, db: Engi
 
 @pytest.fixture(scope="module")
 def api_url(mariadb_url: str, broker_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    _require_chromium()
+    require_chromium()
     env = {k: v for k, v in os.environ.items() if not k.startswith("TABLEBEAT_")}
     env.update(
         TABLEBEAT_DATABASE_URL=mariadb_url,
@@ -89,35 +86,8 @@ def api_url(mariadb_url: str, broker_url: str, tmp_path_factory: pytest.TempPath
         TABLEBEAT_API_TOKEN=TOKEN,
         PYTHONPATH=str(REPO),
     )
-    port = free_port()
-    log_path = tmp_path_factory.mktemp("run-page") / "api.log"
-    with log_path.open("ab") as log:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "api.app:app", "--host", "127.0.0.1", "--port", str(port)],
-            env=env,
-            cwd=str(REPO),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    base = f"http://127.0.0.1:{port}"
-
-    def up() -> bool:
-        try:
-            return httpx.get(f"{base}/health", timeout=2).status_code == 200
-        except httpx.TransportError:
-            return False
-
-    try:
-        wait_for(up, 30, what="the API server")
+    with api_server(env, tmp_path_factory.mktemp("run-page") / "api.log") as base:
         yield base
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
 
 
 def test_run_page_in_chromium(legacy_cluster: Cluster, db: Engine, api_url: str, tmp_path: Path) -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,7 +12,7 @@ from sqlalchemy import Engine
 
 from tests.helpers import free_port, insert_task, sql
 from tests.observe.scrape import Samples, scrape, total, try_scrape
-from tests.processes import REPO, Cluster, wait_for
+from tests.processes import Cluster, api_server, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.mariadb]
 
@@ -22,28 +20,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.mariadb]
 @pytest.fixture
 def api_url(env: dict[str, str], tmp_path: Path) -> Iterator[str]:
     """``uvicorn api.app:app`` on a free port (no token: loopback only)."""
-    port = free_port()
-    log = (tmp_path / "api.log").open("ab")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "api.app:app", "--host", "127.0.0.1", "--port", str(port)],
-        env=env,
-        cwd=str(REPO),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_for(lambda: try_scrape(f"{base}/metrics") is not None, 30, what="the API's /metrics")
+    with api_server(env, tmp_path / "api.log", ready="/metrics") as base:
         yield base
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-        log.close()
 
 
 def _start(cluster: Cluster, kind: str, port: int, **extra: str) -> None:
