@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 
 
@@ -22,7 +23,9 @@ def trace_suffix(task_key: str | None, trace_id: str | None) -> str:
 
 #: W3C Trace Context header; its trace ID is the run's trace ID (set when OpenTelemetry is on).
 TRACEPARENT_HEADER = "traceparent"
-_HEX = frozenset("0123456789abcdef")
+#: version-trace id-parent span id-flags, all lowercase hex; later versions may append fields.
+_TRACEPARENT = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(?:-.*)?", re.DOTALL)
+_ZERO_TRACE, _ZERO_SPAN = "0" * 32, "0" * 16
 
 
 def fire_span_id(trace_id: str) -> str:
@@ -40,12 +43,10 @@ def traceparent(trace_id: str, span_id: str, sampled: bool = True) -> str:
 
 def parse_traceparent(value: str) -> tuple[str, str, bool] | None:
     """(trace_id, span_id, sampled) of a ``traceparent`` header, or None if it is not a valid one."""
-    parts = value.strip().lower().split("-")
-    if len(parts) < 4 or parts[0] == "ff" or len(parts[0]) != 2:
+    match = _TRACEPARENT.fullmatch(value.strip().lower())
+    if match is None:
         return None
-    trace_id, span_id, flags = parts[1], parts[2], parts[3]
-    if len(trace_id) != 32 or len(span_id) != 16 or len(flags) != 2:
-        return None
-    if not set(trace_id + span_id + flags) <= _HEX or set(trace_id) == {"0"} or set(span_id) == {"0"}:
+    version, trace_id, span_id, flags = match.groups()
+    if version == "ff" or trace_id == _ZERO_TRACE or span_id == _ZERO_SPAN:
         return None
     return trace_id, span_id, bool(int(flags, 16) & 0x01)

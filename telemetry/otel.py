@@ -20,7 +20,7 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 
 from protocol.trace import TRACEPARENT_HEADER, fire_span_id, parse_traceparent, traceparent
@@ -59,23 +59,33 @@ class _Ids:
 
 
 class Tracing:
-    """The tracer of one process, with run-id presetting."""
+    """The tracer of one process, with run-id presetting, and what a fire span is built from."""
 
     def __init__(self, tracer: Any, ids: _Ids) -> None:
-        from opentelemetry import trace
+        from opentelemetry import context, trace
+        from opentelemetry.sdk.trace import ReadableSpan
+        from opentelemetry.sdk.util.instrumentation import InstrumentationScope
         from opentelemetry.trace import SpanKind, Status, StatusCode
 
-        self.trace, self.tracer, self.ids = trace, tracer, ids
+        self.trace, self.context, self.tracer, self.ids = trace, context, tracer, ids
         self.SpanKind, self.Status, self.StatusCode = SpanKind, Status, StatusCode
         self.claimed_ns: OrderedDict[str, int] = OrderedDict()
+        # A fire span is finished when it is made, so it goes straight to the span processors'
+        # on_end as a ReadableSpan (what the SDK's Span hands them) with these shared parts.
+        self.ReadableSpan, self.SpanContext = ReadableSpan, trace.SpanContext
+        self.processor, self.resource = tracer.span_processor, tracer.resource
+        self.scope = InstrumentationScope("tablebeat")
+        random_flag = getattr(trace.TraceFlags, "RANDOM_TRACE_ID", 0)  # ids are uuid4s (SDK >= 1.40 flag)
+        self.fire_flags = trace.TraceFlags(trace.TraceFlags.SAMPLED | random_flag)
+        self.empty_context = context.Context()
+        self.always_sampled = _always_samples_roots(tracer.sampler)
 
     def sampled(self, trace_id: str) -> bool:
         """The sampler's decision for a fire's root span, known at claim time so the header's flag
         agrees with the span made at publish (ratio samplers decide by the trace ID alone)."""
-        sampler = getattr(self.tracer, "sampler", None)
-        if sampler is None:
+        if self.always_sampled:
             return True
-        result = sampler.should_sample(None, int(trace_id, 16), "tablebeat.fire")
+        result = self.tracer.sampler.should_sample(self.empty_context, int(trace_id, 16), "tablebeat.fire")
         return bool(result.decision.is_sampled())
 
     @contextmanager
@@ -85,6 +95,17 @@ class Tracing:
             yield
         finally:
             self.ids.preset.reset(token)
+
+
+def _always_samples_roots(sampler: Any) -> bool:
+    """Whether ``sampler`` keeps every root span (the SDK's default is ParentBased(ALWAYS_ON));
+    exact SDK types only, since a subclass may decide otherwise under the same description."""
+    from opentelemetry.sdk.trace.sampling import ParentBased, StaticSampler
+
+    if type(sampler) not in (ParentBased, StaticSampler):
+        return False
+    description = str(sampler.get_description())
+    return description == "AlwaysOnSampler" or description.startswith("ParentBased{root:AlwaysOnSampler,")
 
 
 _on: Tracing | None = None
@@ -160,75 +181,105 @@ def fire_headers(trace_id: str) -> dict[str, str]:
     """Headers of a fire's message (``traceparent``), built at claim time; empty when tracing is off."""
     if _on is None:
         return {}
+    sampled = _on.sampled(trace_id)
     claimed = _on.claimed_ns
-    claimed[trace_id] = time.time_ns()
+    claimed[trace_id] = time.time_ns() if sampled else 0  # 0: not sampled, no span at publish
     if len(claimed) > PENDING_FIRES_KEPT:
         claimed.popitem(last=False)
-    return {TRACEPARENT_HEADER: traceparent(trace_id, fire_span_id(trace_id), _on.sampled(trace_id))}
+    return {TRACEPARENT_HEADER: traceparent(trace_id, fire_span_id(trace_id), sampled)}
 
 
 def fires_published(items: Iterable[Any]) -> None:
-    """One ``tablebeat.fire`` span per published fire, from its claim to now (beat's ``Dispatch`` items)."""
+    """One ``tablebeat.fire`` span per published fire, from its claim to now (beat's ``Dispatch`` items).
+
+    The span is made finished and handed to the span processors' ``on_end`` (their ``on_start``
+    is not called): no Span object, context or attribute validation per fire, which at
+    thousands of fires a second is most of what a span costs beat.
+    """
     if _on is None:
         return
     now = time.time_ns()
-    preset, start_span, producer = _on.ids.preset, _on.tracer.start_span, _on.SpanKind.PRODUCER
+    claimed, readable, span_context, on_end = _on.claimed_ns, _on.ReadableSpan, _on.SpanContext, _on.processor.on_end
+    resource, scope, flags, producer = _on.resource, _on.scope, _on.fire_flags, _on.SpanKind.PRODUCER
     for item in items:
-        started = _on.claimed_ns.pop(item.trace_id, now)
-        token = preset.set((int(item.trace_id, 16), int(fire_span_id(item.trace_id), 16)))
-        try:
-            span = start_span(
-                "tablebeat.fire",
-                kind=producer,
-                start_time=started,
-                attributes={
-                    "tablebeat.task_key": item.task_key,
-                    "tablebeat.run_id": item.run_id,
-                    "tablebeat.job": item.job_name,
-                    "tablebeat.scheduled_at": item.scheduled_at.isoformat(),
-                    "messaging.system": "celery",
-                },
-            )
-        finally:
-            preset.reset(token)
-        span.end(end_time=now)
+        started = claimed.pop(item.trace_id, None)
+        if started is None:  # claimed before this process traced (an outbox republish): decide now
+            started = now if _on.sampled(item.trace_id) else 0
+        if not started:
+            continue
+        trace_id = int(item.trace_id, 16)
+        span = readable(
+            "tablebeat.fire",
+            # The span id is the trace id's second half (protocol.trace.fire_span_id).
+            context=span_context(trace_id, trace_id & 0xFFFFFFFFFFFFFFFF, False, flags),
+            resource=resource,
+            attributes={
+                "tablebeat.task_key": item.task_key,
+                "tablebeat.run_id": item.run_id,
+                "tablebeat.job": item.job_name,
+            },
+            kind=producer,
+            start_time=started,
+            end_time=now,
+            instrumentation_scope=scope,
+        )
+        on_end(span)
 
 
 # --- worker hooks --------------------------------------------------------------------------
 
 
-@contextmanager
+class _RunSpan:
+    """The ``tablebeat.run`` span of one run, current while the job runs (a plain class: a
+    generator context manager costs a few µs a run)."""
+
+    __slots__ = ("on", "span", "token")
+
+    def __init__(self, on: Tracing, span: Any) -> None:
+        self.on, self.span = on, span
+        self.token: Any = None
+
+    def __enter__(self) -> Any:
+        self.token = self.on.context.attach(self.on.trace.set_span_in_context(self.span))
+        return self.span
+
+    def __exit__(self, kind: Any, exc: BaseException | None, tb: Any) -> None:
+        try:
+            # Celery's control-flow exceptions (a retry, an ignored duplicate) are not failures.
+            if isinstance(exc, Exception) and type(exc).__name__ not in CONTROL_FLOW:
+                self.span.record_exception(exc)
+                self.span.set_status(self.on.Status(self.on.StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+        finally:
+            self.on.context.detach(self.token)
+            self.span.end()
+
+
+_NO_SPAN = nullcontext()
+
+
 def run_span(
     job: str, task_key: str | None, trace_id: str | None, run_id: int | None, headers: Mapping[str, Any]
-) -> Iterator[Any]:
+) -> AbstractContextManager[Any]:
     """The ``tablebeat.run`` span around a job, the child of the message's ``traceparent``.
 
     Without a ``traceparent`` (a run started by ``.delay()``) the span starts the run's
-    trace under the run's own trace ID. Yields the span (None when tracing is off).
+    trace under the run's own trace ID. Entering yields the span (None when tracing is off).
     """
     if _on is None:
-        yield None
-        return
+        return _NO_SPAN
     parent = _parent_context(headers.get(TRACEPARENT_HEADER))
-    attributes: dict[str, str | int] = {"tablebeat.job": job, "messaging.system": "celery"}
+    attributes: dict[str, str | int] = {"tablebeat.job": job}
     if task_key:
         attributes["tablebeat.task_key"] = task_key
     if run_id is not None:
         attributes["tablebeat.run_id"] = run_id
-    preset = _on.preset(trace_id) if parent is None and trace_id else _nothing()
-    with preset:
-        span = _on.tracer.start_span(
-            f"tablebeat.run {job}", context=parent, kind=_on.SpanKind.CONSUMER, attributes=attributes
-        )
-    with _on.trace.use_span(span, end_on_exit=True, record_exception=False, set_status_on_exception=False):
-        try:
-            yield span
-        except Exception as exc:
-            # Celery's control-flow exceptions (a retry, an ignored duplicate) are not failures.
-            if type(exc).__name__ not in CONTROL_FLOW:
-                span.record_exception(exc)
-                span.set_status(_on.Status(_on.StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
-            raise
+    name, consumer = f"tablebeat.run {job}", _on.SpanKind.CONSUMER
+    if parent is None and trace_id:
+        with _on.preset(trace_id):
+            span = _on.tracer.start_span(name, kind=consumer, attributes=attributes)
+    else:
+        span = _on.tracer.start_span(name, context=parent, kind=consumer, attributes=attributes)
+    return _RunSpan(_on, span)
 
 
 def inject(headers: dict[str, Any]) -> None:
@@ -252,8 +303,3 @@ def _parent_context(header: Any) -> Any:
         trace_flags=_on.trace.TraceFlags(0x01 if sampled else 0x00),
     )
     return _on.trace.set_span_in_context(_on.trace.NonRecordingSpan(span_context))
-
-
-@contextmanager
-def _nothing() -> Iterator[None]:
-    yield

@@ -104,3 +104,34 @@ def test_header_sampled_flag_follows_the_sampler(env: dict[str, str]) -> None:
     done = subprocess.run([sys.executable, "-c", code], env=env, cwd=str(REPO), capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["01", "00"]  # ratio samplers keep the low trace IDs
+
+
+def test_fire_spans_are_made_for_sampled_fires_only(env: dict[str, str]) -> None:
+    """Beat hands finished fire spans to the processors: claim to publish, ids from the trace ID,
+    none for a fire its sampler dropped (also for one claimed before tracing started)."""
+    code = (
+        "import json; from types import SimpleNamespace as F; from opentelemetry import trace; "
+        "from opentelemetry.sdk.trace import TracerProvider; "
+        "from opentelemetry.sdk.trace.export import SimpleSpanProcessor; "
+        "from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter; "
+        "from opentelemetry.sdk.trace.sampling import TraceIdRatioBased; "
+        "p = TracerProvider(sampler=TraceIdRatioBased(0.5)); x = InMemorySpanExporter(); "
+        "p.add_span_processor(SimpleSpanProcessor(x)); trace.set_tracer_provider(p); "
+        "from telemetry import otel; otel.start({'tablebeat_otel': True}, 't'); "
+        "low, high, late = '0' * 31 + '1', 'f' * 32, '0' * 31 + '2'; "
+        "otel.fire_headers(low); otel.fire_headers(high); "
+        "otel.fires_published([F(trace_id=t, task_key='k', run_id=i, job_name='noop') "
+        "for i, t in enumerate((low, high, late))]); "
+        "print(json.dumps([[s.name, f'{s.context.trace_id:032x}', f'{s.context.span_id:016x}', s.parent, "
+        "s.kind.name, s.start_time <= s.end_time, dict(s.attributes), s.instrumentation_scope.name] "
+        "for s in x.get_finished_spans()]))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], env=env, cwd=str(REPO), capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    low, late = "0" * 31 + "1", "0" * 31 + "2"
+
+    def expected(trace_id: str, run_id: int) -> list[object]:
+        attributes = {"tablebeat.task_key": "k", "tablebeat.run_id": run_id, "tablebeat.job": "noop"}
+        return ["tablebeat.fire", trace_id, fire_span_id(trace_id), None, "PRODUCER", True, attributes, "tablebeat"]
+
+    assert json.loads(done.stdout) == [expected(low, 0), expected(late, 2)]
