@@ -100,7 +100,8 @@ class ChangeCursor:
         return min(self.gaps) - 1 if self.gaps else self.last_id
 
 
-_CHANGES_AFTER = (
+#: The idle probe (also run as SQL text on a raw cursor by scheduler/idle_poll.py).
+CHANGES_AFTER = (
     select(TaskChange.id, TaskChange.task_id, TaskChange.changed_at)
     .where(TaskChange.id > bindparam("after"))
     .order_by(TaskChange.id)
@@ -123,7 +124,7 @@ def read_changes(conn: Connection, cursor: ChangeCursor, now_m: float, limit: in
         stmt = select(TaskChange.id, TaskChange.task_id, TaskChange.changed_at).where(condition).order_by(TaskChange.id)
         rows = conn.execute(stmt if limit is None else stmt.limit(limit)).all()
     else:  # the idle poll: one prebuilt statement (its cache key is computed once, not every 0.5 s)
-        rows = conn.execute(_CHANGES_AFTER, {"after": cursor.last_id, "lim": limit or 2**31 - 1}).all()
+        rows = conn.execute(CHANGES_AFTER, {"after": cursor.last_id, "lim": limit or 2**31 - 1}).all()
     cursor.changed_at = [row.changed_at for row in rows]
     cursor.more = limit is not None and len(rows) >= limit
     changed: set[int] = set()

@@ -38,15 +38,16 @@ def due_rows(conn: Connection, horizon: datetime, limit: int) -> list[Row[Any]]:
     return list(conn.execute(stmt))
 
 
-# Statements of the idle path are built once: their cache keys are then computed once, not every poll.
+# Statements of the idle path are built once: their cache keys are computed once, and
+# scheduler/idle_poll.py compiles STAMP and DEAD once to SQL text for its raw cursor.
 _NEXT_DUE = (
     select(Task.next_run_at)
     .where(Task.next_run_at.is_not(None), Task.is_valid == 1)
     .order_by(Task.next_run_at)
     .limit(1)
 )
-_STAMP = update(BeatNode).where(BeatNode.token == bindparam("b_token")).values(seen_at=bindparam("b_now"))
-_DEAD = select(BeatNode.token).where(BeatNode.seen_at < bindparam("b_since"), BeatNode.token != bindparam("b_token"))
+STAMP = update(BeatNode).where(BeatNode.token == bindparam("b_token")).values(seen_at=bindparam("b_now"))
+DEAD = select(BeatNode.token).where(BeatNode.seen_at < bindparam("b_since"), BeatNode.token != bindparam("b_token"))
 
 
 def next_due_at(conn: Connection) -> datetime | None:
@@ -137,13 +138,13 @@ def advance_settled(conn: Connection, change_id: int) -> None:
 
 def stamp_beat(conn: Connection, token: str, now: datetime) -> None:
     """Record that beat ``token`` is alive at ``now``."""
-    if not conn.execute(_STAMP, {"b_token": token, "b_now": now}).rowcount:
+    if not conn.execute(STAMP, {"b_token": token, "b_now": now}).rowcount:
         conn.execute(insert(BeatNode).values(token=token, seen_at=now, started_at=now))
 
 
 def dead_beats(conn: Connection, silent_since: datetime, token: str) -> list[str]:
     """Tokens of other beats that have not stamped since ``silent_since``."""
-    return list(conn.scalars(_DEAD, {"b_since": silent_since, "b_token": token}))
+    return list(conn.scalars(DEAD, {"b_since": silent_since, "b_token": token}))
 
 
 def forget_beats(conn: Connection, tokens: Sequence[str], silent_since: datetime) -> None:

@@ -1,0 +1,103 @@
+"""Beat's idle poll on a raw DB-API cursor (scheduler/idle_poll.py): the same probe, stamp and
+silent-beat check as the SQLAlchemy path, one transaction per poll, errors as ``DBAPIError``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import Engine, delete, insert, select
+from sqlalchemy.exc import DBAPIError
+
+from models import BeatNode, TaskChange, make_engine
+from scheduler import store, timeline
+from scheduler.idle_poll import IdlePoll
+
+T0 = datetime(2026, 1, 1, 12, 0, 0, 123456, tzinfo=UTC)
+
+
+@pytest.fixture
+def engine(migrated_url: str) -> Iterator[Engine]:
+    eng = make_engine(migrated_url, pool_pre_ping=False)
+    with eng.begin() as conn:
+        timeline.stamp_beat(conn, "me", T0)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def poll(engine: Engine) -> Iterator[IdlePoll]:
+    idle = IdlePoll(engine)
+    yield idle
+    idle.close()
+
+
+def seen_at(engine: Engine, token: str = "me") -> datetime | None:
+    with engine.begin() as conn:
+        return conn.scalar(select(BeatNode.seen_at).where(BeatNode.token == token))
+
+
+def test_nothing_changed_stamps_this_beat(engine: Engine, poll: IdlePoll) -> None:
+    later = T0 + timedelta(seconds=1)
+    assert poll.poll(0, 5000, "me", later, None) == []
+    assert seen_at(engine) == later  # committed, with microseconds, read back as the same aware UTC instant
+    assert poll.poll(0, 5000, "me", later + timedelta(seconds=1), None) == []  # the kept connection again
+    assert seen_at(engine) == later + timedelta(seconds=1)
+
+
+def test_changes_leave_the_poll_to_the_caller_with_nothing_written(engine: Engine, poll: IdlePoll) -> None:
+    with engine.begin() as conn:
+        conn.execute(insert(TaskChange).values(task_id=7))
+        top = store.change_cursor(conn)
+    assert poll.poll(top - 1, 5000, "me", T0 + timedelta(seconds=5), None) is None
+    assert seen_at(engine) == T0
+    assert poll.poll(top, 5000, "me", T0 + timedelta(seconds=5), None) == []  # nothing after the newest
+    assert seen_at(engine) == T0 + timedelta(seconds=5)
+
+
+def test_a_missing_beat_row_is_left_to_the_caller(engine: Engine, poll: IdlePoll) -> None:
+    with engine.begin() as conn:
+        conn.execute(delete(BeatNode))
+    assert poll.poll(0, 5000, "me", T0, None) is None
+    assert seen_at(engine) is None
+
+
+def test_silent_beats_are_found_and_nothing_is_stamped(engine: Engine, poll: IdlePoll) -> None:
+    with engine.begin() as conn:
+        timeline.stamp_beat(conn, "silent", T0 - timedelta(seconds=10))
+        timeline.stamp_beat(conn, "alive", T0)
+    assert poll.poll(0, 5000, "me", T0 + timedelta(seconds=9), T0 - timedelta(seconds=5)) == ["silent"]
+    assert seen_at(engine) == T0
+
+
+def test_a_failed_statement_is_a_dbapi_error_and_the_next_poll_recovers(
+    engine: Engine, poll: IdlePoll, db_kind: str
+) -> None:
+    assert poll.poll(0, 5000, "me", T0, None) == []
+    if db_kind == "sqlite":
+        with engine.begin() as conn:
+            conn.exec_driver_sql("ALTER TABLE beat_node RENAME TO beat_node_away")
+        with pytest.raises(DBAPIError):
+            poll.poll(0, 5000, "me", T0, None)
+        with engine.begin() as conn:
+            conn.exec_driver_sql("ALTER TABLE beat_node_away RENAME TO beat_node")
+    else:
+        # The server drops the poll's connection (a restart, a proxy timeout): the statement fails,
+        # the connection is discarded, and the next poll gets a new one from the pool.
+        assert poll._conn is not None
+        with poll._conn.dbapi_connection.cursor() as cursor:  # type: ignore[union-attr]
+            cursor.execute("SELECT pg_backend_pid()" if db_kind == "postgresql" else "SELECT CONNECTION_ID()")
+            backend = cursor.fetchone()[0]
+        poll._conn.commit()
+        with engine.connect() as conn:
+            if db_kind == "postgresql":
+                conn.exec_driver_sql(f"SELECT pg_terminate_backend({int(backend)})")
+            else:
+                conn.exec_driver_sql(f"KILL {int(backend)}")
+        with pytest.raises(DBAPIError) as failed:
+            poll.poll(0, 5000, "me", T0, None)
+        assert failed.value.connection_invalidated
+    later = T0 + timedelta(seconds=3)
+    assert poll.poll(0, 5000, "me", later, None) == []
+    assert seen_at(engine) == later
