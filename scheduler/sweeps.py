@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, literal_column, select, update
 
 from models import ExecuteTask, RunStatus, Task, WorkerHeartbeat
 
@@ -90,6 +90,9 @@ def expire_unstarted(
 
 
 NO_CONSUMER_PREFIX = "runs wait on queue "
+#: Rows noted so: the pattern is literal SQL, the predicate of the partial index ``ix_task_queue_note``
+#: (migration 0009; a bound parameter would not match it), so finding notes reads only noted rows.
+NOTED = Task.last_error.like(literal_column(f"'{NO_CONSUMER_PREFIX}%'"))
 
 
 def no_consumer_message(queue: str) -> str:
@@ -142,12 +145,10 @@ def mark_unconsumed_queues(
             continue
         conn.execute(update(Task).where(Task.id == row.id).values(last_error=message, update_at=Task.update_at))
         noted.append(UnconsumedQueue(int(row.id), row.task_key, queue))
-    stale = conn.execute(select(Task.id, Task.queue).where(Task.last_error.like(f"{NO_CONSUMER_PREFIX}%"))).all()
+    stale = conn.execute(select(Task.id, Task.queue).where(NOTED)).all()
     for task in stale:
         if ((task.queue or "").strip() or default_queue) in consumed:
             conn.execute(
-                update(Task)
-                .where(Task.id == task.id, Task.last_error.like(f"{NO_CONSUMER_PREFIX}%"))
-                .values(last_error=None, update_at=Task.update_at)
+                update(Task).where(Task.id == task.id, NOTED).values(last_error=None, update_at=Task.update_at)
             )
     return noted

@@ -91,7 +91,7 @@ def test_schema_created(migrated_url: str) -> None:
             have = {c["name"] for c in inspector.get_columns(table)}
             assert have == set(Base.metadata.tables[table].columns.keys()), table
         task_indexes = {i["name"] for i in inspector.get_indexes("task")}
-        assert {"ix_task_update_at", "ix_task_status", "ix_task_next_run_at"} <= task_indexes
+        assert {"ix_task_update_at", "ix_task_status", "ix_task_next_run_at", "ix_task_queue_note"} <= task_indexes
         exec_indexes = {i["name"] for i in inspector.get_indexes("execute_task")}
         assert {"ix_execute_task_trace_id", "ix_execute_task_status", "ix_execute_task_created"} <= exec_indexes
 
