@@ -13,6 +13,7 @@ import logging
 import math
 import os
 import socket
+import threading
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -162,6 +163,8 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
             "none" if self._next_due_ts is None else datetime.fromtimestamp(self._next_due_ts, UTC).isoformat(),
             self.token,
         )
+        # The broker transport is first needed to publish: loaded beside the first ticks, not before them.
+        threading.Thread(target=self.publisher.load_transport, name="tablebeat-transport", daemon=True).start()
 
     def tick(self, *args: Any, **kwargs: Any) -> float:
         """One pass of the loop; returns seconds to sleep before the next."""

@@ -115,6 +115,14 @@ class Publisher:
         self._router: Any = None
         self._create: Any = None
 
+    def load_transport(self) -> None:
+        """Import the broker transport now (redis-py: a few hundred ms of imports), ahead of the first
+        publish; beat starts without it (``scheduler/__main__.py``) and calls this once ticking."""
+        try:
+            self.app.connection_for_write().release()  # resolves the transport class; does not connect
+        except Exception:  # a bad broker URL: the first publish reports it
+            logger.debug("tablebeat: could not load the broker transport ahead of publishing", exc_info=True)
+
     def prepare(self, item: Dispatch) -> PreparedMessage:
         """Build the message now (CPU work done before the fire's instant)."""
         if self._create is None:

@@ -12,7 +12,6 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Row, and_, bindparam, case, delete, exists, func, or_, select, update
-from sqlalchemy.dialects import mysql, postgresql, sqlite
 
 from models import ExecuteTask, RunStatus, Task, TaskChange, TaskStatus
 from models.workers import dead_before, run_worker_died
@@ -234,12 +233,20 @@ class FireClaim:
 
 
 def _insert_ignoring_duplicates(conn: Connection) -> Any:
+    # Each dialect's module is imported here, when used: only the one the engine loaded (importing
+    # all three cost ~0.1 s of beat's start).
     dialect = conn.dialect.name
     if dialect in ("mysql", "mariadb"):
+        from sqlalchemy.dialects import mysql
+
         # A no-op assignment: the duplicate row stays as the winning beat wrote it.
         return mysql.insert(_RUNS).on_duplicate_key_update(claimed_by=_RUNS.c.claimed_by)
     if dialect == "postgresql":
+        from sqlalchemy.dialects import postgresql
+
         return postgresql.insert(_RUNS).on_conflict_do_nothing(index_elements=["task_id", "scheduled_at"])
+    from sqlalchemy.dialects import sqlite
+
     return sqlite.insert(_RUNS).on_conflict_do_nothing(index_elements=["task_id", "scheduled_at"])
 
 
