@@ -11,12 +11,14 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from sqlalchemy import Boolean, Connection, Engine, Text, bindparam, case, func, insert, select, update
+from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import IntegrityError
 
 from conf.settings import default
 from models import ExecuteTask, RunStatus, Task, make_engine
 from models.base import clock_now, utcnow
 from models.db_errors import driver_error, is_database_error, is_deadlock, is_outage
+from models.raw_statements import RawStatement
 from models.workers import dead_before, run_worker_died
 from workers import metrics
 from workers.message_match import (
@@ -76,6 +78,7 @@ class RunStore:
         self._engine: Engine | None = None
         self._autocommit: Engine | None = None
         self._outage_since: float | None = None
+        self._hot: _HotStatements | None = None
         self.task_status = TaskStatusWriter(self)
         install_flush_on_shutdown(self.task_status)
 
@@ -198,6 +201,10 @@ class RunStore:
             if message.trace_id is None and not message.manual:
                 # No trace ID: not a message beat or run-now made. Nothing is read or written.
                 return StartResult(StartDecision.FORGED, f"run {run_id}: the message carries no trace ID")
+            if message.task_id is not None and max_instances is not None and not message.manual:
+                started = self._start_fresh(message, celery_id, worker, max_instances)
+                if started is not None:
+                    return started
             values = {
                 "status": RunStatus.RUNNING.value,
                 "started_at": clock_now(),
@@ -205,30 +212,45 @@ class RunStore:
                 "worker": worker,
                 "celery_id": celery_id,
             }
-            if message.task_id is not None and max_instances is not None and not message.manual:
-                # Single guarded statements need no transaction: one round trip each.
-                with self.autocommit.connect() as conn:
-                    fresh = (ExecuteTask.status == RunStatus.PENDING.value, ExecuteTask.attempt == 1)
-                    stmt = _START_FRESH_SCHEDULED if message.config_at is not None else _START_FRESH_RUN_NOW
-                    params = {"b_id": run_id, "b_worker": worker, "b_celery": celery_id, **guard_params(message)}
-                    outcome = _take_slot(
-                        conn,
-                        max_instances,
-                        lambda slot: conn.execute(stmt, {**params, "b_slot": slot}).rowcount,
-                        in_transaction=False,
-                    )
-                    if outcome is _Slot.TAKEN:
-                        self.task_status.started(message.task_id)
-                        return StartResult(StartDecision.RUN, "", 1)
-                    if outcome is _Slot.FULL:
-                        guard = (*fresh, *row_guards(message))
-                        return self._skip_full(
-                            conn, run_id, guard, worker, max_instances, 1, params=guard_params(message)
-                        )
             with self.engine.begin() as conn:
                 return self._start_slow(conn, message, values, worker)
 
         return self._retrying(f"start of run {run_id}", write)
+
+    def _start_fresh(self, message: RunMessage, celery_id: str, worker: str, max_instances: int) -> StartResult | None:
+        """The hot path of every fire: one guarded autocommit UPDATE on a raw cursor.
+
+        None when it moved nothing: the row is not a fresh one this message may start (the slow
+        path says why) -- or it is, and the task's slots are full (recorded ``skipped`` here).
+        """
+        statements = self._statements()
+        stmt = statements.start_scheduled if message.config_at is not None else statements.start_run_now
+        params = {"b_id": message.run_id, "b_worker": worker, "b_celery": celery_id, **guard_params(message)}
+        raw = self.autocommit.raw_connection()
+        try:
+            outcome = _take_slot(
+                max_instances, lambda slot: stmt.execute(raw, {**params, "b_slot": slot}), transaction=None
+            )
+        finally:
+            raw.close()
+        if outcome is _Slot.TAKEN:
+            assert message.task_id is not None  # the fast path needs it
+            self.task_status.started(message.task_id)
+            return StartResult(StartDecision.RUN, "", 1)
+        if outcome is _Slot.FULL:
+            fresh = (ExecuteTask.status == RunStatus.PENDING.value, ExecuteTask.attempt == 1)
+            with self.autocommit.connect() as conn:
+                guard = (*fresh, *row_guards(message))
+                return self._skip_full(
+                    conn, message.run_id, guard, worker, max_instances, 1, params=guard_params(message)
+                )
+        return None
+
+    def _statements(self) -> _HotStatements:
+        """The hot statements compiled for this process's database (once)."""
+        if self._hot is None:
+            self._hot = _HotStatements(self.autocommit.dialect)
+        return self._hot
 
     def _start_slow(self, conn: Connection, message: RunMessage, values: dict[str, Any], worker: str) -> StartResult:
         """Start a run that is not a plain fresh one (a retry, a redelivery, headers missing), or say
@@ -265,10 +287,9 @@ class RunStore:
         retaken = {**values, "attempt": next_attempt}
         params = guard_params(message)
         outcome = _take_slot(
-            conn,
             limit,
             lambda slot: conn.execute(stmt.values(**retaken, running_slot=slot), params).rowcount,
-            in_transaction=True,
+            transaction=conn,
         )
         if outcome is _Slot.FULL:
             return self._skip_full(conn, run_id, (*unchanged, *guards), worker, limit, next_attempt, params)
@@ -344,22 +365,27 @@ class RunStore:
         """
 
         def write() -> bool:
-            with self.autocommit.connect() as conn:  # one guarded statement: no transaction needed
-                params = {
-                    "b_id": run_id,
-                    "b_status": status.value,
-                    "b_result": None if result is None else result[:RESULT_MAX_CHARS],
-                    "b_error": None if error is None else error[-ERROR_MAX_CHARS:],
-                    "b_final": status is not RunStatus.RETRYING,
-                }
-                if attempt is not None and worker and from_statuses is None and trace_id is None:
-                    # The common case: one prebuilt statement, no per-run statement building.
-                    stmt = _FINISH_MINE
-                    params.update(b_attempt=attempt, b_worker=worker)
-                else:
-                    stmt = _finish_statement(attempt, worker, from_statuses, trace_id)
-                if not conn.execute(stmt, params).rowcount:
-                    return False
+            params = {
+                "b_id": run_id,
+                "b_status": status.value,
+                "b_result": None if result is None else result[:RESULT_MAX_CHARS],
+                "b_error": None if error is None else error[-ERROR_MAX_CHARS:],
+                "b_final": status is not RunStatus.RETRYING,
+            }
+            # One guarded statement: no transaction needed (autocommit: durable when it returns).
+            if attempt is not None and worker and from_statuses is None and trace_id is None:
+                # The common case: the prebuilt statement on a raw cursor.
+                params.update(b_attempt=attempt, b_worker=worker)
+                raw = self.autocommit.raw_connection()
+                try:
+                    moved = self._statements().finish_mine.execute(raw, params)
+                finally:
+                    raw.close()
+            else:
+                with self.autocommit.connect() as conn:
+                    moved = conn.execute(_finish_statement(attempt, worker, from_statuses, trace_id), params).rowcount
+            if not moved:
+                return False
             if task_id is not None:
                 self.task_status.finished(task_id, status)
             else:
@@ -426,6 +452,15 @@ _FINISH_MINE = (
 )
 
 
+class _HotStatements:
+    """:data:`_START_FRESH_SCHEDULED`, :data:`_START_FRESH_RUN_NOW` and :data:`_FINISH_MINE`, compiled."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        self.start_scheduled = RawStatement(_START_FRESH_SCHEDULED, dialect)
+        self.start_run_now = RawStatement(_START_FRESH_RUN_NOW, dialect)
+        self.finish_mine = RawStatement(_FINISH_MINE, dialect)
+
+
 def _finish_statement(
     attempt: int | None, worker: str | None, from_statuses: tuple[str, ...] | None, trace_id: str | None = None
 ) -> Any:
@@ -448,26 +483,25 @@ class _Slot(enum.Enum):
     NOT_MATCHED = "not matched"
 
 
-def _take_slot(
-    conn: Connection, limit: int, update_with_slot: Callable[[int | None], int], *, in_transaction: bool
-) -> _Slot:
+def _take_slot(limit: int, update_with_slot: Callable[[int | None], int], *, transaction: Connection | None) -> _Slot:
     """Move a run to ``running`` holding the first free slot 1..limit of its task.
 
     ``update_with_slot(slot)`` runs the caller's guarded UPDATE and returns its rowcount.
     The unique ``(task_id, running_slot)`` index turns "is a slot free?" into "did the
     UPDATE violate it?", so concurrent workers cannot over-commit.  ``limit`` 0 = no limit.
-    ``in_transaction`` says whether ``conn`` is inside a transaction (the caller knows: the
-    driver cannot be asked -- PostgreSQL reports ``READ COMMITTED`` on an autocommit connection).
+    ``transaction`` is the connection when the UPDATE runs inside a transaction, None in
+    autocommit (the caller knows: the driver cannot be asked -- PostgreSQL reports ``READ
+    COMMITTED`` on an autocommit connection).
     """
     if limit <= 0:
         return _Slot.TAKEN if update_with_slot(None) else _Slot.NOT_MATCHED
     # PostgreSQL aborts the whole transaction on a violation; a savepoint confines it. In
     # autocommit each statement is its own transaction and a SAVEPOINT is an error there.
-    savepoint = in_transaction and conn.dialect.name == "postgresql"
+    savepoints = transaction if transaction is not None and transaction.dialect.name == "postgresql" else None
     for slot in range(1, limit + 1):
         try:
-            if savepoint:
-                with conn.begin_nested():
+            if savepoints is not None:
+                with savepoints.begin_nested():
                     moved = update_with_slot(slot)
             else:
                 moved = update_with_slot(slot)
