@@ -106,8 +106,14 @@ def decide_rate_limit(engine: Engine, task_id: int, now: datetime, min_interval_
     return RateDecision(False, 0)
 
 
-def build_payload(run: Any, status: str, settings: Settings, suppressed: int) -> dict[str, Any]:
-    """The JSON body of one alert (also readable by Slack-style webhooks through ``text``)."""
+def build_payload(
+    run: Any, status: str, settings: Settings, suppressed: int, alerted_at: datetime | None = None
+) -> dict[str, Any]:
+    """The JSON body of one alert (also readable by Slack-style webhooks through ``text``).
+
+    ``alerted_at`` is when the rate limit let it through: the instant two alerts of a task are
+    at least ``alert_min_interval_seconds`` apart by (their delivery may be later).
+    """
     head = error_head(run.error) or (run.result or "")
     run_url = f"{settings.console_url}/runs/{run.id}" if settings.console_url else None
     task_key = run.task_key or f"task {run.task_id}"
@@ -137,6 +143,7 @@ def build_payload(run: Any, status: str, settings: Settings, suppressed: int) ->
         "rate_limit": {
             "min_interval_seconds": settings.alert_min_interval_seconds,
             "suppressed_since_last": suppressed,
+            "alerted_at": _iso(alerted_at),
         },
         "text": text,
     }
@@ -265,9 +272,8 @@ class Alerter:
                 EXTRA_WEBHOOK_KEY,
             )
             return
-        decision = decide_rate_limit(
-            self.engine, int(run.task_id), datetime.now(UTC), settings.alert_min_interval_seconds
-        )
+        now = datetime.now(UTC)
+        decision = decide_rate_limit(self.engine, int(run.task_id), now, settings.alert_min_interval_seconds)
         if not decision.send:
             logger.info(
                 "alert for run %s (%s) of %s suppressed: rate limit %ss (%d held back)",
@@ -278,7 +284,7 @@ class Alerter:
                 decision.suppressed,
             )
             return
-        payload = build_payload(run, status, settings, decision.suppressed)
+        payload = build_payload(run, status, settings, decision.suppressed, now)
         import httpx  # here, not at module level: httpx pulls in rich and pygments (~10 MB in every beat)
 
         try:
