@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
 
     beat_metrics._on = beat_metrics.BeatMetrics(())
     worker_metrics._on = worker_metrics.WorkerMetrics(())
-    otel.start({"tablebeat_otel": True}, "bench")
+    otel.start(True, "bench")
     now = datetime.now(UTC)
 
     def fires() -> list[Any]:

@@ -5,7 +5,6 @@ Plain values only (no Celery import), so ``celeryconfig`` and the service build 
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
@@ -13,8 +12,6 @@ from conf.settings import Settings
 
 #: The Celery setting holding the process's :class:`Settings`.
 SETTINGS_KEY = "tablebeat_settings"
-#: Not copied as ``tablebeat_<key>``: nothing under Celery needs them, and ``celery inspect conf`` shows its conf.
-_NOT_COPIED = frozenset({"api_token"})
 LOG_FORMAT = "[%(asctime)s: %(levelname)s/%(processName)s]%(trace)s %(message)s"
 
 
@@ -24,13 +21,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     redis = broker_url.startswith(("redis://", "rediss://"))
     visibility = settings.visibility_timeout_seconds
     return {
+        # The one copy of tablebeat's own settings; code holding only a Celery app reads it with
+        # settings_of(app.conf).
         SETTINGS_KEY: settings,
-        # Each setting also as ``tablebeat_<key>``, for code that holds only a Celery app's conf.
-        **{
-            f"tablebeat_{f.name}": getattr(settings, f.name)
-            for f in dataclasses.fields(settings)
-            if f.name not in _NOT_COPIED
-        },
         "broker_url": broker_url,
         "broker_connection_retry_on_startup": True,
         "broker_connection_max_retries": None,  # keep reconnecting through broker outages

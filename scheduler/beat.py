@@ -141,8 +141,8 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
 
     def setup_schedule(self) -> None:
         started = time.monotonic()
-        metrics.start(self.app.conf)
-        otel.start(self.app.conf, "tablebeat-beat")
+        metrics.start(self.settings)
+        otel.start(self.settings.otel, "tablebeat-beat")
         # No pre-ping: a checkout ping doubles the round trips of the idle poll; a connection the
         # server dropped fails its statement, is discarded, and the next tick gets a new one.
         self._engine = make_engine(self.settings.database_url or None, pool_pre_ping=False)

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
+from conf.settings import Settings
 from telemetry import exposition
 from telemetry.exposition import counter, gauge, histogram
 
@@ -89,15 +90,14 @@ class BeatMetrics:
 _on: BeatMetrics | None = None
 
 
-def start(conf: Any) -> None:
-    """Turn metrics on and serve them if ``tablebeat_metrics_port`` is set (called at beat start)."""
+def start(settings: Settings) -> None:
+    """Turn metrics on and serve them if ``metrics_port`` is set (called at beat start)."""
     global _on
-    port = int(conf.get("tablebeat_metrics_port") or 0)
-    if port <= 0 or _on is not None:
+    if settings.metrics_port <= 0 or _on is not None:
         return
-    exposition.prepare_multiprocess_dir(port)
-    _on = BeatMetrics(conf.get("tablebeat_metrics_task_keys") or ())
-    exposition.serve(port, str(conf.get("tablebeat_metrics_address") or "127.0.0.1"), "beat")
+    exposition.prepare_multiprocess_dir(settings.metrics_port)
+    _on = BeatMetrics(settings.metrics_task_keys)
+    exposition.serve(settings.metrics_port, settings.metrics_address, "beat")
 
 
 def skip_reason(text: str | None) -> str:

@@ -120,12 +120,12 @@ def available() -> bool:
     return True
 
 
-def start(conf: Any, service_name: str) -> bool:
-    """Turn tracing on for this process when ``tablebeat_otel`` is set; returns whether it is on."""
+def start(enabled: bool, service_name: str) -> bool:
+    """Turn tracing on for this process when ``enabled`` (the ``otel`` setting); returns whether it is on."""
     global _on
     if _on is not None:
         return True
-    if not conf.get("tablebeat_otel"):
+    if not enabled:
         return False
     if not available():
         raise RuntimeError(INSTALL_HINT)

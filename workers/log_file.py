@@ -14,6 +14,7 @@ from typing import Any
 
 from celery import signals
 
+from conf.celery import settings_of
 from telemetry.logs import JsonFormatter
 from workers.tracing import TraceLogFilter
 
@@ -33,9 +34,9 @@ def _log_to_file(logger: logging.Logger | None = None, format: str | None = None
 
     if logger is None:
         return
-    level = str(app.conf.get("tablebeat_log_level") or "").strip().upper()
-    if level:
-        logger.setLevel(level)
-    path = str(app.conf.get("tablebeat_log_file") or "").strip()
+    settings = settings_of(app.conf)
+    if settings.log_level:
+        logger.setLevel(settings.log_level)
+    path = settings.log_file
     if path and not any(getattr(h, "baseFilename", None) == str(Path(path).resolve()) for h in logger.handlers):
-        logger.addHandler(file_handler(path, format, app.conf.get("tablebeat_log_format") == "json"))
+        logger.addHandler(file_handler(path, format, settings.log_format == "json"))

@@ -15,6 +15,7 @@ from typing import Any
 
 from celery import bootsteps, signals
 
+from conf.celery import settings_of
 from telemetry import exposition
 from telemetry.exposition import counter, gauge, histogram
 from workers.celery_app import app
@@ -81,12 +82,12 @@ def _start(sender: Any = None, **_: Any) -> None:
     conf = getattr(getattr(sender, "app", None), "conf", None)
     if conf is None or _on is not None:
         return
-    port = int(conf.get("tablebeat_metrics_port") or 0)
-    if port <= 0:
+    settings = settings_of(conf)
+    if settings.metrics_port <= 0:
         return
-    exposition.prepare_multiprocess_dir(port)
-    _on = WorkerMetrics(conf.get("tablebeat_metrics_task_keys") or ())
-    exposition.serve(port, str(conf.get("tablebeat_metrics_address") or "127.0.0.1"), "worker")
+    exposition.prepare_multiprocess_dir(settings.metrics_port)
+    _on = WorkerMetrics(settings.metrics_task_keys)
+    exposition.serve(settings.metrics_port, settings.metrics_address, "worker")
 
 
 @signals.worker_process_shutdown.connect

@@ -10,6 +10,7 @@ from typing import Any, NamedTuple
 from celery import signals
 from celery.worker.request import Request
 
+from conf.celery import settings_of
 from protocol.message import SUB_TASK_ID, TASK_KEY_HEADER, TRACE_HEADER, TRACE_KWARG
 from protocol.trace import trace_suffix
 from telemetry import otel
@@ -101,7 +102,7 @@ def _on_logger_setup(logger: logging.Logger | None = None, **_: Any) -> None:
 @signals.celeryd_init.connect
 def _json_from_the_start(instance: Any = None, conf: Any = None, **_: Any) -> None:
     """With JSON logs, no start-up banner, and warnings before Celery's own logging set-up are JSON too."""
-    if instance is None or conf is None or conf.get("tablebeat_log_format") != "json":
+    if instance is None or conf is None or settings_of(conf).log_format != "json":
         return
     instance.quiet = True
     logging.captureWarnings(True)
@@ -114,7 +115,7 @@ def _json_from_the_start(instance: Any = None, conf: Any = None, **_: Any) -> No
 def _log_format() -> str:
     from workers.celery_app import app
 
-    return str(app.conf.get("tablebeat_log_format") or "text")
+    return settings_of(app.conf).log_format
 
 
 @signals.before_task_publish.connect
@@ -131,7 +132,7 @@ def _start_tracing(sender: Any = None, **_: Any) -> None:
     """OpenTelemetry spans for runs when ``TABLEBEAT_OTEL`` is on (main process, before the pool forks)."""
     conf = getattr(getattr(sender, "app", None), "conf", None)
     if conf is not None:
-        otel.start(conf, "tablebeat-worker")
+        otel.start(settings_of(conf).otel, "tablebeat-worker")
 
 
 @signals.worker_process_shutdown.connect

@@ -97,7 +97,7 @@ def test_header_sampled_flag_follows_the_sampler(env: dict[str, str]) -> None:
         "from opentelemetry import trace; from opentelemetry.sdk.trace import TracerProvider; "
         "from opentelemetry.sdk.trace.sampling import TraceIdRatioBased; "
         "trace.set_tracer_provider(TracerProvider(sampler=TraceIdRatioBased(0.5))); "
-        "from telemetry import otel; otel.start({'tablebeat_otel': True}, 't'); "
+        "from telemetry import otel; otel.start(True, 't'); "
         "low, high = '0' * 31 + '1', 'f' * 32; "
         "print(otel.fire_headers(low)['traceparent'][-2:], otel.fire_headers(high)['traceparent'][-2:])"
     )
@@ -117,7 +117,7 @@ def test_fire_spans_are_made_for_sampled_fires_only(env: dict[str, str]) -> None
         "from opentelemetry.sdk.trace.sampling import TraceIdRatioBased; "
         "p = TracerProvider(sampler=TraceIdRatioBased(0.5)); x = InMemorySpanExporter(); "
         "p.add_span_processor(SimpleSpanProcessor(x)); trace.set_tracer_provider(p); "
-        "from telemetry import otel; otel.start({'tablebeat_otel': True}, 't'); "
+        "from telemetry import otel; otel.start(True, 't'); "
         "low, high, late = '0' * 31 + '1', 'f' * 32, '0' * 31 + '2'; "
         "otel.fire_headers(low); otel.fire_headers(high); "
         "otel.fires_published([F(trace_id=t, task_key='k', run_id=i, job_name='noop') "
