@@ -3,15 +3,18 @@
 Each round runs T5 and T6 twice, once with observability off (the default) and once with
 ``TABLEBEAT_METRICS_PORT`` set (and scraped every ``--scrape-every`` seconds, as Prometheus
 would) and ``TABLEBEAT_OTEL=on`` exporting every span over OTLP/HTTP to a local sink that
-answers 200 (so span export is paid in full). Rounds alternate off/on; the table shows the
-median of the rounds and the overhead (on - off) / off. The last beat scrape taken during
-T5 is printed as an excerpt.
+answers 200 (so span export is paid in full). Rounds interleave off and on (off, on, on, off,
+off, on, ...: a load drift weighs on both alike). The table shows the medians, the overhead
+(on - off) / off of the medians, and the range of each round's own on/off overhead; CPU per
+fire (beat) and per run (worker) is the figure that does not move with machine load. The load
+average is recorded before each run. The last beat scrape taken during T5 is printed as an excerpt.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -35,12 +38,14 @@ from bench.targets import select
 DB_URL = "mysql+pymysql://root@127.0.0.1:3306/tablebeat_bench_obs?charset=utf8mb4"
 #: (case, metric, lower is better) compared between off and on.
 COMPARED = (
+    ("T5", "beat_cpu_ms_per_fire", True),
     ("T5", "beat_cpu_util", True),
     ("T5", "p50_lateness_s", True),
     ("T5", "p99_lateness_s", True),
     ("T5", "fires_per_s", False),
     ("T6", "noop_s", True),
     ("T6", "noop_runs_per_s", False),
+    ("T6", "noop_worker_cpu_ms_per_run", True),
     ("T6", "noop_worker_cpu_s", True),
     ("T6", "ratio", True),
 )
@@ -128,20 +133,35 @@ def one_run(args: argparse.Namespace, on: bool, log_dir: Path, console: Console)
             "TABLEBEAT_METRICS_PORT": str(args.metrics_port),
             "TABLEBEAT_OTEL": "on",
             "OTEL_EXPORTER_OTLP_ENDPOINT": sink.endpoint,
+            # Above one tick's fires: the SDK's default queue (2,048) drops the rest of a 2,000+ burst.
+            "OTEL_BSP_MAX_QUEUE_SIZE": "16384",
         }
         scraper = Scraper(f"http://127.0.0.1:{args.metrics_port}/metrics", args.scrape_every)
         scraper.start()
     env = BenchEnv(db_url=args.db_url, redis_url=args.redis_url, log_dir=log_dir, extra_env=extra)
     install_signal_cleanup(env)
+    load = os.getloadavg()[0]
     try:
-        doc = run_bench(env, select(["T5", "T6"]), rows=args.rows, seconds=args.seconds, log=console.print)
+        doc = run_bench(env, select(["T5"]), rows=args.rows, seconds=args.seconds, log=console.print)
+        t6 = run_bench(env, select(["T6"]), rows=args.t6_runs or args.rows, log=console.print)
+        doc["results"].update(t6["results"])
     finally:
         env.close()
         if scraper is not None:
             scraper.stop()
         if sink is not None:
             sink.close()
-    found: dict[str, Any] = {"on": on, "results": {k: v.get("metrics", {}) for k, v in doc["results"].items()}}
+    found: dict[str, Any] = {
+        "on": on,
+        "load_before": load,
+        "load_after": os.getloadavg()[0],
+        "results": {k: v.get("metrics", {}) for k, v in doc["results"].items()},
+    }
+    t5, t6 = found["results"].get("T5", {}), found["results"].get("T6", {})
+    if t5.get("fires_per_s"):
+        t5["beat_cpu_ms_per_fire"] = t5["beat_cpu_util"] / t5["fires_per_s"] * 1000
+    if t6.get("runs"):
+        t6["noop_worker_cpu_ms_per_run"] = t6["noop_worker_cpu_s"] / t6["runs"] * 1000
     errors = {k: v["error"] for k, v in doc["results"].items() if v.get("error")}
     if errors:
         raise RuntimeError(f"bench failed: {errors}")
@@ -173,6 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=2, help="off/on pairs (default 2)")
     p.add_argument("--rows", type=int, help="T5 rows and T6 runs (default: the targets', 2,000 and 20,000)")
     p.add_argument("--seconds", type=float, default=30.0, help="T5 window (default 30)")
+    p.add_argument("--t6-runs", type=int, help="T6 runs (default: --rows, else the target's 20,000)")
     p.add_argument("--metrics-port", type=int, default=19808)
     p.add_argument("--scrape-every", type=float, default=5.0, help="seconds between scrapes (default 5)")
     p.add_argument("--db-url", default=DB_URL, help="bench database (dropped and recreated!)")
@@ -185,21 +206,36 @@ def main(argv: list[str] | None = None) -> int:
     runs = []
     with _broker(args.redis_url) as args.redis_url:
         for round_no in range(args.rounds):
-            for on in (False, True):
+            for on in (False, True) if round_no % 2 == 0 else (True, False):
                 console.print(f"[bold]round {round_no + 1}: observability {'on' if on else 'off'}[/bold]")
                 runs.append(one_run(args, on, log_dir, console))
-    table = Table(title="metrics + OpenTelemetry: on vs off (median of rounds)")
-    for column in ("case", "metric", "off", "on", "overhead"):
+    table = Table(title="metrics + OpenTelemetry: on vs off (median of rounds; range over rounds)")
+    for column in ("case", "metric", "off", "on", "overhead", "per round"):
         table.add_column(column, justify="left" if column in ("case", "metric") else "right")
     summary = []
     for case, metric, lower_better in COMPARED:
-        off = statistics.median(r["results"][case][metric] for r in runs if not r["on"])
-        on = statistics.median(r["results"][case][metric] for r in runs if r["on"])
-        change = (on - off) / off if off else 0.0
-        overhead = change if lower_better else -change
-        summary.append({"case": case, "metric": metric, "off": off, "on": on, "overhead": overhead})
-        table.add_row(case, metric, f"{off:,.4g}", f"{on:,.4g}", f"{overhead:+.1%}")
+        offs = [r["results"][case][metric] for r in runs if not r["on"]]
+        ons = [r["results"][case][metric] for r in runs if r["on"]]
+        off, on = statistics.median(offs), statistics.median(ons)
+        sign = 1 if lower_better else -1
+        overhead = sign * (on - off) / off if off else 0.0
+        # Each round's off and on ran back to back: their ratio is the least load-dependent.
+        rounds = [sign * (b - a) / a for a, b in zip(offs, ons, strict=False) if a]
+        summary.append(
+            {"case": case, "metric": metric, "off": offs, "on": ons, "overhead": overhead, "per_round": rounds}
+        )
+        spread = f"{min(rounds):+.1%} .. {max(rounds):+.1%}" if rounds else "-"
+        table.add_row(
+            case,
+            metric,
+            f"{off:,.4g} ({min(offs):,.3g}-{max(offs):,.3g})",
+            f"{on:,.4g} ({min(ons):,.3g}-{max(ons):,.3g})",
+            f"{overhead:+.1%}",
+            spread,
+        )
     console.print(table)
+    loads = ", ".join(f"{'on' if r['on'] else 'off'} {r['load_before']:.1f}" for r in runs)
+    console.print(f"load average (1 min) before each run: {loads}")
     last_on = next(r for r in reversed(runs) if r["on"])
     exports = f"{last_on['otlp_requests']} ({last_on['otlp_bytes']:,} B)"
     console.print(f"scrapes: {last_on['scrapes']}, OTLP exports: {exports}")

@@ -26,7 +26,7 @@ from typing import Any
 BATCH = 1_000
 
 
-def _provider(encode: bool) -> Any:
+def _provider(encode: bool, ratio: float | None) -> Any:
     from opentelemetry import trace
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
@@ -46,7 +46,9 @@ def _provider(encode: bool) -> Any:
                 self.encoded += len(encode_spans(spans).SerializeToString())
             return SpanExportResult.SUCCESS
 
-    provider = TracerProvider()
+    from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+
+    provider = TracerProvider(sampler=ParentBased(TraceIdRatioBased(ratio))) if ratio is not None else TracerProvider()
     provider.add_span_processor(BatchSpanProcessor(Encoding()))
     trace.set_tracer_provider(provider)
     print(f"span export: {'OTLP protobuf encoding' if encode_spans else 'none (OTLP exporter not installed)'}")
@@ -58,14 +60,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("-n", type=int, default=20_000, help="operations per round (default 20,000)")
     p.add_argument("--repeats", type=int, default=5, help="rounds (default 5)")
     p.add_argument("--no-export", action="store_true", help="spans are dropped, not encoded (the hooks alone)")
+    p.add_argument("--sample", type=float, help="trace ratio (ParentBased(TraceIdRatioBased)); default all")
     args = p.parse_args(sys.argv[1:] if argv is None else argv)
     n = args.n
 
     from telemetry import exposition
 
     exposition.prepare_multiprocess_dir(1)
-    provider = _provider(not args.no_export)
+    provider = _provider(not args.no_export, args.sample)
 
+    from protocol.trace import fire_span_id, traceparent
     from scheduler import metrics as beat_metrics
     from telemetry import otel
     from workers import metrics as worker_metrics
@@ -76,10 +80,18 @@ def main(argv: list[str] | None = None) -> int:
     now = datetime.now(UTC)
 
     def fires() -> list[Any]:
-        return [
-            SimpleNamespace(trace_id=os.urandom(16).hex(), task_key="k", run_id=i, job_name="noop", scheduled_at=now)
-            for i in range(n)
-        ]
+        made = []
+        for i in range(n):
+            trace_id = os.urandom(16).hex()
+            # The header beat's sampler gives this fire (what the worker's span follows).
+            sampled = otel._on is None or otel._on.sampled(trace_id)
+            header = traceparent(trace_id, fire_span_id(trace_id), sampled)
+            made.append(
+                SimpleNamespace(
+                    trace_id=trace_id, task_key="k", run_id=i, job_name="noop", scheduled_at=now, header=header
+                )
+            )
+        return made
 
     def beat_metrics_case(batch: list[Any]) -> None:
         for fire in batch:
@@ -98,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def worker_otel_case(batch: list[Any]) -> None:
         for fire in batch:
-            headers = {"traceparent": f"00-{fire.trace_id}-{fire.trace_id[16:]}-01"}
+            headers = {"traceparent": fire.header}
             with otel.run_span("noop", "k", fire.trace_id, fire.run_id, headers):
                 pass
 
