@@ -96,6 +96,14 @@ class IdlePoll:
         except self.dialect.loaded_dbapi.Error as err:
             raise self._failed(err, statement, params) from err
 
+    def connect(self) -> None:
+        """Check the connection out now (at start), not in the first ticks.
+
+        :raises sqlalchemy.exc.DBAPIError: the database cannot be reached (the first poll tries again).
+        """
+        if self._cursor is None:
+            self._checkout()
+
     def close(self) -> None:
         """Give the connection back to the pool."""
         conn, self._conn, self._cursor = self._conn, None, None

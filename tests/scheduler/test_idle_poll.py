@@ -39,6 +39,7 @@ def seen_at(engine: Engine, token: str = "me") -> datetime | None:
 
 
 def test_nothing_changed_stamps_this_beat(engine: Engine, poll: IdlePoll) -> None:
+    poll.connect()  # beat takes the connection at start
     later = T0 + timedelta(seconds=1)
     assert poll.poll(0, 5000, "me", later, None) == []
     assert seen_at(engine) == later  # committed, with microseconds, read back as the same aware UTC instant
