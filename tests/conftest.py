@@ -23,6 +23,8 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import URL, make_url
 
+from tests import schema_copies
+
 DB_KINDS = ("sqlite", "mariadb", "postgresql")
 
 _ADMIN_URLS = {
@@ -71,15 +73,20 @@ def require_server(kind: str) -> None:
 
 
 @contextmanager
-def fresh_database(kind: str) -> Iterator[str]:
+def fresh_database(kind: str, *, migrated: bool = False) -> Iterator[str]:
     """Create an empty, uniquely named database of ``kind`` and yield its URL; drop it afterwards.
 
-    ``kind`` is ``sqlite`` (a temp file), ``mariadb`` or ``postgresql``.
+    ``kind`` is ``sqlite`` (a temp file), ``mariadb`` or ``postgresql``. ``migrated``: with
+    tablebeat's schema, copied from a database migrated once per test process.
     """
     if kind == "sqlite":
         directory = Path(tempfile.mkdtemp(prefix="tablebeat-test-"))
         try:
-            yield f"sqlite:///{directory / 'tablebeat.db'}"
+            if migrated:
+                schema_copies.template(kind, make_url("sqlite://"))
+                yield schema_copies.copy_sqlite(directory)
+            else:
+                yield f"sqlite:///{directory / 'tablebeat.db'}"
         finally:
             shutil.rmtree(directory, ignore_errors=True)
         return
@@ -89,11 +96,14 @@ def fresh_database(kind: str) -> Iterator[str]:
     name = f"tb_test_{uuid.uuid4().hex[:12]}"
     admin = _admin_engine(kind)
     try:
-        with admin.connect() as conn:
-            if kind == "mariadb":
-                conn.exec_driver_sql(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
-            else:
-                conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+        if migrated:
+            schema_copies.copy_server_database(kind, admin, schema_copies.template(kind, _admin_url(kind)), name)
+        else:
+            with admin.connect() as conn:
+                if kind == "mariadb":
+                    conn.exec_driver_sql(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
+                else:
+                    conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
         url = _admin_url(kind).set(database=name)
         if kind == "mariadb":
             url = url.update_query_dict({"charset": "utf8mb4"})
@@ -107,6 +117,10 @@ def fresh_database(kind: str) -> Iterator[str]:
                     conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         admin.dispose()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    schema_copies.drop_templates({kind: _admin_url(kind) for kind in _ADMIN_URLS})
 
 
 _KIND_PARAMS = [
@@ -131,21 +145,16 @@ def db_url(db_kind: str) -> Iterator[str]:
 
 
 @pytest.fixture
-def migrated_url(db_url: str) -> str:
-    """:func:`db_url` with the schema created by ``models.migrate.upgrade``."""
-    from models.migrate import upgrade
-
-    upgrade(db_url)
-    return db_url
+def migrated_url(db_kind: str) -> Iterator[str]:
+    """A fresh database of each kind with tablebeat's schema (one per test, dropped afterwards)."""
+    with migrated_database(db_kind) as url:
+        yield url
 
 
 @contextmanager
 def migrated_database(kind: str) -> Iterator[str]:
     """A fresh database of ``kind`` with tablebeat's schema; dropped afterwards."""
-    from models.migrate import upgrade
-
-    with fresh_database(kind) as url:
-        upgrade(url)
+    with fresh_database(kind, migrated=True) as url:
         yield url
 
 

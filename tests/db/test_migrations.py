@@ -22,6 +22,36 @@ TABLES = ("task", "task_change", "execute_task", "worker_heartbeat")
 # --------------------------------------------------------------------------- helpers
 
 
+@pytest.fixture
+def migrated_url(db_url: str) -> str:
+    """Here the migrations themselves run (elsewhere tests get copies of a database migrated once)."""
+    upgrade(db_url)
+    return db_url
+
+
+def schema_of(url: str) -> dict[str, Any]:
+    """Tables with their columns, indexes and unique constraints, and the trigger names."""
+    with engine_for(url) as engine:
+        inspector = sa.inspect(engine)
+        tables = {
+            name: (
+                [(c["name"], str(c["type"]), c["nullable"]) for c in inspector.get_columns(name)],
+                sorted((i["name"], tuple(i["column_names"]), bool(i["unique"])) for i in inspector.get_indexes(name)),
+                sorted((u["name"], tuple(u["column_names"])) for u in inspector.get_unique_constraints(name)),
+            )
+            for name in inspector.get_table_names()
+        }
+        with engine.connect() as conn:
+            triggers = {
+                "sqlite": "SELECT name FROM sqlite_master WHERE type = 'trigger'",
+                "mysql": "SELECT trigger_name FROM information_schema.triggers WHERE trigger_schema = DATABASE()",
+                "postgresql": "SELECT tgname FROM pg_trigger WHERE NOT tgisinternal",
+            }[engine.dialect.name]
+            names = sorted(row[0] for row in conn.execute(text(triggers)))
+            revision = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    return {"tables": tables, "triggers": names, "revision": revision}
+
+
 @contextmanager
 def engine_for(url: str) -> Iterator[Engine]:
     engine = make_engine(url)
@@ -94,6 +124,12 @@ def test_schema_created(migrated_url: str) -> None:
         assert {"ix_task_update_at", "ix_task_status", "ix_task_next_run_at", "ix_task_queue_note"} <= task_indexes
         exec_indexes = {i["name"] for i in inspector.get_indexes("execute_task")}
         assert {"ix_execute_task_trace_id", "ix_execute_task_status", "ix_execute_task_created"} <= exec_indexes
+
+
+def test_test_copies_equal_a_migrated_database(db_kind: str, migrated_url: str) -> None:
+    """The copies other tests use (tests/schema_copies.py) have the migrated schema, triggers included."""
+    with fresh_database(db_kind, migrated=True) as copy:
+        assert schema_of(copy) == schema_of(migrated_url)
 
 
 def test_unique_constraints_enforced(migrated_url: str) -> None:

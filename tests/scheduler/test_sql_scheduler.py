@@ -149,7 +149,8 @@ def test_two_beats_dispatch_each_fire_once(engine: Engine, schedulers: Callable[
     published = [d.run_id for d in sent(first)] + [d.run_id for d in sent(second)]
     assert len(published) == len(set(published))
     rows = [r for task_id in ids for r in run_rows(engine, task_id)]
-    assert len(rows) == len(published) >= 5 * 2
+    # A fire claimed over a second late on a loaded machine is coalesced: one 'skipped' row, not a message.
+    assert len([r for r in rows if r.status != "skipped"]) == len(published) >= 5 * 2
     keys = [(r.task_id, r.scheduled_at) for r in rows]
     assert len(keys) == len(set(keys))
 
