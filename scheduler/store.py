@@ -255,14 +255,17 @@ def claim_fires(conn: Connection, claims: Sequence[FireClaim], token: str, now: 
 
     The unique ``(task_id, scheduled_at)`` makes the insert the claim: a fire another beat
     already inserted is silently kept as it is.  The caller writes the task rows' new
-    ``last_run_at``/``next_run_at`` in the same transaction.  One statement is compiled and
-    executed many times (the driver batches it into multi-row inserts).
+    ``last_run_at``/``next_run_at`` in the same transaction.  The run ids come back from the
+    insert itself (``RETURNING``, batched into multi-row inserts): a duplicate returns nothing
+    (PostgreSQL, SQLite) or the other beat's row with its own trace id (MariaDB), so only this
+    beat's trace ids count as won.
     """
     if not claims:
         return {}
     ordered = sorted(claims, key=lambda c: (c.task_id, c.scheduled_at))  # one lock order for every beat
-    conn.execute(
-        _insert_ignoring_duplicates(conn),
+    ours = {c.trace_id for c in ordered}
+    rows = conn.execute(
+        _insert_ignoring_duplicates(conn).returning(_RUNS.c.id, _RUNS.c.trace_id),
         [
             {
                 "task_id": c.task_id,
@@ -281,11 +284,7 @@ def claim_fires(conn: Connection, claims: Sequence[FireClaim], token: str, now: 
             for c in ordered
         ],
     )
-    won: dict[str, int] = {}
-    for chunk in chunks([c.trace_id for c in ordered]):
-        for row in conn.execute(select(_RUNS.c.id, _RUNS.c.trace_id).where(_RUNS.c.trace_id.in_(chunk))):
-            won[row.trace_id] = int(row.id)
-    return won
+    return {trace_id: int(run_id) for run_id, trace_id in rows if trace_id in ours}
 
 
 def mark_published(conn: Connection, run_ids: Sequence[int], now: datetime) -> None:
