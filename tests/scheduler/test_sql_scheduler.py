@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from celery import Celery
@@ -291,3 +291,20 @@ def test_no_change_sync_reads_only_the_change_log(
     assert loads == []
     with engine.begin() as conn:
         assert conn.scalar(text("SELECT COUNT(*) FROM task WHERE next_run_at IS NOT NULL")) == 50
+
+
+def test_claim_batches_end_before_claimed_fires_are_due(schedulers: Callable[..., SqlScheduler]) -> None:
+    """A publish never waits behind a claim: a batch is sized to what the measured claim rate does
+    before the first claimed fire is due, and none starts when too little time is left."""
+    scheduler = schedulers(claim_batch=2000)
+    scheduler._claim_rate = 1000.0
+    assert scheduler._batch_rows() == 500  # nothing claimed yet: half a second's worth
+    held = PreparedMessage(cast(Dispatch, None), None, {})
+    scheduler._ready = [(time.time() + 0.2, 1, held)]
+    assert 50 <= scheduler._batch_rows() <= 80  # half of the ~0.15 s left before the fire, at the rate
+    scheduler._ready = [(time.time() + 0.1, 1, held)]
+    assert scheduler._batch_rows() == 0  # publish first
+    small = schedulers(claim_batch=10)
+    small._claim_rate = 1000.0
+    small._ready = [(time.time() + 0.5, 1, held)]
+    assert small._batch_rows() == 10
