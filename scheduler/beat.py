@@ -65,9 +65,13 @@ HOUSEKEEP_QUIET_S = 1.0
 GC_FREEZE_ABOVE = 5000
 #: One tick claims batches for at most this long before publishing what has come due.
 CLAIM_BUDGET_S = 0.25
-#: A claim batch is sized to last about this long at the measured rate: its rows stay locked,
-#: and the server ends a transaction idle for beat_dead_seconds (a loaded machine plans slowly).
-CLAIM_BATCH_S = 0.5
+#: A claim batch is sized to last about this long at the measured rate, and has at least
+#: CLAIM_FLOOR_ROWS rows (fewer only right before an instant): its rows stay locked, and the server
+#: ends a transaction idle for beat_dead_seconds (a loaded machine plans slowly). The rate is measured
+#: on batches of CLAIM_FLOOR_ROWS or more only: each batch has a fixed cost, and sizing by the rate of
+#: small batches shrank them further (T5 went down to 141-row batches).
+CLAIM_BATCH_S = 1.0
+CLAIM_FLOOR_ROWS = 500
 #: Claim rate assumed before one is measured (rows/s), the longest lead, and the most rows counted for it.
 INITIAL_CLAIM_RATE = 2000.0
 MAX_LEAD_S = 60.0
@@ -470,7 +474,7 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
             self._accept_claims(planned, claims, won)
             if len(self._ready) > GC_FREEZE_ABOVE:
                 gc.freeze()  # undone once the held fires are published (_publish_ready)
-            if full:
+            if full and len(rows) >= min(CLAIM_FLOOR_ROWS, self.settings.claim_batch):
                 rate = len(rows) / max(time.perf_counter() - batch_began, 1e-3)
                 self._claim_rate = 0.7 * self._claim_rate + 0.3 * rate
             if not full:
@@ -487,7 +491,7 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
         left before the first claimed fire is due (0: publish first), so a publish never waits
         behind a claim."""
         least = min(CLAIM_MIN_ROWS, self.settings.claim_batch)
-        rows = min(self.settings.claim_batch, max(least, int(CLAIM_BATCH_S * self._claim_rate)))
+        rows = min(self.settings.claim_batch, max(CLAIM_FLOOR_ROWS, int(CLAIM_BATCH_S * self._claim_rate)))
         if not self._ready:
             return rows
         room = self._ready[0][0] - time.time() - PUBLISH_MARGIN_S

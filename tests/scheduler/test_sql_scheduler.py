@@ -297,8 +297,11 @@ def test_claim_batches_end_before_claimed_fires_are_due(schedulers: Callable[...
     """A publish never waits behind a claim: a batch is sized to what the measured claim rate does
     before the first claimed fire is due, and none starts when too little time is left."""
     scheduler = schedulers(claim_batch=2000)
+    scheduler._claim_rate = 1500.0
+    assert scheduler._batch_rows() == 1500  # nothing claimed yet: a second's worth
+    scheduler._claim_rate = 100.0
+    assert scheduler._batch_rows() == 500  # never fewer than 500 rows away from an instant
     scheduler._claim_rate = 1000.0
-    assert scheduler._batch_rows() == 500  # nothing claimed yet: half a second's worth
     held = PreparedMessage(cast(Dispatch, None), None, {})
     scheduler._ready = [(time.time() + 0.2, 1, held)]
     assert 50 <= scheduler._batch_rows() <= 80  # half of the ~0.15 s left before the fire, at the rate
