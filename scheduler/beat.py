@@ -127,6 +127,9 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
         self._lead = self.settings.lookahead_seconds
         #: Rows claimed per second (measured on full batches): how long a burst takes to claim.
         self._claim_rate = INITIAL_CLAIM_RATE
+        #: Most rows per claim batch: halved when a batch fails (on a loaded machine a big batch can
+        #: outlive the server's idle-transaction timeout), grown back by a quarter per batch that commits.
+        self._claim_cap = self.settings.claim_batch
         #: The next instant whose burst size was counted (None: not counted yet).
         self._lead_counted_for: float | None = None
         #: No claim before this (monotonic): the due rows were all locked by other beats.
@@ -470,7 +473,9 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
             except SQLAlchemyError as exc:
                 self._db_failed("claiming due fires", exc)
                 self._claim_after = time.monotonic() + self.settings.poll_seconds
+                self._claim_cap = max(CLAIM_MIN_ROWS, limit // 2)
                 return
+            self._claim_cap = min(self.settings.claim_batch, self._claim_cap + self._claim_cap // 4 + 1)
             self._accept_claims(planned, claims, won)
             if len(self._ready) > GC_FREEZE_ABOVE:
                 gc.freeze()  # undone once the held fires are published (_publish_ready)
@@ -487,11 +492,11 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
 
     def _batch_rows(self) -> int:
         """Rows the next claim batch may take: what the measured claim rate does in
-        :data:`CLAIM_BATCH_S`, at most ``claim_batch``, and no more than it does in half the time
-        left before the first claimed fire is due (0: publish first), so a publish never waits
-        behind a claim."""
+        :data:`CLAIM_BATCH_S`, at most ``claim_batch`` (less after a failed batch), and no more
+        than it does in half the time left before the first claimed fire is due (0: publish
+        first), so a publish never waits behind a claim."""
         least = min(CLAIM_MIN_ROWS, self.settings.claim_batch)
-        rows = min(self.settings.claim_batch, max(CLAIM_FLOOR_ROWS, int(CLAIM_BATCH_S * self._claim_rate)))
+        rows = min(self._claim_cap, max(CLAIM_FLOOR_ROWS, int(CLAIM_BATCH_S * self._claim_rate)))
         if not self._ready:
             return rows
         room = self._ready[0][0] - time.time() - PUBLISH_MARGIN_S

@@ -307,6 +307,9 @@ def test_claim_batches_end_before_claimed_fires_are_due(schedulers: Callable[...
     assert 50 <= scheduler._batch_rows() <= 80  # half of the ~0.15 s left before the fire, at the rate
     scheduler._ready = [(time.time() + 0.1, 1, held)]
     assert scheduler._batch_rows() == 0  # publish first
+    scheduler._ready = []
+    scheduler._claim_cap = 300  # a batch failed: smaller ones until batches commit again
+    assert scheduler._batch_rows() == 300
     small = schedulers(claim_batch=10)
     small._claim_rate = 1000.0
     small._ready = [(time.time() + 0.5, 1, held)]
