@@ -13,5 +13,7 @@ lint:
 	ruff format --check .
 	mypy
 
+# Three processes, a test file each at a time: the suite mostly waits on real beat/worker processes and
+# services, and every test has its own database, Redis database, RabbitMQ vhost and ports.
 test: install
-	python -m pytest -q
+	python -m pytest -q -n 3 --dist loadfile
