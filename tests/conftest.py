@@ -99,22 +99,11 @@ def fresh_database(kind: str, *, migrated: bool = False) -> Iterator[str]:
         if migrated:
             schema_copies.copy_server_database(kind, admin, schema_copies.template(kind, _admin_url(kind)), name)
         else:
-            with admin.connect() as conn:
-                if kind == "mariadb":
-                    conn.exec_driver_sql(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
-                else:
-                    conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-        url = _admin_url(kind).set(database=name)
-        if kind == "mariadb":
-            url = url.update_query_dict({"charset": "utf8mb4"})
+            schema_copies.create_database(kind, admin, name)
         try:
-            yield url.render_as_string(hide_password=False)
+            yield schema_copies.database_url(kind, _admin_url(kind), name).render_as_string(hide_password=False)
         finally:
-            with admin.connect() as conn:
-                if kind == "mariadb":
-                    conn.exec_driver_sql(f"DROP DATABASE IF EXISTS `{name}`")
-                else:
-                    conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            schema_copies.drop_database(kind, admin, name)
     finally:
         admin.dispose()
 

@@ -35,12 +35,10 @@ def template(kind: str, admin_url: URL) -> str:
     name = f"tb_tmpl_{uuid.uuid4().hex[:12]}"
     admin = _autocommit(admin_url)
     try:
-        with admin.connect() as conn:
-            charset = " CHARACTER SET utf8mb4" if kind == "mariadb" else ""
-            conn.exec_driver_sql(f"CREATE DATABASE {_quote(kind, name)}{charset}")
+        create_database(kind, admin, name)
     finally:
         admin.dispose()
-    upgrade(_database_url(kind, admin_url, name).render_as_string(hide_password=False))
+    upgrade(database_url(kind, admin_url, name).render_as_string(hide_password=False))
     _templates[kind] = name
     return name
 
@@ -54,12 +52,12 @@ def copy_sqlite(directory: Path) -> str:
 
 def copy_server_database(kind: str, admin: Engine, source: str, name: str) -> None:
     """Create database ``name`` as a copy of ``source`` (schema, triggers, rows)."""
-    with admin.connect() as conn:
-        if kind == "postgresql":
+    if kind == "postgresql":
+        with admin.connect() as conn:
             conn.exec_driver_sql(f'CREATE DATABASE "{name}" TEMPLATE "{source}"')
-            return
-        conn.exec_driver_sql(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
-    target = _autocommit(_database_url(kind, admin.url, name))
+        return
+    create_database(kind, admin, name)
+    target = _autocommit(database_url(kind, admin.url, name))
     try:
         with target.connect() as conn:
             tables = [
@@ -86,21 +84,34 @@ def drop_templates(admin_urls: dict[str, URL]) -> None:
         else:
             admin = _autocommit(admin_urls[kind])
             try:
-                with admin.connect() as conn:
-                    force = " WITH (FORCE)" if kind == "postgresql" else ""
-                    conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {_quote(kind, name)}{force}")
+                drop_database(kind, admin, name)
             finally:
                 admin.dispose()
         del _templates[kind]
 
 
-def _quote(kind: str, name: str) -> str:
-    return f"`{name}`" if kind == "mariadb" else f'"{name}"'
+def create_database(kind: str, admin: Engine, name: str) -> None:
+    """An empty database ``name`` (utf8mb4 on MariaDB) through the autocommit ``admin`` engine."""
+    charset = " CHARACTER SET utf8mb4" if kind == "mariadb" else ""
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f"CREATE DATABASE {_quote(kind, name)}{charset}")
 
 
-def _database_url(kind: str, admin_url: URL, name: str) -> URL:
+def drop_database(kind: str, admin: Engine, name: str) -> None:
+    """Drop ``name`` if it exists (PostgreSQL: closing its connections first)."""
+    force = " WITH (FORCE)" if kind == "postgresql" else ""
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {_quote(kind, name)}{force}")
+
+
+def database_url(kind: str, admin_url: URL, name: str) -> URL:
+    """The URL of database ``name`` on the server of ``admin_url``."""
     url = admin_url.set(database=name)
     return url.update_query_dict({"charset": "utf8mb4"}) if kind == "mariadb" else url
+
+
+def _quote(kind: str, name: str) -> str:
+    return f"`{name}`" if kind == "mariadb" else f'"{name}"'
 
 
 def _autocommit(url: URL) -> Engine:
