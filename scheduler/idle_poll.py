@@ -11,43 +11,14 @@ out as SQLAlchemy's ``DBAPIError`` like any other statement's, so outage handlin
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine, exc
-from sqlalchemy.engine.interfaces import Dialect
 from sqlalchemy.pool import PoolProxiedConnection
-from sqlalchemy.sql import ClauseElement
-from sqlalchemy.sql.compiler import SQLCompiler
 
+from models.raw_statements import RawStatement
 from scheduler import store, timeline
-
-
-class RawStatement:
-    """One SQLAlchemy statement compiled once for ``dialect``: SQL text plus its bind processing."""
-
-    def __init__(self, statement: ClauseElement, dialect: Dialect) -> None:
-        compiled = statement.compile(dialect=dialect)
-        assert isinstance(compiled, SQLCompiler)
-        self.sql = compiled.string
-        self._compiled = compiled
-        #: Bound names in placeholder order for positional paramstyles (qmark, format), else None.
-        self._positions = compiled.positiontup
-        self._processors = {
-            name: bind.type.dialect_impl(dialect).bind_processor(dialect) for name, bind in compiled.binds.items()
-        }
-
-    def params(self, values: Mapping[str, Any]) -> Any:
-        """The driver parameters for ``values`` (a dict, or a tuple for positional paramstyles)."""
-        named = dict(self._compiled.construct_params(dict(values)) or {})
-        for name, value in named.items():
-            process = self._processors.get(name)
-            if process is not None:
-                named[name] = process(value)
-        if self._positions is None:
-            return named
-        return tuple(named[name] for name in self._positions)
 
 
 class IdlePoll:
@@ -75,20 +46,20 @@ class IdlePoll:
         statement, params = self._probe.sql, None
         try:
             cursor = self._cursor or self._checkout()
-            params = self._probe.params({"after": after, "lim": limit})
+            params = self._probe.parameters({"after": after, "lim": limit})
             cursor.execute(statement, params)
             if cursor.fetchone() is not None:
                 self._give_up()
                 return None
             if dead_since is None:
-                statement, params = self._stamp.sql, self._stamp.params({"b_token": token, "b_now": now})
+                statement, params = self._stamp.sql, self._stamp.parameters({"b_token": token, "b_now": now})
                 cursor.execute(statement, params)
                 if not cursor.rowcount:
                     self._give_up()
                     return None
                 dead: list[str] = []
             else:
-                statement, params = self._dead.sql, self._dead.params({"b_since": dead_since, "b_token": token})
+                statement, params = self._dead.sql, self._dead.parameters({"b_since": dead_since, "b_token": token})
                 cursor.execute(statement, params)
                 dead = [str(row[0]) for row in cursor.fetchall()]
             self._conn_commit()
