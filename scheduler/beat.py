@@ -149,6 +149,8 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
         #: Set when the broker comes back: pending runs published before it may have lost their message.
         self._requeue_published_before: datetime | None = None
         self._engine: Engine | None = None
+        #: When the start began, until the start has read the settled cursor (None once ready).
+        self._start_began: float | None = None
         self.heartbeat: Heartbeat | None = None
         self._idle_poll: IdlePoll | None = None
         self.publisher = Publisher(app, self.settings.publish_batch_size)
@@ -179,20 +181,14 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
             self._idle_poll.connect()
         except SQLAlchemyError:
             pass  # the first poll connects again and reports an outage
-        settled = self._start_cursor()
-        self._next_refresh = time.monotonic() + self.settings.refresh_seconds
-        logger.info(
-            "tablebeat: ready in %.2fs, tasks scheduled from the table (%d rows settled, next fire %s, beat %s)",
-            time.monotonic() - started,
-            settled,
-            "none" if self._next_due_ts is None else datetime.fromtimestamp(self._next_due_ts, UTC).isoformat(),
-            self.token,
-        )
+        self._start(started)
         # The broker transport is first needed to publish: loaded beside the first ticks, not before them.
         threading.Thread(target=self.publisher.load_transport, name="tablebeat-transport", daemon=True).start()
 
     def tick(self, *args: Any, **kwargs: Any) -> float:
         """One pass of the loop; returns seconds to sleep before the next."""
+        if self._start_began is not None and not self._start(self._start_began):
+            return self.settings.poll_seconds
         now_m = time.monotonic()
         metrics.tick()
         # Fires due now go out before anything else: claiming the next seconds' fires or
@@ -258,6 +254,30 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
 
     # --- settle -------------------------------------------------------------------------
 
+    def _start(self, began: float) -> bool:
+        """Read the settled cursor (settling every row once if never) and say ready.
+
+        False when the database fails meanwhile: reported as an outage, and the next tick starts
+        again (a beat never dies of a database error, at its start neither).
+        """
+        self._start_began = began
+        try:
+            settled = self._start_cursor()
+        except SQLAlchemyError as exc:
+            self._db_failed("starting", exc)
+            return False
+        self._start_began = None
+        self._db_recovered()
+        self._next_refresh = time.monotonic() + self.settings.refresh_seconds
+        logger.info(
+            "tablebeat: ready in %.2fs, tasks scheduled from the table (%d rows settled, next fire %s, beat %s)",
+            time.monotonic() - began,
+            settled,
+            "none" if self._next_due_ts is None else datetime.fromtimestamp(self._next_due_ts, UTC).isoformat(),
+            self.token,
+        )
+        return True
+
     def _start_cursor(self) -> int:
         """Start reading the change log where the table was last settled; settle every row once if never."""
         assert self._engine is not None
@@ -270,12 +290,19 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
             logger.warning("tablebeat: the change log restarted below the settled cursor (truncated?)")
             settled = None
         if settled is None:
-            # A table never settled (first start after the upgrade): every row once, a batch per transaction.
-            with self._engine.connect() as reader:
-                for rows in timeline.all_rows(reader):
-                    with self._engine.begin() as conn:
-                        self.settler.settle(conn, rows)
-                    count += len(rows)
+            # A table never settled (first start after the upgrade): every row once, a batch per
+            # transaction. Each batch is read in a transaction of its own: a reader kept open across
+            # the settles sat idle in its transaction, and the server ended it after the dead time.
+            last = 0
+            while True:
+                with self._engine.begin() as conn:
+                    rows = timeline.rows_after(conn, last)
+                if not rows:
+                    break
+                with self._engine.begin() as conn:
+                    self.settler.settle(conn, rows)
+                count += len(rows)
+                last = int(rows[-1].id)
             with self._engine.begin() as conn:
                 timeline.advance_settled(conn, top)
             settled = top
@@ -381,8 +408,8 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
         if not held:
             return
         assert self._engine is not None
-        jobs = self._compile_for_outbox({int(d.task_id or 0) for d in held})
         try:
+            jobs = self._compile_for_outbox({int(d.task_id or 0) for d in held})
             with self._engine.begin() as conn:
                 review = claim_review.review_claims(conn, held, task_ids, jobs)
                 skipped = set(claim_review.skip_claims(conn, review.cancelled, utcnow()))
@@ -686,7 +713,12 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
         if not runs:
             return
         logger.warning("tablebeat: beat(s) %s stopped; took over %d claimed fires", ", ".join(dead), len(runs))
-        jobs = self._compile_for_outbox({run.task_id for run in runs})
+        try:
+            jobs = self._compile_for_outbox({run.task_id for run in runs})
+        except SQLAlchemyError as exc:
+            # The claims are this beat's now: the outbox sweep publishes them (as any unpublished claim).
+            self._db_failed("taking over a stopped beat's claims", exc)
+            return
         orphaned: list[store.UnpublishedRun] = []
         missed: list[store.UnpublishedRun] = []
         now_m = time.monotonic()
@@ -703,8 +735,11 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
             )
             heapq.heappush(self._ready, (run.scheduled_at.timestamp(), run.run_id, prepared))
             self._claimed_m[run.run_id] = now_m
-        self._skip_orphaned(orphaned, now)
-        self._skip_orphaned(missed, now, MISSED_CLAIM)
+        try:
+            self._skip_orphaned(orphaned, now)
+            self._skip_orphaned(missed, now, MISSED_CLAIM)
+        except SQLAlchemyError as exc:
+            self._db_failed("skipping taken-over claims", exc)  # left unpublished: the outbox sweep skips them
 
     def _skip_orphaned(self, runs: list[store.UnpublishedRun], now: datetime, reason: str = ORPHANED_CLAIM) -> None:
         if not runs:

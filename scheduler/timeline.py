@@ -9,7 +9,7 @@ the settled-change-log cursor and the beat liveness table.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -77,15 +77,11 @@ def rows_for_update(conn: Connection, task_ids: Sequence[int]) -> list[Row[Any]]
     return list(conn.execute(stmt))
 
 
-def all_rows(conn: Connection, batch: int = 5000) -> Iterator[list[Any]]:
-    """Every row in id order, a batch at a time (the one-time settle of a never-settled table)."""
-    last = 0
-    while True:
-        rows = list(conn.execute(select(*ROW_COLUMNS).where(Task.id > last).order_by(Task.id).limit(batch)))
-        if not rows:
-            return
-        yield rows
-        last = int(rows[-1].id)
+def rows_after(conn: Connection, after_id: int, batch: int = 5000) -> list[Any]:
+    """The next ``batch`` rows above ``after_id`` in id order (the one-time settle of a never-settled
+    table reads one batch per short transaction: a reader held open while the batches are settled
+    sits idle in its transaction, and beat's sessions are ended by the server after the dead time)."""
+    return list(conn.execute(select(*ROW_COLUMNS).where(Task.id > after_id).order_by(Task.id).limit(batch)))
 
 
 def rows_edited_since(conn: Connection, since: datetime | None, after_id: int, limit: int) -> list[Any]:

@@ -204,8 +204,8 @@ def test_sql_edits_are_found_through_the_change_log(
 ) -> None:
     scheduler = schedulers()
     full_loads: list[int] = []
-    original = timeline.all_rows
-    monkeypatch.setattr(timeline, "all_rows", lambda conn: full_loads.append(1) or original(conn))
+    original = timeline.rows_after
+    monkeypatch.setattr(timeline, "rows_after", lambda conn, after: full_loads.append(1) or original(conn, after))
     task_id = add_task(engine, "late_insert", "test_interval", "interval", "1")
     tick_until(lambda: [d for d in sent(scheduler) if d.task_key == "late_insert"], scheduler, what="a first fire")
     with engine.begin() as conn:
@@ -301,7 +301,7 @@ def test_no_change_sync_reads_only_the_change_log(
     scheduler = schedulers()
     loads: list[str] = []
     monkeypatch.setattr(timeline, "rows_for_update", lambda conn, ids: loads.append("rows") or [])
-    monkeypatch.setattr(timeline, "all_rows", lambda conn: loads.append("all") or iter(()))
+    monkeypatch.setattr(timeline, "rows_after", lambda conn, after: loads.append("all") or [])
     monkeypatch.setattr(timeline, "due_rows", lambda conn, horizon, limit: loads.append("due") or [])
     run_for(0.5, scheduler)
     assert loads == []
