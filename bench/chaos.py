@@ -62,6 +62,9 @@ class Knobs:
     heartbeat_s: float = 1.0
     visibility_s: int = 12
     grace_s: int = 60
+    #: A run left pending (its message acked by a worker killed before the start) is published again
+    #: after this; the default, 120 s, is longer than a short chaos run's settling.
+    republish_s: float = 15.0
 
     def env(self, db_url: str, broker_url: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("TABLEBEAT_") and k != "APP_ENV"}
@@ -74,16 +77,16 @@ class Knobs:
             TABLEBEAT_HEARTBEAT_SECONDS=str(self.heartbeat_s),
             TABLEBEAT_VISIBILITY_TIMEOUT_SECONDS=str(self.visibility_s),
             TABLEBEAT_MISFIRE_GRACE_SECONDS=str(self.grace_s),
+            TABLEBEAT_PENDING_REPUBLISH_SECONDS=str(self.republish_s),
             PYTHONPATH=str(REPO),
         )
         return env
 
     @property
     def settle_s(self) -> float:
-        """Long enough for lost detection, un-acked redelivery and the outbox sweep."""
-        return (
-            self.visibility_s + max(1, min(10, self.visibility_s // 4)) + self.worker_dead_s + 3 * self.refresh_s + 20
-        )
+        """Long enough for lost detection, un-acked redelivery, the outbox sweep and a pending run's republish."""
+        redelivery = self.visibility_s + max(1, min(10, self.visibility_s // 4))
+        return max(redelivery, self.republish_s) + self.worker_dead_s + 3 * self.refresh_s + 20
 
 
 @dataclass

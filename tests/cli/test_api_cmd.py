@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from tests.helpers import free_port
-from tests.processes import REPO, wait_for
+from tests.processes import READY_TIMEOUT_S, REPO, wait_for
 
 pytestmark = pytest.mark.mariadb
 
@@ -74,7 +74,7 @@ def healthy(port: int) -> bool:
 def test_without_token_binds_loopback_and_says_so(start_api) -> None:
     port = free_port()
     process = start_api("--port", str(port))
-    wait_for(lambda: healthy(port), 20, what="the API to answer")
+    wait_for(lambda: healthy(port), READY_TIMEOUT_S, what="the API to answer")
     assert "TABLEBEAT_API_TOKEN is not set" in process.log()
     assert f"Uvicorn running on http://127.0.0.1:{port}" in process.log()
     assert httpx.get(f"http://127.0.0.1:{port}/tasks", timeout=5).status_code == 200
@@ -92,7 +92,7 @@ def test_without_token_refuses_a_public_address(start_api) -> None:
 def test_allow_open_serves_a_public_address_without_token(start_api) -> None:
     port = free_port()
     process = start_api("--host", "0.0.0.0", "--port", str(port), TABLEBEAT_ALLOW_OPEN="1")
-    wait_for(lambda: healthy(port), 20, what="the API to answer")
+    wait_for(lambda: healthy(port), READY_TIMEOUT_S, what="the API to answer")
     assert f"Uvicorn running on http://0.0.0.0:{port}" in process.log()
     assert "TABLEBEAT_ALLOW_OPEN=1" in process.log()
     assert httpx.get(f"http://127.0.0.1:{port}/tasks", timeout=5).status_code == 200
@@ -101,7 +101,7 @@ def test_allow_open_serves_a_public_address_without_token(start_api) -> None:
 def test_with_token_listens_on_all_interfaces_and_checks_it(start_api) -> None:
     port = free_port()
     process = start_api("--port", str(port), token="proc-token")
-    wait_for(lambda: healthy(port), 20, what="the API to answer")
+    wait_for(lambda: healthy(port), READY_TIMEOUT_S, what="the API to answer")
     assert f"Uvicorn running on http://0.0.0.0:{port}" in process.log()
     assert "TABLEBEAT_API_TOKEN is not set" not in process.log()
     assert httpx.get(f"http://127.0.0.1:{port}/tasks", timeout=5).status_code == 401

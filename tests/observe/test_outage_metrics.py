@@ -13,7 +13,7 @@ from models import make_engine
 from models.migrate import upgrade
 from tests.helpers import free_port, insert_task
 from tests.observe.scrape import total, try_scrape
-from tests.processes import Cluster, wait_for
+from tests.processes import READY_TIMEOUT_S, Cluster, wait_for
 from tests.reliability.helpers import reliability_env
 from tests.reliability.services import PrivateMariaDB, PrivateRedis
 
@@ -72,19 +72,20 @@ def test_outages_are_counted_once_each_and_up_follows(
                 server.start()
             wait_for(
                 lambda s=service: beat_value("tablebeat_dependency_up", service=s) == 1,
-                30,
+                READY_TIMEOUT_S,
                 what=f"beat to notice the {service} is back\n{cluster.logs()}",
             )
             assert beat_value("tablebeat_outages_total", service=service) == 1  # one outage, however many errors
             if service == "broker":  # the worker's consumer lost its connection too
                 wait_for(
                     lambda: total(try_scrape(worker_url) or {}, "tablebeat_dependency_up", service="broker") == 1,
-                    30,
+                    READY_TIMEOUT_S,  # Celery's consumer reconnects with a growing back-off
                     what="the worker to reconnect",
                 )
                 assert total(try_scrape(worker_url) or {}, "tablebeat_outages_total", service="broker") == 1
         before = beat_value("tablebeat_beat_fires_published_total") or 0
-        wait_for(lambda: (beat_value("tablebeat_beat_fires_published_total") or 0) > before, 30, what="fires again")
+        published = lambda: (beat_value("tablebeat_beat_fires_published_total") or 0) > before  # noqa: E731
+        wait_for(published, READY_TIMEOUT_S, what="fires again")
     finally:
         cluster.stop_all()
         engine.dispose()
