@@ -298,8 +298,9 @@ def test_switch_pauses_and_resumes_back_to_the_list(browser: TestClient, service
 def test_timeline_colours_runs_by_outcome(browser: TestClient, service: TaskService, engine: Engine) -> None:
     task_id = make_task(service, spec="1h")
     insert_run(engine, task_id, "success", ago(hours=5))
-    insert_run(engine, task_id, "failed", ago(hours=2))
-    insert_run(engine, task_id, "success", ago(hours=2, minutes=-1))
+    # Both well inside one 15-minute bucket (buckets start at now - 24 h; 2 h ago is a boundary).
+    insert_run(engine, task_id, "failed", ago(hours=2, minutes=-5))
+    insert_run(engine, task_id, "success", ago(hours=2, minutes=-6))
     insert_run(engine, task_id, "success", ago(hours=30))  # outside the window
     html = browser.get("/timeline").text
     svg = re.search(r'<svg class="timeline".*?</svg>', html, re.DOTALL).group(0)
