@@ -149,7 +149,8 @@ def test_interval_fires_on_its_grid_and_writes_back(engine: Engine, schedulers: 
         offset = (d.scheduled_at - anchor).total_seconds()
         assert offset == pytest.approx(round(offset), abs=1e-3) and offset >= 1
         assert d.args == (1, 2) and d.job_name == "test_interval" and len(d.trace_id) == 32
-    rows = run_rows(engine, task_id)
+    # A fire claimed over a second late on a loaded machine is coalesced: a 'skipped' row, not a message.
+    rows = [r for r in run_rows(engine, task_id) if r.status != "skipped"]
     assert [r.id for r in rows] == sorted(d.run_id for d in dispatches)
     assert all(r.status == "pending" and r.published_at is not None for r in rows)
     task = task_row(engine, task_id)
