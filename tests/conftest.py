@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 from sqlalchemy.engine import URL, make_url
 
 from tests import schema_copies
@@ -46,9 +46,7 @@ def _admin_url(kind: str) -> URL:
 
 
 def _admin_engine(kind: str):
-    url = _admin_url(kind)
-    connect_args = {"connect_timeout": 5}
-    return create_engine(url, isolation_level="AUTOCOMMIT", connect_args=connect_args)
+    return schema_copies.admin_engine(_admin_url(kind))
 
 
 def require_server(kind: str) -> None:

@@ -33,7 +33,7 @@ def template(kind: str, admin_url: URL) -> str:
         _templates[kind] = str(path)
         return str(path)
     name = f"tb_tmpl_{uuid.uuid4().hex[:12]}"
-    admin = _autocommit(admin_url)
+    admin = admin_engine(admin_url)
     try:
         create_database(kind, admin, name)
     finally:
@@ -57,7 +57,7 @@ def copy_server_database(kind: str, admin: Engine, source: str, name: str) -> No
             conn.exec_driver_sql(f'CREATE DATABASE "{name}" TEMPLATE "{source}"')
         return
     create_database(kind, admin, name)
-    target = _autocommit(database_url(kind, admin.url, name))
+    target = admin_engine(database_url(kind, admin.url, name))
     try:
         with target.connect() as conn:
             tables = [
@@ -82,7 +82,7 @@ def drop_templates(admin_urls: dict[str, URL]) -> None:
         if kind == "sqlite":
             shutil.rmtree(Path(name).parent, ignore_errors=True)
         else:
-            admin = _autocommit(admin_urls[kind])
+            admin = admin_engine(admin_urls[kind])
             try:
                 drop_database(kind, admin, name)
             finally:
@@ -114,5 +114,6 @@ def _quote(kind: str, name: str) -> str:
     return f"`{name}`" if kind == "mariadb" else f'"{name}"'
 
 
-def _autocommit(url: URL) -> Engine:
+def admin_engine(url: URL) -> Engine:
+    """An autocommit engine on ``url`` (CREATE/DROP DATABASE cannot run in a transaction)."""
     return create_engine(url, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 5})
