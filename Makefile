@@ -14,6 +14,7 @@ lint:
 	mypy
 
 # Three processes, a test file each at a time: the suite mostly waits on real beat/worker processes and
-# services, and every test has its own database, Redis database, RabbitMQ vhost and ports.
+# services, and every test has its own database, Redis database, RabbitMQ vhost and ports. The longest
+# files go first (tests/file_order.py), so no process is left running one long file at the end.
 test: install
-	python -m pytest -q -n 3 --dist loadfile
+	python -m pytest -q -n 3 --dist loadfile --no-loadscope-reorder

@@ -23,7 +23,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import URL, make_url
 
-from tests import schema_copies
+from tests import file_order, schema_copies
 
 DB_KINDS = ("sqlite", "mariadb", "postgresql")
 
@@ -39,6 +39,10 @@ _unreachable: dict[str, str | None] = {}
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "mariadb: needs the MariaDB/MySQL server")
     config.addinivalue_line("markers", "postgresql: needs the PostgreSQL server")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    file_order.longest_first(items)
 
 
 def _admin_url(kind: str) -> URL:
