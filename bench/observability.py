@@ -129,13 +129,16 @@ def one_run(args: argparse.Namespace, on: bool, log_dir: Path, console: Console)
     sink = scraper = None
     if on:
         sink = OtlpSink()
-        extra = {
-            "TABLEBEAT_METRICS_PORT": str(args.metrics_port),
-            "TABLEBEAT_OTEL": "on",
-            "OTEL_EXPORTER_OTLP_ENDPOINT": sink.endpoint,
-            # Above one tick's fires: the SDK's default queue (2,048) drops the rest of a 2,000+ burst.
-            "OTEL_BSP_MAX_QUEUE_SIZE": "16384",
-        }
+        extra = {"TABLEBEAT_METRICS_PORT": str(args.metrics_port)}
+        if args.on != "metrics":
+            extra |= {
+                "TABLEBEAT_OTEL": "on",
+                "OTEL_EXPORTER_OTLP_ENDPOINT": sink.endpoint,
+                # Above one tick's fires: the SDK's default queue (2,048) drops the rest of a 2,000+ burst.
+                "OTEL_BSP_MAX_QUEUE_SIZE": "16384",
+            }
+        if args.on == "sampled":
+            extra |= {"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": str(args.sample)}
         scraper = Scraper(f"http://127.0.0.1:{args.metrics_port}/metrics", args.scrape_every)
         scraper.start()
     env = BenchEnv(db_url=args.db_url, redis_url=args.redis_url, log_dir=log_dir, extra_env=extra)
@@ -194,6 +197,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rows", type=int, help="T5 rows and T6 runs (default: the targets', 2,000 and 20,000)")
     p.add_argument("--seconds", type=float, default=30.0, help="T5 window (default 30)")
     p.add_argument("--t6-runs", type=int, help="T6 runs (default: --rows, else the target's 20,000)")
+    p.add_argument(
+        "--on",
+        choices=("all", "metrics", "sampled"),
+        default="all",
+        help="what 'on' turns on: metrics + every span traced (default), metrics alone, or metrics + "
+        "traces sampled at --sample (parentbased_traceidratio)",
+    )
+    p.add_argument("--sample", type=float, default=0.01, help="trace ratio of --on sampled (default 0.01)")
     p.add_argument("--metrics-port", type=int, default=19808)
     p.add_argument("--scrape-every", type=float, default=5.0, help="seconds between scrapes (default 5)")
     p.add_argument("--db-url", default=DB_URL, help="bench database (dropped and recreated!)")
@@ -209,7 +220,8 @@ def main(argv: list[str] | None = None) -> int:
             for on in (False, True) if round_no % 2 == 0 else (True, False):
                 console.print(f"[bold]round {round_no + 1}: observability {'on' if on else 'off'}[/bold]")
                 runs.append(one_run(args, on, log_dir, console))
-    table = Table(title="metrics + OpenTelemetry: on vs off (median of rounds; range over rounds)")
+    title = {"all": "metrics + OpenTelemetry", "metrics": "metrics alone", "sampled": "metrics + sampled traces"}
+    table = Table(title=f"{title[args.on]}: on vs off (median of rounds; range over rounds)")
     for column in ("case", "metric", "off", "on", "overhead", "per round"):
         table.add_column(column, justify="left" if column in ("case", "metric") else "right")
     summary = []
@@ -244,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
         console.print(f"  {line}", soft_wrap=True, highlight=False)
     path = args.json or RESULTS_DIR / f"observability-{time.strftime('%Y%m%d-%H%M%S')}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"summary": summary, "runs": runs}, indent=2, default=str))
+    path.write_text(json.dumps({"on": args.on, "summary": summary, "runs": runs}, indent=2, default=str))
     console.print(f"results written to {path}")
     return 0
 
