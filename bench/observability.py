@@ -46,6 +46,7 @@ COMPARED = (
     ("T6", "noop_s", True),
     ("T6", "noop_runs_per_s", False),
     ("T6", "noop_worker_cpu_ms_per_run", True),
+    ("T6", "noop_drain_cpu_s", True),
     ("T6", "noop_worker_cpu_s", True),
     ("T6", "ratio", True),
 )
@@ -164,7 +165,7 @@ def one_run(args: argparse.Namespace, on: bool, log_dir: Path, console: Console)
     if t5.get("fires_per_s"):
         t5["beat_cpu_ms_per_fire"] = t5["beat_cpu_util"] / t5["fires_per_s"] * 1000
     if t6.get("runs"):
-        t6["noop_worker_cpu_ms_per_run"] = t6["noop_worker_cpu_s"] / t6["runs"] * 1000
+        t6["noop_worker_cpu_ms_per_run"] = t6["noop_drain_cpu_s"] / t6["runs"] * 1000
     errors = {k: v["error"] for k, v in doc["results"].items() if v.get("error")}
     if errors:
         raise RuntimeError(f"bench failed: {errors}")

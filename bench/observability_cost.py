@@ -94,8 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         return made
 
     def beat_metrics_case(batch: list[Any]) -> None:
-        for fire in batch:
-            beat_metrics.fire_claimed(fire.job_name, fire.task_key)
+        beat_metrics.fires_claimed((fire.job_name, fire.task_key) for fire in batch)
         beat_metrics.fires_published(batch)
 
     def beat_otel_case(batch: list[Any]) -> None:

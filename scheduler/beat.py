@@ -610,6 +610,7 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
     def _accept_claims(self, planned: list[Planned], claims: list[store.FireClaim], won: dict[str, int]) -> None:
         by_key = {(c.task_id, c.scheduled_at): c for c in claims}
         now_m = time.monotonic()
+        won_jobs: list[tuple[str, str]] = []
         for job, fires, _nxt in planned:
             for fire in fires:
                 claim = by_key[(job.task_id, fire.scheduled_at)]
@@ -621,13 +622,14 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
                     elif run_id is None:
                         metrics.claims_rejected(1)
                     continue
-                metrics.fire_claimed(job.job_name, job.task_key)
+                won_jobs.append((job.job_name, job.task_key))
                 dispatch = Dispatch.for_job(
                     job, run_id, claim.trace_id, claim.celery_id, fire.scheduled_at, scheduled=True
                 )
                 prepared = self.publisher.prepare(dispatch)  # message built ahead of the instant
                 heapq.heappush(self._ready, (fire.scheduled_at.timestamp(), run_id, prepared))
                 self._claimed_m[run_id] = now_m
+        metrics.fires_claimed(won_jobs)
 
     # --- publish ------------------------------------------------------------------------
 

@@ -128,9 +128,16 @@ def tick() -> None:
         _on.last_tick.set(time.time())
 
 
-def fire_claimed(job: str, task_key: str) -> None:
-    if _on is not None:
-        _on.child(_on.claimed, job, _on.task(task_key)).inc()
+def fires_claimed(jobs: Iterable[tuple[str, str]]) -> None:
+    """Fires this beat won, as (job name, task_key) pairs: one counter write per label set."""
+    if _on is None:
+        return
+    claimed: dict[tuple[str, str], int] = {}
+    for job, task_key in jobs:
+        key = (job, _on.task(task_key))
+        claimed[key] = claimed.get(key, 0) + 1
+    for (job, task), count in claimed.items():
+        _on.child(_on.claimed, job, task).inc(count)
 
 
 def fire_skipped(reason_text: str | None, count: int = 1) -> None:
@@ -149,13 +156,16 @@ def fires_published(items: Iterable[Any], now: datetime | None = None) -> None:
         return
     now_ts = (now or datetime.now(UTC)).timestamp()
     published: dict[tuple[str, str], int] = {}
+    lateness: dict[str, list[float]] = {}
     for item in items:
         task = _on.task(item.task_key)
         key = (item.job_name, task)
         published[key] = published.get(key, 0) + 1
-        _on.child(_on.lateness, task).observe(max(now_ts - item.scheduled_at.timestamp(), 0.0))
+        lateness.setdefault(task, []).append(max(now_ts - item.scheduled_at.timestamp(), 0.0))
     for (job, task), count in published.items():
         _on.child(_on.published, job, task).inc(count)
+    for task, values in lateness.items():
+        exposition.observe_many(_on.child(_on.lateness, task), values)
 
 
 def fires_republished(count: int) -> None:
