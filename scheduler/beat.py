@@ -416,8 +416,6 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
                 held_by = {d.run_id: int(d.task_id or 0) for d in held}
                 if claim_review.rewind_last_run(conn, {held_by[r] for r in skipped}, jobs):
                     self._next_due_ts = _ts(timeline.next_due_at(conn))
-            for run_id in skipped:
-                metrics.fire_skipped(review.cancelled[run_id])
         except SQLAlchemyError as exc:
             self._db_failed("cancelling claims of changed tasks", exc)
             return  # the worker's guarded start still refuses them
@@ -437,7 +435,7 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
                         trace_suffix(d.task_key, d.trace_id),
                         extra={"trace_id": d.trace_id, "run_id": run_id},
                     )
-                    metrics.fire_skipped(review.cancelled[run_id].split(":")[0])
+                    metrics.fire_skipped(review.cancelled[run_id])
                 continue  # not skipped here: published or taken over meanwhile; the worker's guard decides
             rebuilt = review.rebuilt.get(run_id)
             kept.append((at, run_id, self.publisher.prepare(rebuilt) if rebuilt is not None else prepared))
