@@ -115,6 +115,18 @@ class ContractCell:
     def logs(self) -> str:
         return "\n".join(p.log() for p in self.cluster.processes)
 
+    def explain(self, task_id: int, task_key: str) -> str:
+        """For a failure message: the task's runs not ``success``, and every log line naming it."""
+        shown = ("id", "status", "scheduled_at", "started_at", "finished_at", "worker", "result", "error")
+        rows = [{k: r[k] for k in shown} for r in self.runs(task_id) if r["status"] != "success"]
+        lines = [
+            f"{p.name}: {line}"
+            for p in self.cluster.processes
+            for line in p.log().splitlines()
+            if task_key in line or "Traceback" in line or "ERROR" in line or "locked" in line
+        ]
+        return "runs not 'success':\n" + "\n".join(map(str, rows)) + "\nlog lines:\n" + "\n".join(lines[-150:])
+
     # --- the operator's edits --------------------------------------------------------------
 
     def q(self, name: str) -> str:

@@ -196,10 +196,12 @@ def test_max_instances_across_two_workers(contract: ContractCell, actions: Actio
     )
     paused = contract.set(task_id, is_valid=0)
     contract.wait_past(after(paused, PICKUP_S))
-    wait_for(
-        lambda: all(r["status"] in ("success", "skipped") for r in contract.runs(task_id)),
-        PATIENCE_S,
-        what="the last runs to finish",
+    try:
+        wait_for(lambda: not contract.unfinished(task_id), PATIENCE_S, what="the last runs to finish")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{contract.explain(task_id, 'c_overlap')}") from None
+    assert all(r["status"] in ("success", "skipped") for r in contract.runs(task_id)), contract.explain(
+        task_id, "c_overlap"
     )
     all_runs = contract.runs(task_id)
     ran = [r for r in all_runs if r["status"] == "success"]
