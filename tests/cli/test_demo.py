@@ -14,7 +14,7 @@ import pytest
 
 from models import Task, make_engine
 from models.migrate import upgrade
-from tests.processes import REPO, wait_for
+from tests.processes import READY_TIMEOUT_S, REPO, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -69,7 +69,12 @@ def test_demo_prints_one_line_per_finished_run(tmp_path: Path) -> None:
             what="a failed and a successful run line",
         )
         demo.send_signal(signal.SIGINT)  # what Ctrl-C does: the demo stops its beat + worker
-        assert demo.wait(timeout=30) == 0
+        try:
+            assert demo.wait(timeout=READY_TIMEOUT_S) == 0
+        except subprocess.TimeoutExpired:
+            logs = (tmp_path / "demo-processes.log").read_text(errors="replace")
+            output = "".join(lines)
+            raise AssertionError(f"the demo did not stop; its output:\n{output}\nlogs:\n{logs[-4000:]}") from None
     finally:
         if demo.poll() is None:
             os.killpg(demo.pid, signal.SIGKILL)
