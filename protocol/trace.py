@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import re
+import secrets
 import uuid
 
 
 def new_trace_id() -> str:
-    """A fresh trace ID (32 hex characters)."""
-    return uuid.uuid4().hex
+    """A fresh trace ID: 32 hex characters, all 128 bits random.
+
+    Not a UUID4's hex: OpenTelemetry's ratio sampler (``TraceIdRatioBased``) keeps a trace when
+    its low 64 bits fall under ``ratio * 2**64``, and a UUID4's variant bits pin those at 2**63
+    or above, so no trace was ever sampled at a ratio under one half.
+    """
+    while True:
+        trace_id = secrets.token_hex(16)
+        if trace_id[16:] != "0" * 16:  # the second half is beat's span ID (fire_span_id)
+            return trace_id
 
 
 def new_celery_id() -> str:

@@ -75,7 +75,7 @@ class Tracing:
         self.ReadableSpan, self.SpanContext = ReadableSpan, trace.SpanContext
         self.processor, self.resource = tracer.span_processor, tracer.resource
         self.scope = InstrumentationScope("tablebeat")
-        random_flag = getattr(trace.TraceFlags, "RANDOM_TRACE_ID", 0)  # ids are uuid4s (SDK >= 1.40 flag)
+        random_flag = getattr(trace.TraceFlags, "RANDOM_TRACE_ID", 0)  # ids are random (SDK >= 1.40 flag)
         self.fire_flags = trace.TraceFlags(trace.TraceFlags.SAMPLED | random_flag)
         self.empty_context = context.Context()
         self.always_sampled = _always_samples_roots(tracer.sampler)
