@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -87,8 +88,11 @@ def demo(
     out.print(f"beat and worker logs: {escape(str(log_file.resolve()))}")
     out.print("Edit the [bold]task[/bold] table while this runs; Ctrl-C stops.")
     # ``kill``, a closed terminal or a stopped container must stop beat + worker too, as Ctrl-C does;
-    # Python's default for these signals ends the demo at once and leaves them running.
-    for stop_signal in (signal.SIGTERM, signal.SIGHUP):
+    # Python's default for these signals ends the demo at once and leaves them running. Ctrl-C gets
+    # the same handler: a parent may have left SIGINT ignored, which Python then never turns into
+    # KeyboardInterrupt.
+    _stop_requested.clear()
+    for stop_signal in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(stop_signal, _interrupt)
     with log_file.open("ab") as logs:
         worker = subprocess.Popen(
@@ -128,7 +132,13 @@ def demo(
         out.print(f"[red]beat/worker exited with code {worker.returncode}[/red]; see {escape(str(log_file))}")
 
 
+#: Set by a stop signal. The loop checks it too: a KeyboardInterrupt raised while a library is
+#: cleaning up (a finalizer, a pool callback) can be swallowed there, and the demo must still stop.
+_stop_requested = threading.Event()
+
+
 def _interrupt(signum: int, _frame: Any) -> None:
+    _stop_requested.set()
     raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
@@ -154,7 +164,7 @@ def _print_runs(worker: subprocess.Popen[bytes], deadline: float | None, out: Co
     engine = make_engine()
     last_id = 0  # runs finish out of order: every run above this id not yet shown is looked at again
     shown: set[int] = set()
-    while worker.poll() is None and (deadline is None or time.monotonic() < deadline):
+    while not _stop_requested.is_set() and worker.poll() is None and (deadline is None or time.monotonic() < deadline):
         time.sleep(1)
         with engine.connect() as conn:
             rows = conn.execute(
