@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.processes import REPO
 
 
 def test_the_imports_are_kept_out_of_the_collector() -> None:
