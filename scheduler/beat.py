@@ -136,6 +136,10 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
         self._claim_after = 0.0
         #: The safety net's marks: newest config edit and highest id already looked at.
         self._marks: tuple[datetime | None, int] = (None, 0)
+        # The same marks as the idle poll's raw cursor read them: the one the last full refresh
+        # covered, and the one read since that sent the refresh to the full poll.
+        self._raw_marks_covered: tuple[Any, ...] | None = None
+        self._raw_marks_read: tuple[Any, ...] | None = None
         self._next_poll = 0.0
         self._poll_count = 0
         self._next_refresh = 0.0
@@ -328,6 +332,7 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
         changed: set[int] = set()
         began = time.perf_counter()
         refreshed = False
+        covered: tuple[Any, ...] | None = None
         try:
             with self._engine.begin() as conn:
                 changed = store.read_changes(conn, self._change_cursor, now_m, CHANGES_PER_POLL)
@@ -345,6 +350,7 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
                     self._safety_net(conn)
                     self._count_scheduled(conn)
                     refreshed = True
+                    covered = self._raw_marks_read
                 # Alternate polls stamp this beat and look for silent ones: one statement besides the
                 # probe per poll (idle CPU), still a stamp and a check every second.
                 dead: list[str] = []
@@ -357,6 +363,8 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
             self._poll_count += 1
             if heartbeat is not None:
                 heartbeat.stamped()
+            if refreshed:
+                self._raw_marks_covered = covered
             self._db_recovered()
             metrics.synced("full" if refreshed else "poll", time.perf_counter() - began)
         except SQLAlchemyError as exc:
@@ -373,8 +381,12 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
         """The poll when nothing changed, on a raw cursor (``scheduler/idle_poll.py``): the same
         probe and stamp (or silent-beat check) in one transaction as the full poll below, at a
         tenth of its CPU.  Returns False when the full poll must run: the log has changes or
-        gaps, or the safety net is due."""
-        if self._idle_poll is None or self._change_cursor.gaps or now_m >= self._next_refresh:
+        gaps, or the safety net is due and the table's marks moved since it last ran (or the
+        scheduled-tasks gauge is served)."""
+        if self._idle_poll is None or self._change_cursor.gaps:
+            return False
+        refresh = now_m >= self._next_refresh
+        if refresh and metrics.enabled():
             return False
         began = time.perf_counter()
         heartbeat = self.heartbeat if self._poll_count % 2 == 0 else None
@@ -382,14 +394,18 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
         if heartbeat is None:
             silent_since = utcnow() - timedelta(seconds=self.settings.beat_dead_seconds)
         try:
-            dead = self._idle_poll.poll(
-                self._change_cursor.last_id, CHANGES_PER_POLL, self.token, utcnow(), silent_since
-            )
+            if refresh:
+                self._raw_marks_read = self._idle_poll.newest_marks()
+                if self._raw_marks_read != self._raw_marks_covered:
+                    return False  # rows edited or added since: the safety net looks at them
+            dead = self._idle_poll.poll(self._change_cursor.last_id, self.token, utcnow(), silent_since)
         except SQLAlchemyError as exc:
             self._db_failed("settling changed rows", exc)
             return True
         if dead is None:
             return False
+        if refresh:
+            self._next_refresh = now_m + self.settings.refresh_seconds
         self._poll_count += 1
         if heartbeat is not None:
             heartbeat.stamped()
@@ -777,19 +793,23 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
         _unfreeze_gc()  # sustained fires may hold many for ever: cyclic garbage is collected at least this often
         assert self._engine is not None
         try:
+            with self._engine.begin() as conn:
+                busy = sweeps.anything_to_sweep(conn)
+                if now_m >= self._next_prune:
+                    self._next_prune = now_m + PRUNE_EVERY_S
+                    store.prune_changes(conn, utcnow() - CHANGE_LOG_KEEP, self._change_cursor.settled_upto())
+            if not busy:
+                return  # no run pending or running, no row doing or noted: the sweeps would find nothing
             self._sweep_pending()
             self._republish_unpublished()
-            with self._engine.begin() as conn:
-                now = utcnow()
-                lost = []
-                if now_m >= self._lost_check_after:
+            lost = []
+            if now_m >= self._lost_check_after:
+                with self._engine.begin() as conn:
+                    now = utcnow()
                     lost = store.mark_lost_runs(
                         conn, store.heartbeat_cutoff(now, self.settings.worker_dead_seconds), now
                     )
                     store.release_idle_doing(conn)
-                if now_m >= self._next_prune:
-                    self._next_prune = now_m + PRUNE_EVERY_S
-                    store.prune_changes(conn, now - CHANGE_LOG_KEEP, self._change_cursor.settled_upto())
             metrics.runs_lost(len(lost))
             for run in lost:
                 logger.error(

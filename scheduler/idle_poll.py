@@ -3,10 +3,12 @@
 Twice a second beat asks "did anything change?" and stamps ``beat_node`` (or looks for silent
 beats).  Nearly always the answer is no, and through SQLAlchemy's ``Connection`` each such poll
 cost 1.3-2 ms of CPU, ten times the driver's own work.  Here the same statements, compiled once
-per dialect to the driver's SQL text, run on a cursor of one pooled connection kept checked out,
-in one transaction per poll as before.  A poll that finds changes (or needs anything more than
-the probe and the stamp) is rolled back and done by the caller through SQLAlchemy; errors come
-out as SQLAlchemy's ``DBAPIError`` like any other statement's, so outage handling is the same.
+per dialect to the driver's SQL text, run on a cursor of one pooled connection kept checked out
+in autocommit mode: the probe, the stamp and the silent-beat check are independent, so each is a
+statement of its own and no poll pays a ``COMMIT`` round trip.  A poll that finds changes (or
+needs anything more than the probe and the stamp) is left to the caller, who does it through
+SQLAlchemy; errors come out as SQLAlchemy's ``DBAPIError`` like any other statement's, so outage
+handling is the same.
 """
 
 from __future__ import annotations
@@ -22,50 +24,58 @@ from scheduler import store, timeline
 
 
 class IdlePoll:
-    """The probe-and-stamp poll of one beat on a raw cursor of a pooled connection it keeps."""
+    """The probe-and-stamp poll of one beat on a raw cursor of a pooled connection it keeps
+    (in autocommit mode until it gives the connection back)."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         dialect = engine.dialect
         self.dialect = dialect
-        self._probe = RawStatement(store.CHANGES_AFTER, dialect)
+        self._probe = RawStatement(store.ANY_CHANGE_AFTER, dialect)
         self._stamp = RawStatement(timeline.STAMP, dialect)
         self._dead = RawStatement(timeline.DEAD, dialect)
+        self._marks = RawStatement(timeline.NEWEST_MARKS, dialect)
         self._conn: PoolProxiedConnection | None = None
         self._cursor: Any = None
 
-    def poll(self, after: int, limit: int, token: str, now: datetime, dead_since: datetime | None) -> list[str] | None:
+    def poll(self, after: int, token: str, now: datetime, dead_since: datetime | None) -> list[str] | None:
         """Probe the change log after id ``after``, and stamp this beat or look for silent ones.
 
         Stamps ``token`` at ``now`` when ``dead_since`` is None, else returns the tokens of other
         beats silent since ``dead_since``.  Returns None, with nothing written, when the poll needs
         the caller: the log has changes, or this beat's ``beat_node`` row is missing.
 
-        :raises sqlalchemy.exc.DBAPIError: the statement or the connection failed (rolled back).
+        :raises sqlalchemy.exc.DBAPIError: the statement or the connection failed.
         """
         statement, params = self._probe.sql, None
         try:
             cursor = self._cursor or self._checkout()
-            params = self._probe.parameters({"after": after, "lim": limit})
+            params = self._probe.parameters({"after": after})
             cursor.execute(statement, params)
             if cursor.fetchone() is not None:
-                self._give_up()
                 return None
             if dead_since is None:
                 statement, params = self._stamp.sql, self._stamp.parameters({"b_token": token, "b_now": now})
                 cursor.execute(statement, params)
-                if not cursor.rowcount:
-                    self._give_up()
-                    return None
-                dead: list[str] = []
-            else:
-                statement, params = self._dead.sql, self._dead.parameters({"b_since": dead_since, "b_token": token})
-                cursor.execute(statement, params)
-                dead = [str(row[0]) for row in cursor.fetchall()]
-            self._conn_commit()
-            return dead
+                return [] if cursor.rowcount else None
+            statement, params = self._dead.sql, self._dead.parameters({"b_since": dead_since, "b_token": token})
+            cursor.execute(statement, params)
+            return [str(row[0]) for row in cursor.fetchall()]
         except self.dialect.loaded_dbapi.Error as err:
             raise self._failed(err, statement, params) from err
+
+    def newest_marks(self) -> tuple[Any, ...]:
+        """The safety net's marks (``MAX(update_at)``, ``MAX(id)`` of ``task``) as the driver returns
+        them: only compared with an earlier reading of this same call.
+
+        :raises sqlalchemy.exc.DBAPIError: the statement or the connection failed.
+        """
+        try:
+            cursor = self._cursor or self._checkout()
+            cursor.execute(self._marks.sql, self._marks.parameters({}))
+            return tuple(cursor.fetchone() or ())
+        except self.dialect.loaded_dbapi.Error as err:
+            raise self._failed(err, self._marks.sql, None) from err
 
     def connect(self) -> None:
         """Check the connection out now (at start), not in the first ticks.
@@ -76,41 +86,40 @@ class IdlePoll:
             self._checkout()
 
     def close(self) -> None:
-        """Give the connection back to the pool."""
+        """Give the connection back to the pool, out of autocommit mode."""
         conn, self._conn, self._cursor = self._conn, None, None
-        if conn is not None:
-            try:
-                conn.close()
-            except Exception:  # closing a broken connection: the pool discards it either way
-                pass
+        if conn is None:
+            return
+        try:
+            dbapi_connection = conn.dbapi_connection
+            assert dbapi_connection is not None  # a valid pooled connection holds its driver connection
+            self.dialect.reset_isolation_level(dbapi_connection)
+            conn.close()
+        except Exception as err:  # a broken connection: the pool must not hand it out again
+            conn.invalidate(err)
 
     def _checkout(self) -> Any:
         conn = self.engine.raw_connection()  # connect errors come out as DBAPIError already
+        try:
+            dbapi_connection = conn.dbapi_connection
+            assert dbapi_connection is not None  # just checked out
+            self.dialect.set_isolation_level(dbapi_connection, "AUTOCOMMIT")
+        except Exception as err:
+            conn.invalidate(err)
+            raise
         self._conn, self._cursor = conn, conn.cursor()
         return self._cursor
 
-    def _conn_commit(self) -> None:
-        assert self._conn is not None
-        self._conn.commit()
-
-    def _give_up(self) -> None:
-        assert self._conn is not None
-        self._conn.rollback()
-
     def _failed(self, err: Any, statement: str, params: Any) -> exc.DBAPIError:
-        """Roll back; drop the connection when it is gone (as SQLAlchemy does); wrap the driver's error."""
+        """Drop the connection (invalidated when it is gone, as SQLAlchemy does); wrap the driver's error."""
         conn, cursor = self._conn, self._cursor
         invalidated = conn is not None and self.dialect.is_disconnect(err, conn.dbapi_connection, cursor)
         if conn is not None:
             if invalidated:
+                self._conn, self._cursor = None, None
                 conn.invalidate(err)
             else:
-                try:
-                    conn.rollback()
-                except self.dialect.loaded_dbapi.Error:
-                    invalidated = True
-                    conn.invalidate(err)
-            self.close()
+                self.close()
         wrapped = exc.DBAPIError.instance(
             statement,
             params,

@@ -65,9 +65,16 @@ class Heartbeat:
 
     def _run(self) -> None:
         # The loop stamps every ``every`` seconds; this thread only when the loop is a third late.
-        while not self._stop.wait(self.every / 2):
-            if self._last_ok is None or time.monotonic() - self._last_ok >= self.every * 1.33:
-                self.stamp()
+        # It sleeps until that moment rather than in fixed steps: an idle beat wakes it about
+        # once per stamp, not twice a second.
+        late = self.every * 1.33
+        wait = late
+        while not self._stop.wait(wait):
+            last, now = self._last_ok, time.monotonic()
+            if last is None or now - last >= late:
+                wait = late if self.stamp() else self.every / 2
+            else:
+                wait = last + late - now
 
     def take_stall(self) -> bool:
         """Whether a gap in stamping happened since the last call (others may have taken claims over)."""

@@ -107,6 +107,10 @@ CHANGES_AFTER = (
     .limit(bindparam("lim"))
 )
 
+#: The idle poll's probe: is there any change after ``after``? (one column, one row: the reader
+#: parses less than for :data:`CHANGES_AFTER`, whose rows only the full poll needs).
+ANY_CHANGE_AFTER = select(TaskChange.id).where(TaskChange.id > bindparam("after")).limit(1)
+
 #: How long an unseen change-log id is waited for (an open transaction that long is rare).
 GAP_WAIT_S = 600.0
 #: At most this many gaps are tracked (a burst of rolled-back inserts must not grow memory).

@@ -97,9 +97,13 @@ def rows_edited_since(conn: Connection, since: datetime | None, after_id: int, l
     return rows
 
 
+#: ``MAX(update_at)`` and ``MAX(id)`` of ``task``: the safety net's marks.
+NEWEST_MARKS = select(func.max(Task.update_at), func.max(Task.id))
+
+
 def newest_marks(conn: Connection) -> tuple[datetime | None, int]:
     """``MAX(update_at)`` and ``MAX(id)``: two index lookups."""
-    newest, top = conn.execute(select(func.max(Task.update_at), func.max(Task.id))).one()
+    newest, top = conn.execute(NEWEST_MARKS).one()
     return newest, int(top or 0)
 
 

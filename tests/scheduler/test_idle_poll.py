@@ -7,10 +7,10 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import Engine, delete, insert, select
+from sqlalchemy import Engine, delete, insert, select, update
 from sqlalchemy.exc import DBAPIError
 
-from models import BeatNode, TaskChange, make_engine
+from models import BeatNode, Task, TaskChange, make_engine
 from scheduler import store, timeline
 from scheduler.idle_poll import IdlePoll
 
@@ -41,9 +41,9 @@ def seen_at(engine: Engine, token: str = "me") -> datetime | None:
 def test_nothing_changed_stamps_this_beat(engine: Engine, poll: IdlePoll) -> None:
     poll.connect()  # beat takes the connection at start
     later = T0 + timedelta(seconds=1)
-    assert poll.poll(0, 5000, "me", later, None) == []
+    assert poll.poll(0, "me", later, None) == []
     assert seen_at(engine) == later  # committed, with microseconds, read back as the same aware UTC instant
-    assert poll.poll(0, 5000, "me", later + timedelta(seconds=1), None) == []  # the kept connection again
+    assert poll.poll(0, "me", later + timedelta(seconds=1), None) == []  # the kept connection again
     assert seen_at(engine) == later + timedelta(seconds=1)
 
 
@@ -51,16 +51,16 @@ def test_changes_leave_the_poll_to_the_caller_with_nothing_written(engine: Engin
     with engine.begin() as conn:
         conn.execute(insert(TaskChange).values(task_id=7))
         top = store.change_cursor(conn)
-    assert poll.poll(top - 1, 5000, "me", T0 + timedelta(seconds=5), None) is None
+    assert poll.poll(top - 1, "me", T0 + timedelta(seconds=5), None) is None
     assert seen_at(engine) == T0
-    assert poll.poll(top, 5000, "me", T0 + timedelta(seconds=5), None) == []  # nothing after the newest
+    assert poll.poll(top, "me", T0 + timedelta(seconds=5), None) == []  # nothing after the newest
     assert seen_at(engine) == T0 + timedelta(seconds=5)
 
 
 def test_a_missing_beat_row_is_left_to_the_caller(engine: Engine, poll: IdlePoll) -> None:
     with engine.begin() as conn:
         conn.execute(delete(BeatNode))
-    assert poll.poll(0, 5000, "me", T0, None) is None
+    assert poll.poll(0, "me", T0, None) is None
     assert seen_at(engine) is None
 
 
@@ -68,19 +68,19 @@ def test_silent_beats_are_found_and_nothing_is_stamped(engine: Engine, poll: Idl
     with engine.begin() as conn:
         timeline.stamp_beat(conn, "silent", T0 - timedelta(seconds=10))
         timeline.stamp_beat(conn, "alive", T0)
-    assert poll.poll(0, 5000, "me", T0 + timedelta(seconds=9), T0 - timedelta(seconds=5)) == ["silent"]
+    assert poll.poll(0, "me", T0 + timedelta(seconds=9), T0 - timedelta(seconds=5)) == ["silent"]
     assert seen_at(engine) == T0
 
 
 def test_a_failed_statement_is_a_dbapi_error_and_the_next_poll_recovers(
     engine: Engine, poll: IdlePoll, db_kind: str
 ) -> None:
-    assert poll.poll(0, 5000, "me", T0, None) == []
+    assert poll.poll(0, "me", T0, None) == []
     if db_kind == "sqlite":
         with engine.begin() as conn:
             conn.exec_driver_sql("ALTER TABLE beat_node RENAME TO beat_node_away")
         with pytest.raises(DBAPIError):
-            poll.poll(0, 5000, "me", T0, None)
+            poll.poll(0, "me", T0, None)
         with engine.begin() as conn:
             conn.exec_driver_sql("ALTER TABLE beat_node_away RENAME TO beat_node")
     else:
@@ -97,8 +97,31 @@ def test_a_failed_statement_is_a_dbapi_error_and_the_next_poll_recovers(
             else:
                 conn.exec_driver_sql(f"KILL {int(backend)}")
         with pytest.raises(DBAPIError) as failed:
-            poll.poll(0, 5000, "me", T0, None)
+            poll.poll(0, "me", T0, None)
         assert failed.value.connection_invalidated
     later = T0 + timedelta(seconds=3)
-    assert poll.poll(0, 5000, "me", later, None) == []
+    assert poll.poll(0, "me", later, None) == []
     assert seen_at(engine) == later
+
+
+def test_newest_marks_move_with_an_added_and_an_edited_row(engine: Engine, poll: IdlePoll) -> None:
+    empty = poll.newest_marks()
+    assert poll.newest_marks() == empty  # nothing changed: the same reading
+    row = {"task_key": "marks", "desc": "t", "execute_func": "workers.examples.hello", "trigger": "interval"}
+    with engine.begin() as conn:
+        task_id = conn.execute(insert(Task).values(**row, spec="60", is_valid=1)).inserted_primary_key[0]
+    added = poll.newest_marks()  # autocommit: no snapshot from the first read hides the insert
+    assert added != empty
+    with engine.begin() as conn:
+        conn.execute(update(Task).where(Task.id == task_id).values(spec="120", update_at=T0 + timedelta(days=3650)))
+    assert poll.newest_marks() != added
+
+
+def test_the_connection_goes_back_to_the_pool_out_of_autocommit(engine: Engine, poll: IdlePoll) -> None:
+    assert poll.poll(0, "me", T0 + timedelta(seconds=1), None) == []
+    poll.close()
+    # The pool's next user gets the same connection: its rollback must still undo its writes.
+    with engine.connect() as conn:
+        conn.execute(update(BeatNode).where(BeatNode.token == "me").values(seen_at=T0 + timedelta(seconds=9)))
+        conn.rollback()
+    assert seen_at(engine) == T0 + timedelta(seconds=1)

@@ -9,7 +9,7 @@ from typing import Any, TypeVar, cast
 
 import pytest
 from celery import Celery
-from sqlalchemy import Engine, select, text
+from sqlalchemy import Engine, event, insert, select, text
 from sqlalchemy.orm import Session
 
 import workers
@@ -331,3 +331,28 @@ def test_claim_batches_end_before_claimed_fires_are_due(schedulers: Callable[...
     small._claim_rate = 1000.0
     small._ready = [(time.time() + 0.5, 1, held)]
     assert small._batch_rows() == 10
+
+
+def test_an_idle_beat_refreshes_and_housekeeps_on_one_statement(
+    engine: Engine, schedulers: Callable[..., SqlScheduler]
+) -> None:
+    """Idle CPU: with nothing open, housekeeping is its "anything to sweep?" lookup alone, and a refresh
+    whose marks did not move stays on the raw-cursor poll (no SQLAlchemy statement at all)."""
+    task_id = add_task(engine, "idle", "test_interval", "interval", "3600")
+    scheduler = schedulers(refresh_seconds=0.2)
+    run_for(0.6, scheduler)  # ready; the first refresh and housekeeping (prune included) done
+    assert scheduler._engine is not None
+    statements: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(" ".join(statement.split()))
+
+    event.listen(scheduler._engine, "before_cursor_execute", record)
+    run_for(1.0, scheduler)  # about five refreshes and housekeepings
+    assert statements, "housekeeping never ran"
+    assert all("EXISTS" in s.upper() for s in statements), statements
+    with engine.begin() as conn:  # an open run: the sweeps have something to look at again
+        conn.execute(insert(ExecuteTask).values(task_id=task_id, status="pending", scheduled_at=datetime.now(UTC)))
+    statements.clear()
+    run_for(0.6, scheduler)
+    assert any("published_at <" in s for s in statements), statements  # republish_stale's lookup
