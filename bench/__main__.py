@@ -1,4 +1,4 @@
-"""``python -m bench all`` / ``python -m bench --only T4 --rows 10000``: run T1-T7, print and save results."""
+"""``python -m bench all`` / ``python -m bench --only T4 --rows 10000``: run T1-T8, print and save results."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from bench.targets import TARGETS, select
 def parse(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="python -m bench",
-        description="tablebeat benchmarks T1-T7 (issue 6), measured from outside the processes.",
+        description="tablebeat benchmarks T1-T8 (issues 6 and 14), measured from outside the processes.",
         epilog="Targets: " + "; ".join(f"{t.id} {t.title}" for t in TARGETS.values()),
     )
     p.add_argument(
@@ -25,7 +25,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
     )
     p.add_argument("--only", action="append", help="target ids to run, e.g. --only T4 or --only T1,T2")
     p.add_argument("--rows", type=int, help="rows (runs for T6) for every selected target (default: each target's)")
-    p.add_argument("--seconds", type=float, default=60.0, help="measurement window of T2 and T5 (default 60)")
+    p.add_argument(
+        "--seconds", type=float, help="measurement window of T2, T5 (default 60) and T8 (default 30, each run)"
+    )
     p.add_argument("--reps", type=int, help="repetitions of T3 edits (15) and T7 probes (200)")
     p.add_argument(
         "--t4-period",
@@ -64,7 +66,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.quick:
         args.rows = args.rows or 200
-        args.seconds = 3.0 if args.seconds == 60.0 else args.seconds
+        args.seconds = args.seconds or 3.0
         args.reps = args.reps or 5
         args.t4_period = 10 if args.t4_period == 60 else args.t4_period
     return args

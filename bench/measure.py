@@ -113,6 +113,57 @@ def mariadbd_threads_cpu(tids: Sequence[int]) -> dict[int, float]:
     return out
 
 
+def postgres_cpu() -> float | None:
+    """CPU seconds used so far by the local PostgreSQL server, or None if not local.
+
+    The postmaster's own CPU, its reaped children's (exited backends count there) and its live children's.
+    """
+    server = set(_pids_named("postgres"))
+    postmaster = next((pid for pid in sorted(server) if _parent(pid) not in server), None)
+    if postmaster is None:
+        return None
+    return cpu_seconds(postmaster, children=True) + sum(processes_cpu(descendants(postmaster)).values())
+
+
+def _pids_named(name: str) -> list[int]:
+    out = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() == name:
+                    out.append(int(entry.name))
+            except OSError:
+                continue
+    return out
+
+
+def _parent(pid: int) -> int | None:
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(text[text.rindex(")") + 2 :].split()[1])
+
+
+def processes_cpu(pids: Sequence[int]) -> dict[int, float]:
+    """Own CPU seconds (no children) of each of ``pids`` still alive."""
+    out: dict[int, float] = {}
+    for pid in pids:
+        try:
+            out[pid] = cpu_seconds(pid, children=False)
+        except (OSError, ValueError):
+            continue
+    return out
+
+
+def backend_pids(conn: Any, database: str) -> list[int]:
+    """Server process ids of every other PostgreSQL client connected to ``database``."""
+    rows = conn.exec_driver_sql(
+        "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", (database,)
+    ).all()
+    return [int(r[0]) for r in rows]
+
+
 def connection_threads(conn: Any, database: str) -> dict[int, int]:
     """``connection id -> server thread id`` of every other client using ``database`` (MariaDB 10.5+)."""
     rows = conn.exec_driver_sql(

@@ -1,4 +1,4 @@
-"""T1-T7: what each target measures, its default size, and the thresholds (issue 14's, which tightened issue 6's)."""
+"""T1-T8: what each target measures, its default size and window, its thresholds (issue 14's, tightening issue 6's)."""
 
 from __future__ import annotations
 
@@ -56,6 +56,8 @@ class Target:
     module: str
     default_rows: int
     checks: tuple[Check, ...] = field(default_factory=tuple)
+    #: Measurement window when ``--seconds`` is not given (T2, T5, T8 use one).
+    default_seconds: float = 60.0
 
 
 TARGETS: dict[str, Target] = {
@@ -128,6 +130,20 @@ TARGETS: dict[str, Target] = {
                 Check("probe_ms", "change-log probe (every poll), median", "<=", 5.0, "ms"),
                 Check("refresh_sync_ms", "probe + fingerprint (every refresh), median", "<=", 5.0, "ms"),
             ),
+        ),
+        Target(
+            "T8",
+            "N rows on interval 1 s shared by 3 beats vs 1 beat (issue 14 item 2)",
+            "bench.cases.t8_beats",
+            1_000,
+            (
+                Check("db_cpu_per_fire_ratio", "DB CPU per fire, 3 beats / 1 (beats' connections)", "<=", 1.5, "x"),
+                Check("db_server_cpu_per_fire_ratio", "DB CPU per fire, 3 beats / 1 (whole server)", "<=", 1.5, "x"),
+                Check("beats_claiming", "beats that claimed fires (of 3)", "==", 3),
+                Check("duplicates", "duplicate fires (rows + messages, both runs)", "==", 0),
+                Check("missed", "missed fires (both runs)", "==", 0),
+            ),
+            default_seconds=30.0,
         ),
     )
 }
