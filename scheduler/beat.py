@@ -8,7 +8,6 @@ beats divide them), publish the claimed fires whose instant has come, and housek
 
 from __future__ import annotations
 
-import gc
 import heapq
 import logging
 import math
@@ -34,7 +33,7 @@ from models.base import utcnow
 from models.db_errors import driver_error, is_deadlock
 from protocol.message import job_names
 from protocol.trace import new_celery_id, new_trace_id, trace_suffix
-from scheduler import claim_review, metrics, store, sweeps, timeline
+from scheduler import claim_review, gc_freeze, metrics, store, sweeps, timeline
 from scheduler.dispatch import BrokerUnavailable, Dispatch, PreparedMessage, Publisher
 from scheduler.entries import TableEntry, TableSchedule
 from scheduler.errors import RowError
@@ -271,6 +270,7 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
             self._db_failed("starting", exc)
             return False
         self._start_began = None
+        gc_freeze.freeze_start_up()
         self._db_recovered()
         self._next_refresh = time.monotonic() + self.settings.refresh_seconds
         logger.info(
@@ -519,7 +519,7 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
             self._claim_cap = min(self.settings.claim_batch, self._claim_cap + self._claim_cap // 4 + 1)
             self._accept_claims(planned, claims, won)
             if len(self._ready) > GC_FREEZE_ABOVE:
-                gc.freeze()  # undone once the held fires are published (_publish_ready)
+                gc_freeze.hold_burst()  # collected once housekeeping runs (the burst is out by then)
             if full and len(rows) >= min(CLAIM_FLOOR_ROWS, self.settings.claim_batch):
                 rate = len(rows) / max(time.perf_counter() - batch_began, 1e-3)
                 self._claim_rate = 0.7 * self._claim_rate + 0.3 * rate
@@ -656,8 +656,6 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
             batch.append(heapq.heappop(self._ready)[2])
         if not batch:
             return
-        if len(self._ready) <= GC_FREEZE_ABOVE:
-            _unfreeze_gc()  # the burst is out
         # Per claim, not per tick: after a stall the fresh claims of the first tick back must
         # not hide the old ones, which another beat may have taken over meanwhile.
         for item in batch:
@@ -790,7 +788,7 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
         ):
             return  # claimed fires are about to be due: sweep after publishing them (a sweep took 0.9 s)
         self._next_housekeep = now_m + self.settings.refresh_seconds
-        _unfreeze_gc()  # sustained fires may hold many for ever: cyclic garbage is collected at least this often
+        gc_freeze.collect_after_burst()  # sustained fires may hold many for ever: cyclic garbage goes this often
         assert self._engine is not None
         try:
             with self._engine.begin() as conn:
@@ -1019,12 +1017,6 @@ def _note_last_status(
         newest = latest.get(task_id)
         if newest is not None:
             values["last_status"] = RunStatus.SKIPPED.value if newest.skip_reason else RunStatus.PENDING.value
-
-
-def _unfreeze_gc() -> None:
-    """Let the garbage collector see what :data:`GC_FREEZE_ABOVE` held out (cyclic garbage made meanwhile)."""
-    if gc.get_freeze_count():
-        gc.unfreeze()
 
 
 def _limit_idle_transactions(engine: Engine, dead_seconds: float) -> None:
