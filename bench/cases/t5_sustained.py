@@ -17,9 +17,14 @@ import time
 from datetime import timedelta
 from typing import Any
 
+from sqlalchemy import select
+
 from bench import measure, seed
 from bench.context import CaseContext
 from bench.env import running
+from models.execution import ExecuteTask
+
+RUNS = ExecuteTask.__table__
 
 LEAD_BASE_S = 3.0
 DRAIN_S = 2.0
@@ -58,19 +63,21 @@ def run(ctx: CaseContext) -> dict[str, Any]:
         if msgs.error:
             raise msgs.error
     broker.close()
-    lo, hi = seed.utc_naive(start), seed.utc_naive(start + timedelta(seconds=seconds))
-    rows = ctx.env.rows(
-        "SELECT UNIX_TIMESTAMP(scheduled_at), TIMESTAMPDIFF(MICROSECOND, scheduled_at, published_at), status"
-        " FROM execute_task WHERE scheduled_at >= :lo AND scheduled_at < :hi",
-        lo=lo,
-        hi=hi,
-    )
-    published = [r for r in rows if r[1] is not None]
-    skipped = sum(1 for r in rows if r[2] == "skipped")
-    lateness = [r[1] / 1e6 for r in published]
+    # UTCDateTime binds the aware bounds and returns aware UTC datetimes on MariaDB and PostgreSQL alike;
+    # second and lateness are computed here (no UNIX_TIMESTAMP / TIMESTAMPDIFF, which are MariaDB's).
+    with ctx.env.engine.connect() as conn:
+        rows = conn.execute(
+            select(RUNS.c.scheduled_at, RUNS.c.published_at, RUNS.c.status).where(
+                RUNS.c.scheduled_at >= start, RUNS.c.scheduled_at < start + timedelta(seconds=seconds)
+            )
+        ).all()
+    published = [r for r in rows if r.published_at is not None]
+    skipped = sum(1 for r in rows if r.status == "skipped")
+    lateness = [(r.published_at - r.scheduled_at).total_seconds() for r in published]
     per_second: dict[int, int] = {}
     for r in published:
-        per_second[int(float(r[0]))] = per_second.get(int(float(r[0])), 0) + 1
+        second = int(r.scheduled_at.timestamp())
+        per_second[second] = per_second.get(second, 0) + 1
     arrivals: list[float] = []
     for k in range(seconds):
         reached = msgs.first_time(lambda v, want=n * (k + 1): v >= want)

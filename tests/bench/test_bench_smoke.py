@@ -25,8 +25,45 @@ from tests.processes import redis_broker_db
 VERDICTS = {"<=": operator.le, ">=": operator.ge, "==": operator.eq}
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
-#: Cases with a test of their own below (T8 also runs on PostgreSQL).
-OWN_TEST = {"T8"}
+#: Cases with a test of their own below (T4, T5 and T8 also run on PostgreSQL).
+OWN_TEST = {"T4", "T5", "T8"}
+#: What T4 and T5 report, the same keys on MariaDB and PostgreSQL.
+T4_KEYS = {
+    "first_message_s",
+    "all_messages_s",
+    "all_rows_s",
+    "all_published_at_s",
+    "rows_claimed_at_boundary",
+    "missed",
+    "doubled",
+    "llen",
+    "distinct_message_ids",
+    "execute_task_rows",
+    "skipped_rows",
+    "beat_ready_before_boundary_s",
+    "beat_cpu_s_total",
+    "period_s",
+    "seed_s",
+}
+T5_KEYS = {
+    "fires_per_s",
+    "min_fires_in_a_second",
+    "p99_lateness_s",
+    "p50_lateness_s",
+    "max_lateness_s",
+    "missed",
+    "skipped",
+    "expected_fires",
+    "published_fires",
+    "broker_burst_complete_p50_s",
+    "broker_burst_complete_p99_s",
+    "broker_bursts_complete",
+    "beat_cpu_util",
+    "beat_peak_rss_mb",
+    "beat_ready_before_start_s",
+    "window_s",
+    "seed_s",
+}
 
 
 def assert_numbers(doc: dict[str, Any], lines: list[str]) -> None:
@@ -65,10 +102,50 @@ def test_every_case_produces_numbers(tmp_path: Path) -> None:
     assert_numbers(doc, lines)
 
 
-@pytest.mark.parametrize(
-    "kind",
-    [pytest.param("mariadb", marks=pytest.mark.mariadb), pytest.param("postgresql", marks=pytest.mark.postgresql)],
-)
+KINDS = [pytest.param("mariadb", marks=pytest.mark.mariadb), pytest.param("postgresql", marks=pytest.mark.postgresql)]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_t4_burst_on_each_database(tmp_path: Path, kind: str) -> None:
+    """T4's result queries run on both dialects and give the same keys; structure only, no timing."""
+    lines: list[str] = []
+    with fresh_database(kind) as db_url, redis_broker_db() as broker_url:
+        env = BenchEnv(db_url=db_url, redis_url=broker_url, log_dir=tmp_path / "logs")
+        try:
+            doc = run_bench(env, select(["T4"]), rows=200, t4_period=10, log=lines.append)
+        finally:
+            env.close()
+    assert_numbers(doc, lines)
+    metrics = doc["results"]["T4"]["metrics"]
+    assert set(metrics) == T4_KEYS, metrics
+    counts = ("missed", "doubled", "llen", "distinct_message_ids", "execute_task_rows", "skipped_rows")
+    for key in counts:
+        assert isinstance(metrics[key], int) and metrics[key] >= 0, metrics
+    assert metrics["distinct_message_ids"] <= metrics["llen"] and metrics["period_s"] == 10, metrics
+    assert metrics["execute_task_rows"] > 0, metrics  # the boundary's fires were found in the table
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_t5_sustained_on_each_database(tmp_path: Path, kind: str) -> None:
+    """T5's result query runs on both dialects and gives the same keys; structure only, no timing."""
+    lines: list[str] = []
+    with fresh_database(kind) as db_url, redis_broker_db() as broker_url:
+        env = BenchEnv(db_url=db_url, redis_url=broker_url, log_dir=tmp_path / "logs")
+        try:
+            doc = run_bench(env, select(["T5"]), rows=100, seconds=2, log=lines.append)
+        finally:
+            env.close()
+    assert_numbers(doc, lines)
+    metrics = doc["results"]["T5"]["metrics"]
+    assert set(metrics) == T5_KEYS, metrics
+    assert metrics["window_s"] == 2 and metrics["expected_fires"] == 100 * 2, metrics
+    assert 0 < metrics["published_fires"] == metrics["expected_fires"] - metrics["missed"], metrics
+    assert 0 <= metrics["min_fires_in_a_second"] <= 100, metrics
+    # Lateness comes from the fetched datetimes (published_at - scheduled_at): seconds, ordered.
+    assert metrics["p50_lateness_s"] <= metrics["p99_lateness_s"] <= metrics["max_lateness_s"], metrics
+
+
+@pytest.mark.parametrize("kind", KINDS)
 def test_t8_beats_share_the_work(tmp_path: Path, kind: str) -> None:
     lines: list[str] = []
     with fresh_database(kind) as db_url, redis_broker_db() as broker_url:
