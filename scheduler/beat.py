@@ -64,6 +64,12 @@ HOUSEKEEP_QUIET_S = 1.0
 GC_FREEZE_ABOVE = 5000
 #: One tick claims batches for at most this long before publishing what has come due.
 CLAIM_BUDGET_S = 0.25
+#: A beat that finds every due row locked by another waits this long before looking again, doubling
+#: while it keeps finding them locked, up to :data:`LOCKED_WAIT_MAX_S`.  Each look walks the locked
+#: index entries (``SKIP LOCKED`` still visits them): three beats looking every 20 ms while one
+#: claimed a 1,000-row second cost the database 1.8x one beat's CPU per fire.
+LOCKED_WAIT_S = 0.02
+LOCKED_WAIT_MAX_S = 0.32
 #: A claim batch is sized to last about this long at the measured rate, and has at least
 #: CLAIM_FLOOR_ROWS rows (fewer only right before an instant): its rows stay locked, and the server
 #: ends a transaction idle for beat_dead_seconds (a loaded machine plans slowly). The rate is measured
@@ -133,6 +139,7 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
         self._lead_counted_for: float | None = None
         #: No claim before this (monotonic): the due rows were all locked by other beats.
         self._claim_after = 0.0
+        self._locked_wait = LOCKED_WAIT_S
         #: The safety net's marks: newest config edit and highest id already looked at.
         self._marks: tuple[datetime | None, int] = (None, 0)
         # The same marks as the idle poll's raw cursor read them: the one the last full refresh
@@ -526,8 +533,12 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
             if not full:
                 if not rows and self._next_due_ts is not None and self._next_due_ts <= horizon.timestamp():
                     # Due rows exist but another beat holds them: let it finish instead of spinning.
-                    self._claim_after = time.monotonic() + 0.02
+                    self._claim_after = time.monotonic() + self._locked_wait
+                    self._locked_wait = min(self._locked_wait * 2, LOCKED_WAIT_MAX_S)
+                elif rows:
+                    self._locked_wait = LOCKED_WAIT_S
                 return
+            self._locked_wait = LOCKED_WAIT_S
             if time.monotonic() - started > CLAIM_BUDGET_S or (self._ready and self._ready[0][0] <= time.time()):
                 return  # publish what has come due; the next tick claims the rest
 
