@@ -113,6 +113,15 @@ def mariadbd_threads_cpu(tids: Sequence[int]) -> dict[int, float]:
     return out
 
 
+def mariadbd_all_threads_cpu() -> dict[int, float]:
+    """CPU seconds of every mariadbd thread: a baseline for threads that serve a connection later
+    (the server's thread cache hands a new connection a thread that may have worked before)."""
+    pid = find_pid("mariadbd", "mysqld")
+    if pid is None:
+        return {}
+    return mariadbd_threads_cpu([int(t.name) for t in Path(f"/proc/{pid}/task").iterdir() if t.name.isdigit()])
+
+
 def postgres_cpu() -> float | None:
     """CPU seconds used so far by the local PostgreSQL server, or None if not local.
 

@@ -48,10 +48,14 @@ def _snapshot(ctx: CaseContext, conn: Any, beats: list[CeleryProcess]) -> dict[s
     else:
         tids = list(measure.connection_threads(conn, database).values())
         server, conns = measure.mariadbd_cpu(), measure.mariadbd_threads_cpu(tids)
+        baseline = measure.mariadbd_all_threads_cpu()
     return {
         "t": time.perf_counter(),
         "server": server,
         "conns": conns,
+        # Every server thread's CPU so far (MariaDB): a cached thread that serves a beat's connection
+        # opened in the window counts from here, not from its first connection long ago.
+        "threads": baseline if not ctx.env.is_postgresql else {},
         "beats": sum(measure.cpu_seconds(b.pid) for b in beats),
     }
 
@@ -149,8 +153,9 @@ def _run(ctx: CaseContext, count: int, seconds: int) -> dict[str, Any]:
     ctx.env.flush_broker()
     fires = out["distinct_fires"]
     server = None if None in (before["server"], after["server"]) else after["server"] - before["server"]
-    # Connections opened during the window count from zero; closed ones are lost (beats keep their pools).
-    conns = sum(cpu - before["conns"].get(k, 0.0) for k, cpu in after["conns"].items())
+    # Connections opened during the window count from their thread's CPU at the start (zero for a new
+    # thread or backend); closed ones are lost (beats keep their pools).
+    conns = sum(cpu - before["conns"].get(k, before["threads"].get(k, 0.0)) for k, cpu in after["conns"].items())
     beats = after["beats"] - before["beats"]
     out |= {
         "db_cpu_ms_per_fire": _per_fire_ms(conns, fires),
