@@ -108,8 +108,10 @@ CHANGES_AFTER = (
 )
 
 #: The idle poll's probe: is there any change after ``after``? (one column, one row: the reader
-#: parses less than for :data:`CHANGES_AFTER`, whose rows only the full poll needs).
-ANY_CHANGE_AFTER = select(TaskChange.id).where(TaskChange.id > bindparam("after")).limit(1)
+#: parses less than for :data:`CHANGES_AFTER`, whose rows only the full poll needs).  ``ORDER BY``
+#: keeps it on the primary key: without it PostgreSQL chose a sequential scan for ``LIMIT 1``, which
+#: read the whole log (50 ms with 1,000,000 changes) whenever nothing had changed.
+ANY_CHANGE_AFTER = select(TaskChange.id).where(TaskChange.id > bindparam("after")).order_by(TaskChange.id).limit(1)
 
 #: How long an unseen change-log id is waited for (an open transaction that long is rare).
 GAP_WAIT_S = 600.0
