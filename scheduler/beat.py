@@ -62,6 +62,12 @@ HOUSEKEEP_QUIET_S = 1.0
 #: a full pass over 40,000 prepared messages took 0.9 s on the loaded machine, and one at an instant
 #: made its first message late. Held messages are freed by reference counting once published.
 GC_FREEZE_ABOVE = 5000
+#: While more than that stay held, cyclic garbage frozen with them is collected at least this often.
+GC_COLLECT_EVERY_S = 60.0
+#: Due fires: the first step of this many is checked and published before the rest (a 100,000-fire
+#: burst checked as one batch sent its first message 1.2 s after the instant; steps of 2,000 all
+#: the way took 8.3 s instead of 5.9 s to publish all of it).
+PUBLISH_STEP = 2000
 #: One tick claims batches for at most this long before publishing what has come due.
 CLAIM_BUDGET_S = 0.25
 #: A beat that finds every due row locked by another waits this long before looking again, doubling
@@ -140,6 +146,7 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
         #: No claim before this (monotonic): the due rows were all locked by other beats.
         self._claim_after = 0.0
         self._locked_wait = LOCKED_WAIT_S
+        self._gc_collected_m = time.monotonic()
         #: The safety net's marks: newest config edit and highest id already looked at.
         self._marks: tuple[datetime | None, int] = (None, 0)
         # The same marks as the idle poll's raw cursor read them: the one the last full refresh
@@ -659,19 +666,38 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
     # --- publish ------------------------------------------------------------------------
 
     def _publish_ready(self) -> None:
+        """Publish the held fires whose instant has come: the first :data:`PUBLISH_STEP`, then the
+        rest; the first messages of a big burst go out after one step's checks, not after all."""
         if not self._ready:
             return
         now_ts = time.time()
-        batch: list[PreparedMessage] = []
-        while self._ready and self._ready[0][0] <= now_ts:
-            batch.append(heapq.heappop(self._ready)[2])
-        if not batch:
+        if self._ready[0][0] > now_ts:
             return
+        stalled = self.heartbeat is not None and self.heartbeat.take_stall()
+        sent: list[int] = []
+        step_size = PUBLISH_STEP
+        while self._ready and self._ready[0][0] <= now_ts:
+            batch: list[PreparedMessage] = []
+            while self._ready and self._ready[0][0] <= now_ts and len(batch) < step_size:
+                batch.append(heapq.heappop(self._ready)[2])
+            step_size = len(self._ready)  # the rest in one step: each step costs a publish call
+            step = self._publish_batch(batch, stalled)
+            if step is None:
+                # The broker is down: the rest due now stays claimed, unpublished, for the outbox sweep.
+                while self._ready and self._ready[0][0] <= now_ts:
+                    self._claimed_m.pop(heapq.heappop(self._ready)[1], None)
+                break
+            sent.extend(step)
+        # Once for the whole burst: a statement per step made 100,000 fires take 5 s longer.
+        if sent:
+            self._write_published(sent)
+
+    def _publish_batch(self, batch: list[PreparedMessage], stalled: bool) -> list[int] | None:
+        """Publish one step of due fires; the run ids sent, None when the broker failed."""
         # Per claim, not per tick: after a stall the fresh claims of the first tick back must
         # not hide the old ones, which another beat may have taken over meanwhile.
         for item in batch:
             self._claimed_m.pop(item.dispatch.run_id, None)
-        stalled = self.heartbeat is not None and self.heartbeat.take_stall()
         # Another beat's outbox sweep takes a claim only once its instant is stale_claim_seconds past.
         stale_before = time.time() - self.settings.stale_claim_seconds
         if stalled or any(p.dispatch.scheduled_at.timestamp() < stale_before for p in batch):
@@ -680,7 +706,7 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
             sent = self.publisher.publish(batch)
         except BrokerUnavailable as exc:
             self._broker_failed(exc)
-            return  # the claims stay unpublished; the outbox sweep republishes them
+            return None  # the claims stay unpublished; the outbox sweep republishes them
         metrics.fires_published(p.dispatch for p in batch)
         otel.fires_published(p.dispatch for p in batch)
         if len(batch) <= LOG_EACH_FIRE_UP_TO:
@@ -696,7 +722,7 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
                 )
         else:
             logger.info("tablebeat: fired %d runs in one batch", len(batch))
-        self._write_published(sent)
+        return sent
 
     def _drop_stolen(self, batch: list[PreparedMessage]) -> list[PreparedMessage]:
         """After a stall, publish only claims no other beat has taken over meanwhile."""
@@ -799,7 +825,11 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
         ):
             return  # claimed fires are about to be due: sweep after publishing them (a sweep took 0.9 s)
         self._next_housekeep = now_m + self.settings.refresh_seconds
-        gc_freeze.collect_after_burst()  # sustained fires may hold many for ever: cyclic garbage goes this often
+        # Not while a burst is held (a full pass over 100,000 held messages takes about a second),
+        # unless sustained fires have held one for a minute: their cyclic garbage must go too.
+        if len(self._ready) <= GC_FREEZE_ABOVE or now_m - self._gc_collected_m > GC_COLLECT_EVERY_S:
+            self._gc_collected_m = now_m
+            gc_freeze.collect_after_burst()
         assert self._engine is not None
         try:
             with self._engine.begin() as conn:
