@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import text
@@ -148,3 +148,20 @@ def next_grid_instant(period_s: int, at_least_in: float) -> datetime:
     earliest = time.time() + at_least_in
     ts = (int(earliest) // period_s + 1) * period_s
     return datetime.fromtimestamp(ts, tz=UTC)
+
+
+def seed_every_second(env: BenchEnv, rows: int, lead_s: float) -> tuple[datetime, float]:
+    """``rows`` tasks on interval 1 s sharing one anchor, all due at each whole second from the first
+    grid instant at least ``lead_s`` away (seeded as a running beat leaves them); that instant and
+    the seconds seeding took (T5, T8)."""
+    start = next_grid_instant(1, lead_s)
+    took = seed_tasks(
+        env,
+        rows,
+        trigger="interval",
+        spec="1",
+        anchor=whole_second(),
+        next_run_at=start,
+        last_run_at=start - timedelta(seconds=1),
+    )
+    return start, took

@@ -34,16 +34,7 @@ def run(ctx: CaseContext) -> dict[str, Any]:
     n = ctx.rows
     seconds = max(1, int(round(ctx.seconds)))
     ctx.fresh()
-    start = seed.next_grid_instant(1, LEAD_BASE_S + n / 1000)
-    seed_s = seed.seed_tasks(
-        ctx.env,
-        n,
-        trigger="interval",
-        spec="1",
-        anchor=seed.whole_second(),
-        next_run_at=start,
-        last_run_at=start - timedelta(seconds=1),
-    )
+    start, seed_s = seed.seed_every_second(ctx.env, n, LEAD_BASE_S + n / 1000)
     s_ts = start.timestamp()
     broker = ctx.env.new_redis()
     beat = ctx.env.start_beat("t5-beat")

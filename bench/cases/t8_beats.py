@@ -31,7 +31,7 @@ import threading
 import time
 from collections import Counter
 from contextlib import ExitStack
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import create_engine
@@ -117,16 +117,7 @@ def _window(
 ) -> tuple[int, int, dict[str, Any], dict[str, Any], dict[str, str]]:
     """Seed, start ``count`` beats, measure ``seconds`` after a warm-up; the window, its snapshots, pid -> beat."""
     ctx.fresh()
-    first = seed.next_grid_instant(1, LEAD_BASE_S + ctx.rows / 1000)
-    seed.seed_tasks(
-        ctx.env,
-        ctx.rows,
-        trigger="interval",
-        spec="1",
-        anchor=seed.whole_second(),
-        next_run_at=first,
-        last_run_at=first - timedelta(seconds=1),
-    )
+    first, _ = seed.seed_every_second(ctx.env, ctx.rows, LEAD_BASE_S + ctx.rows / 1000)
     beats = [ctx.env.start_beat(f"t8-{count}beat-{i + 1}") for i in range(count)]
     with ExitStack() as stack:
         for beat in beats:

@@ -105,18 +105,24 @@ def test_every_case_produces_numbers(tmp_path: Path) -> None:
 KINDS = [pytest.param("mariadb", marks=pytest.mark.mariadb), pytest.param("postgresql", marks=pytest.mark.postgresql)]
 
 
-@pytest.mark.parametrize("kind", KINDS)
-def test_t4_burst_on_each_database(tmp_path: Path, kind: str) -> None:
-    """T4's result queries run on both dialects and give the same keys; structure only, no timing."""
+def run_on(kind: str, tmp_path: Path, target: str, **sizes: int) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
+    """Run one case on a fresh database of ``kind``; the results document, the case's metrics and
+    the lines it printed (checked by :func:`assert_numbers`)."""
     lines: list[str] = []
     with fresh_database(kind) as db_url, redis_broker_db() as broker_url:
         env = BenchEnv(db_url=db_url, redis_url=broker_url, log_dir=tmp_path / "logs")
         try:
-            doc = run_bench(env, select(["T4"]), rows=200, t4_period=10, log=lines.append)
+            doc = run_bench(env, select([target]), log=lines.append, **sizes)
         finally:
             env.close()
     assert_numbers(doc, lines)
-    metrics = doc["results"]["T4"]["metrics"]
+    return doc, doc["results"][target]["metrics"], lines
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_t4_burst_on_each_database(tmp_path: Path, kind: str) -> None:
+    """T4's result queries run on both dialects and give the same keys; structure only, no timing."""
+    _, metrics, _ = run_on(kind, tmp_path, "T4", rows=200, t4_period=10)
     assert set(metrics) == T4_KEYS, metrics
     counts = ("missed", "doubled", "llen", "distinct_message_ids", "execute_task_rows", "skipped_rows")
     for key in counts:
@@ -128,15 +134,7 @@ def test_t4_burst_on_each_database(tmp_path: Path, kind: str) -> None:
 @pytest.mark.parametrize("kind", KINDS)
 def test_t5_sustained_on_each_database(tmp_path: Path, kind: str) -> None:
     """T5's result query runs on both dialects and gives the same keys; structure only, no timing."""
-    lines: list[str] = []
-    with fresh_database(kind) as db_url, redis_broker_db() as broker_url:
-        env = BenchEnv(db_url=db_url, redis_url=broker_url, log_dir=tmp_path / "logs")
-        try:
-            doc = run_bench(env, select(["T5"]), rows=100, seconds=2, log=lines.append)
-        finally:
-            env.close()
-    assert_numbers(doc, lines)
-    metrics = doc["results"]["T5"]["metrics"]
+    _, metrics, _ = run_on(kind, tmp_path, "T5", rows=100, seconds=2)
     assert set(metrics) == T5_KEYS, metrics
     assert metrics["window_s"] == 2 and metrics["expected_fires"] == 100 * 2, metrics
     assert 0 < metrics["published_fires"] == metrics["expected_fires"] - metrics["missed"], metrics
@@ -147,15 +145,7 @@ def test_t5_sustained_on_each_database(tmp_path: Path, kind: str) -> None:
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_t8_beats_share_the_work(tmp_path: Path, kind: str) -> None:
-    lines: list[str] = []
-    with fresh_database(kind) as db_url, redis_broker_db() as broker_url:
-        env = BenchEnv(db_url=db_url, redis_url=broker_url, log_dir=tmp_path / "logs")
-        try:
-            doc = run_bench(env, select(["T8"]), rows=50, seconds=2, log=lines.append)
-        finally:
-            env.close()
-    assert_numbers(doc, lines)
-    metrics = doc["results"]["T8"]["metrics"]
+    doc, metrics, lines = run_on(kind, tmp_path, "T8", rows=50, seconds=2)
     assert metrics["duplicates"] == 0
     for count, run in ((1, metrics["one_beat"]), (3, metrics["three_beats"])):
         assert run["beats"] == count and len(run["fires_by_beat"]) == count, run  # every fire claimed by a beat
