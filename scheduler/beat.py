@@ -149,8 +149,8 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
         self._gc_collected_m = time.monotonic()
         #: The safety net's marks: newest config edit and highest id already looked at.
         self._marks: tuple[datetime | None, int] = (None, 0)
-        # The same marks as the idle poll's raw cursor read them: the one the last full refresh
-        # covered, and the one read since that sent the refresh to the full poll.
+        # The same marks as the idle poll's raw cursor read them: the reading the last full refresh
+        # covered, and the latest reading (a refresh that finds it moved runs the full poll).
         self._raw_marks_covered: tuple[Any, ...] | None = None
         self._raw_marks_read: tuple[Any, ...] | None = None
         self._next_poll = 0.0
@@ -346,7 +346,6 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
         changed: set[int] = set()
         began = time.perf_counter()
         refreshed = False
-        covered: tuple[Any, ...] | None = None
         try:
             with self._engine.begin() as conn:
                 changed = store.read_changes(conn, self._change_cursor, now_m, CHANGES_PER_POLL)
@@ -364,7 +363,6 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
                     self._safety_net(conn)
                     self._count_scheduled(conn)
                     refreshed = True
-                    covered = self._raw_marks_read
                 # Alternate polls stamp this beat and look for silent ones: one statement besides the
                 # probe per poll (idle CPU), still a stamp and a check every second.
                 dead: list[str] = []
@@ -378,7 +376,7 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
             if heartbeat is not None:
                 heartbeat.stamped()
             if refreshed:
-                self._raw_marks_covered = covered
+                self._raw_marks_covered = self._raw_marks_read
             self._db_recovered()
             metrics.synced("full" if refreshed else "poll", time.perf_counter() - began)
         except SQLAlchemyError as exc:
@@ -392,11 +390,11 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
             self._take_over(dead)
 
     def _poll_idle(self, now_m: float) -> bool:
-        """The poll when nothing changed, on a raw cursor (``scheduler/idle_poll.py``): the same
-        probe and stamp (or silent-beat check) in one transaction as the full poll below, at a
-        tenth of its CPU.  Returns False when the full poll must run: the log has changes or
-        gaps, or the safety net is due and the table's marks moved since it last ran (or the
-        scheduled-tasks gauge is served)."""
+        """The poll when nothing changed, on a raw autocommit cursor (``scheduler/idle_poll.py``):
+        the same probe and stamp (or silent-beat check) as the full poll below, at a tenth of its
+        CPU.  Returns False when the full poll must run: the log has changes or gaps, or the safety
+        net is due and the table's marks moved since it last ran (or the scheduled-tasks gauge is
+        served)."""
         if self._idle_poll is None or self._change_cursor.gaps:
             return False
         refresh = now_m >= self._next_refresh
@@ -532,6 +530,8 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
                 return
             self._claim_cap = min(self.settings.claim_batch, self._claim_cap + self._claim_cap // 4 + 1)
             self._accept_claims(planned, claims, won)
+            if rows:
+                self._locked_wait = LOCKED_WAIT_S
             if len(self._ready) > GC_FREEZE_ABOVE:
                 gc_freeze.hold_burst()  # collected once housekeeping runs (the burst is out by then)
             if full and len(rows) >= min(CLAIM_FLOOR_ROWS, self.settings.claim_batch):
@@ -542,10 +542,7 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
                     # Due rows exist but another beat holds them: let it finish instead of spinning.
                     self._claim_after = time.monotonic() + self._locked_wait
                     self._locked_wait = min(self._locked_wait * 2, LOCKED_WAIT_MAX_S)
-                elif rows:
-                    self._locked_wait = LOCKED_WAIT_S
                 return
-            self._locked_wait = LOCKED_WAIT_S
             if time.monotonic() - started > CLAIM_BUDGET_S or (self._ready and self._ready[0][0] <= time.time()):
                 return  # publish what has come due; the next tick claims the rest
 
