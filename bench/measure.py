@@ -24,12 +24,16 @@ UNACKED_KEY = "unacked"
 # --- /proc ---------------------------------------------------------------------------------
 
 
+def _stat_fields(path: Path) -> list[str]:
+    """The fields of a ``/proc/.../stat`` file after the command name: index 0 is field 3 (state),
+    1 the parent pid, 11 and 12 utime and stime (the name may hold spaces and parentheses)."""
+    text = path.read_text()
+    return text[text.rindex(")") + 2 :].split()
+
+
 def cpu_seconds(pid: int, children: bool = True) -> float:
     """utime + stime of ``pid`` (plus waited-for children's cutime + cstime), in seconds."""
-    text = Path(f"/proc/{pid}/stat").read_text()
-    fields = text[text.rindex(")") + 2 :].split()
-    # fields[0] is field 3 (state); utime is field 14 -> index 11.
-    utime, stime, cutime, cstime = (int(x) for x in fields[11:15])
+    utime, stime, cutime, cstime = (int(x) for x in _stat_fields(Path(f"/proc/{pid}/stat"))[11:15])
     ticks = utime + stime + ((cutime + cstime) if children else 0)
     return ticks / CLK_TCK
 
@@ -51,12 +55,9 @@ def descendants(pid: int) -> list[int]:
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
-        try:
-            text = (entry / "stat").read_text()
-        except OSError:
-            continue
-        ppid = int(text[text.rindex(")") + 2 :].split()[1])
-        parents.setdefault(ppid, []).append(int(entry.name))
+        ppid = _parent(int(entry.name))
+        if ppid is not None:
+            parents.setdefault(ppid, []).append(int(entry.name))
     found: list[int] = []
     todo = [pid]
     while todo:
@@ -81,14 +82,7 @@ def peak_rss_mb(pid: int) -> float:
 
 def find_pid(*names: str) -> int | None:
     """Pid of the first process whose ``comm`` is one of ``names`` (e.g. ``mariadbd``)."""
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if (entry / "comm").read_text().strip() in names:
-                    return int(entry.name)
-            except OSError:
-                continue
-    return None
+    return next(iter(_pids_named(*names)), None)
 
 
 def mariadbd_cpu() -> float | None:
@@ -105,10 +99,9 @@ def mariadbd_threads_cpu(tids: Sequence[int]) -> dict[int, float]:
         return out
     for tid in tids:
         try:
-            text = Path(f"/proc/{pid}/task/{tid}/stat").read_text()
+            fields = _stat_fields(Path(f"/proc/{pid}/task/{tid}/stat"))
         except OSError:
             continue
-        fields = text[text.rindex(")") + 2 :].split()
         out[tid] = (int(fields[11]) + int(fields[12])) / CLK_TCK
     return out
 
@@ -134,12 +127,13 @@ def postgres_cpu() -> float | None:
     return cpu_seconds(postmaster, children=True) + sum(processes_cpu(descendants(postmaster)).values())
 
 
-def _pids_named(name: str) -> list[int]:
+def _pids_named(*names: str) -> list[int]:
+    """Pids of the processes whose ``comm`` is one of ``names``, in ``/proc`` order."""
     out = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                if (entry / "comm").read_text().strip() == name:
+                if (entry / "comm").read_text().strip() in names:
                     out.append(int(entry.name))
             except OSError:
                 continue
@@ -147,11 +141,11 @@ def _pids_named(name: str) -> list[int]:
 
 
 def _parent(pid: int) -> int | None:
+    """Parent pid of ``pid``; None once it has exited."""
     try:
-        text = Path(f"/proc/{pid}/stat").read_text()
+        return int(_stat_fields(Path(f"/proc/{pid}/stat"))[1])
     except OSError:
         return None
-    return int(text[text.rindex(")") + 2 :].split()[1])
 
 
 def processes_cpu(pids: Sequence[int]) -> dict[int, float]:

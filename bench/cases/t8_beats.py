@@ -80,21 +80,23 @@ def _snapshot(ctx: CaseContext, conn: Any, beats: list[CeleryProcess], closer: R
     """CPU seconds so far: whole database server, each server thread/backend of another client (the
     run closer's excepted), each beat."""
     database = ctx.env.engine.url.database or ""
+    # Every server thread's CPU so far (MariaDB): a cached thread that serves a beat's connection
+    # opened in the window counts from here, not from its first connection long ago.
+    threads: dict[int, float] = {}
     if ctx.env.is_postgresql:
         pids = [pid for pid in measure.backend_pids(conn, database) if pid != closer.server_id]
         server, conns = measure.postgres_cpu(), measure.processes_cpu(pids)
     else:
-        threads = measure.connection_threads(conn, database)
-        tids = [tid for conn_id, tid in threads.items() if conn_id != closer.server_id]
-        server, conns = measure.mariadbd_cpu(), measure.mariadbd_threads_cpu(tids)
-        baseline = measure.mariadbd_all_threads_cpu()
+        serving = measure.connection_threads(conn, database)
+        server, threads = measure.mariadbd_cpu(), measure.mariadbd_all_threads_cpu()
+        conns = {
+            tid: threads[tid] for conn_id, tid in serving.items() if conn_id != closer.server_id and tid in threads
+        }
     return {
         "t": time.perf_counter(),
         "server": server,
         "conns": conns,
-        # Every server thread's CPU so far (MariaDB): a cached thread that serves a beat's connection
-        # opened in the window counts from here, not from its first connection long ago.
-        "threads": baseline if not ctx.env.is_postgresql else {},
+        "threads": threads,
         "beats": sum(measure.cpu_seconds(b.pid) for b in beats),
     }
 
