@@ -340,7 +340,8 @@ def test_an_idle_beat_refreshes_and_housekeeps_on_one_statement(
     whose marks did not move stays on the raw-cursor poll (no SQLAlchemy statement at all)."""
     task_id = add_task(engine, "idle", "test_interval", "interval", "3600")
     scheduler = schedulers(refresh_seconds=0.2)
-    run_for(0.6, scheduler)  # ready; the first refresh and housekeeping (prune included) done
+    # Ready, the first housekeeping (prune included) and the first, full refresh done.
+    tick_until(lambda: scheduler._raw_marks_covered is not None, scheduler, what="the first full refresh")
     assert scheduler._engine is not None
     statements: list[str] = []
 
@@ -348,11 +349,16 @@ def test_an_idle_beat_refreshes_and_housekeeps_on_one_statement(
         statements.append(" ".join(statement.split()))
 
     event.listen(scheduler._engine, "before_cursor_execute", record)
-    run_for(1.0, scheduler)  # about five refreshes and housekeepings
-    assert statements, "housekeeping never ran"
+    refreshed_until = scheduler._next_refresh
+    tick_until(
+        lambda: len(statements) >= 3 and scheduler._next_refresh > refreshed_until + 0.3,
+        scheduler,
+        what="three housekeepings and two more refreshes",
+    )
     assert all("EXISTS" in s.upper() for s in statements), statements
     with engine.begin() as conn:  # an open run: the sweeps have something to look at again
         conn.execute(insert(ExecuteTask).values(task_id=task_id, status="pending", scheduled_at=datetime.now(UTC)))
     statements.clear()
-    run_for(0.6, scheduler)
-    assert any("published_at <" in s for s in statements), statements  # republish_stale's lookup
+    tick_until(  # republish_stale's lookup
+        lambda: any("published_at <" in s for s in statements), scheduler, what="the sweeps to run again"
+    )
