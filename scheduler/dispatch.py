@@ -1,8 +1,9 @@
 """Publishing claimed fires as ordinary Celery task messages, in pipelined batches.
 
 Messages are built when a fire is claimed (ahead of its instant) and only sent at the
-instant, through one producer in a kombu publish batch (a Redis pipeline), so a burst
-of 10,000 fires costs little more than the network writes.
+instant. On a Redis broker the envelope kombu would store is built then too, and a batch
+goes out as one LPUSH per queue (``scheduler.redis_lane``); elsewhere through one producer
+in a kombu publish batch.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from protocol.message import (
     TRACE_HEADER,
     TRACE_KWARG,
 )
+from scheduler.redis_lane import RedisLane, Wire
 from scheduler.rows import ScheduledJob
 from telemetry import otel
 
@@ -107,6 +109,8 @@ class PreparedMessage:
     dispatch: Dispatch
     message: Any
     route: dict[str, Any]
+    #: The envelope for a Redis broker's list, when the Redis lane can publish it.
+    wire: Wire | None = None
 
 
 class BrokerUnavailable(ConnectionError):
@@ -125,14 +129,24 @@ class Publisher:
         self._routes: dict[tuple[str | None, str], dict[str, Any]] | None = None
         self._serializer = "json"
         self._dumps: Any = registry.dumps
+        #: False until the broker's transport is resolved; then the Redis lane, or None.
+        self._lane: RedisLane | None | bool = False
 
     def load_transport(self) -> None:
         """Import the broker transport now (redis-py: a few hundred ms of imports), ahead of the first
         publish; beat starts without it (``scheduler/__main__.py``) and calls this once ticking."""
-        try:
-            self.app.connection_for_write().release()  # resolves the transport class; does not connect
-        except Exception:  # a bad broker URL: the first publish reports it
-            logger.debug("tablebeat: could not load the broker transport ahead of publishing", exc_info=True)
+        self._redis_lane()
+
+    def _redis_lane(self) -> RedisLane | None:
+        lane = self._lane
+        if lane is False:
+            try:
+                lane = RedisLane.for_app(self.app)  # resolves the transport class; does not connect
+            except Exception:  # a bad broker URL: the first publish reports it
+                logger.debug("tablebeat: could not load the broker transport ahead of publishing", exc_info=True)
+                lane = None
+            self._lane = lane
+        return lane  # type: ignore[return-value]
 
     def prepare(self, item: Dispatch) -> PreparedMessage:
         """Build the message now (CPU work done before the fire's instant)."""
@@ -176,7 +190,10 @@ class Publisher:
         # Serialized now, ahead of the instant (kombu publishes a body with a content type as it is).
         content_type, encoding, body = self._dumps(message.body, serializer=self._serializer)
         message = message._replace(body=body)
-        return PreparedMessage(item, message, {**route, "content_type": content_type, "content_encoding": encoding})
+        route = {**route, "content_type": content_type, "content_encoding": encoding}
+        lane = self._redis_lane()
+        wire = lane.wire(message, route) if lane is not None and not lane.publish_hooked() else None
+        return PreparedMessage(item, message, route, wire)
 
     def publish(self, items: Sequence[Dispatch | PreparedMessage]) -> list[int]:
         """Publish every item (preparing those not prepared yet); return the run ids sent.
@@ -195,7 +212,15 @@ class Publisher:
                 for queue in queues.values():
                     if not isinstance(queue, Broadcast):
                         producer.maybe_declare(queue, retry=False)
-                for chunk in _chunks(prepared, self.batch_size):
+                lane, kombu_sent = self._lane_for(producer.channel), prepared
+                if lane is not None:
+                    channel = producer.channel
+                    wired = [p for p in prepared if p.wire is not None and lane.accepts(channel, p.wire.queue)]
+                    kombu_sent = [p for p in prepared if p.wire is None or not lane.accepts(channel, p.wire.queue)]
+                    for chunk in _chunks(wired, self.batch_size):
+                        lane.push(channel, (p.wire for p in chunk if p.wire is not None))
+                        sent.extend(p.dispatch.run_id for p in chunk)
+                for chunk in _chunks(kombu_sent, self.batch_size):
                     with producer.batch(max_size=self.batch_size):
                         for p in chunk:
                             send(producer, p.dispatch.job_name, p.message, retry=False, declare=[], **p.route)
@@ -210,6 +235,14 @@ class Publisher:
                 raise BrokerUnavailable(str(exc)) from exc
             raise
         return sent
+
+    def _lane_for(self, channel: Any) -> RedisLane | None:
+        """The Redis lane when it may publish now: envelopes built while a publish signal had no
+        receiver, and a channel whose pipelines are never replayed (kombu's own condition)."""
+        lane = self._redis_lane()
+        if lane is None or lane.publish_hooked() or not getattr(channel, "supports_batch_publish", False):
+            return None
+        return lane
 
 
 def _chunks(items: list[PreparedMessage], size: int) -> list[list[PreparedMessage]]:
