@@ -118,7 +118,6 @@ def _log_format() -> str:
     return settings_of(app.conf).log_format
 
 
-@signals.before_task_publish.connect
 def _propagate_trace(headers: dict[str, Any] | None = None, **_: Any) -> None:
     """Hand the current run's trace ID on to every Celery task it starts."""
     trace_id = current_trace_id.get()
@@ -129,7 +128,11 @@ def _propagate_trace(headers: dict[str, Any] | None = None, **_: Any) -> None:
 
 @signals.worker_init.connect
 def _start_tracing(sender: Any = None, **_: Any) -> None:
-    """OpenTelemetry spans for runs when ``TABLEBEAT_OTEL`` is on (main process, before the pool forks)."""
+    """OpenTelemetry spans for runs when ``TABLEBEAT_OTEL`` is on (main process, before the pool forks),
+    and the trace hand-off to tasks a job starts."""
+    # Connected in workers only: beat loads this module too, and any publish-signal receiver
+    # there sends its fires through kombu instead of the Redis lane (scheduler.redis_lane).
+    signals.before_task_publish.connect(_propagate_trace, weak=False, dispatch_uid="tablebeat-propagate-trace")
     conf = getattr(getattr(sender, "app", None), "conf", None)
     if conf is not None:
         otel.start(settings_of(conf).otel, "tablebeat-worker")
