@@ -147,3 +147,11 @@ def test_unreachable_redis_is_broker_unavailable() -> None:
     assert prepared.wire is not None  # built without the broker
     with pytest.raises(BrokerUnavailable):
         publisher.publish([prepared])
+
+
+def test_beat_process_has_no_publish_receivers() -> None:
+    """Beat loads the workers' app (``-A workers``); nothing it imports may turn the lane off."""
+    import workers  # noqa: F401
+
+    assert workers.load_job_modules() is not None
+    assert not RedisLane.publish_hooked()
