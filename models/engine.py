@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from conf.profiles import load_settings
 from conf.urls import parse_database_url
+from models.pymysql_import import import_pymysql
 
 __all__ = ["database_url", "make_engine", "make_sessionmaker", "parse_database_url"]
 
@@ -31,6 +32,8 @@ def make_engine(url: str | URL | None = None, **kwargs: Any) -> Engine:
         # Beat and worker are separate processes on one file: wait for locks instead of failing.
         options["connect_args"] = {"timeout": 30, "check_same_thread": False}
     elif backend in ("mysql", "mariadb"):
+        if parsed.get_driver_name() == "pymysql":
+            import_pymysql()  # without cryptography until a login needs it (models/pymysql_import.py)
         options["pool_recycle"] = 3600
         # Naive DATETIMEs are UTC; make CURRENT_TIMESTAMP agree whatever the server zone is.
         options["connect_args"] = {"init_command": "SET time_zone = '+00:00'"}
