@@ -440,23 +440,37 @@ def skip_unpublished(conn: Connection, run_ids: Sequence[int], reason: str, now:
         )
 
 
+#: Run ids re-checked per statement after a stall, as one primary-key range when they are dense.
+RECHECK_ROWS = 5000
+
+
 def still_claimed(conn: Connection, run_ids: Sequence[int], token: str) -> set[int]:
-    """Which of ``run_ids`` are still this beat's and unpublished (after a stall, others may have taken them)."""
+    """Which of ``run_ids`` are still this beat's and unpublished (after a stall, others may have taken them).
+
+    A burst's runs have nearly consecutive ids: each block of them is read as one primary-key range
+    (``id BETWEEN``, two parameters, compiled once) instead of an ``IN`` list of 1,000 ids per
+    statement, whose compiling and parameter conversion took most of a 100,000-fire burst's publish
+    on PostgreSQL. Sparse ids (the range would read more than twice the rows asked about) keep ``IN``.
+    """
     held: set[int] = set()
-    for chunk in chunks(run_ids):
-        # Looked up by primary key alone, the rest checked here: with the owner and published_at in
-        # the WHERE clause, PostgreSQL (statistics not yet analysed after a burst's claims) scanned the
-        # (claimed_by, published_at) index, every run of the burst per chunk of 1,000: minutes for 100,000.
-        held.update(
-            int(r.id)
-            for r in conn.execute(
-                select(ExecuteTask.id, ExecuteTask.claimed_by, ExecuteTask.published_at).where(
-                    ExecuteTask.id.in_(chunk)
-                )
-            )
-            if r.claimed_by == token and r.published_at is None
-        )
+    for block in chunks(sorted(run_ids), RECHECK_ROWS):
+        lo, hi = block[0], block[-1]
+        if hi - lo + 1 <= 2 * len(block):
+            wanted = set(block)
+            rows = conn.execute(_RECHECK_RANGE, {"lo": lo, "hi": hi})
+            held.update(int(r.id) for r in rows if r.id in wanted and r.claimed_by == token and r.published_at is None)
+            continue
+        for chunk in chunks(block):
+            rows = conn.execute(_RECHECK.where(ExecuteTask.id.in_(chunk)))
+            held.update(int(r.id) for r in rows if r.claimed_by == token and r.published_at is None)
     return held
+
+
+# Looked up by primary key alone, the rest checked in Python: with the owner and published_at in the
+# WHERE clause, PostgreSQL (statistics not yet analysed after a burst's claims) scanned the
+# (claimed_by, published_at) index, every run of the burst per chunk of 1,000: minutes for 100,000.
+_RECHECK = select(ExecuteTask.id, ExecuteTask.claimed_by, ExecuteTask.published_at)
+_RECHECK_RANGE = _RECHECK.where(ExecuteTask.id.between(bindparam("lo"), bindparam("hi")))
 
 
 # --- lost runs --------------------------------------------------------------------------------------
