@@ -49,6 +49,9 @@ logger = logging.getLogger("tablebeat.beat")
 #: Housekeeping that need not run every refresh.
 PRUNE_EVERY_S = 600.0
 CHANGE_LOG_KEEP = timedelta(hours=1)
+#: Rows of beats silent this long are removed (a live beat stamps every IDLE_STAMP_S at least; one
+#: holding claims is taken over within seconds).
+BEAT_NODE_KEEP = timedelta(minutes=10)
 #: Change-log rows applied per poll (a bulk import of 1,000,000 rows is settled a slice per tick).
 CHANGES_PER_POLL = 5000
 #: A claim batch must end this long before the first claimed fire is due (it would delay the publish):
@@ -154,7 +157,6 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
         self._raw_marks_covered: tuple[Any, ...] | None = None
         self._raw_marks_read: tuple[Any, ...] | None = None
         self._next_poll = 0.0
-        self._poll_count = 0
         self._next_refresh = 0.0
         self._next_prune = 0.0
         self._next_housekeep = 0.0
@@ -215,6 +217,8 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
         self._claim_due()
         self._publish_ready()
         self._housekeep(now_m)
+        if self.heartbeat is not None:
+            self.heartbeat.hold(bool(self._ready))  # stamps every second only while claims are held
         return self._sleep_seconds()
 
     @property
@@ -363,16 +367,13 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
                     self._safety_net(conn)
                     self._count_scheduled(conn)
                     refreshed = True
-                # Alternate polls stamp this beat and look for silent ones: one statement besides the
-                # probe per poll (idle CPU), still a stamp and a check every second.
-                dead: list[str] = []
-                heartbeat = self.heartbeat if self._poll_count % 2 == 0 else None
+                # Every poll looks for silent beats holding claims; this beat stamps when due
+                # (every second while it holds claims: scheduler/liveness.py).
+                silent_since = utcnow() - timedelta(seconds=self.settings.beat_dead_seconds)
+                dead = timeline.dead_beats(conn, silent_since, self.token)
+                heartbeat = self.heartbeat if self.heartbeat is not None and self.heartbeat.due() else None
                 if heartbeat is not None:
                     heartbeat.stamp_in(conn)
-                else:
-                    silent_since = utcnow() - timedelta(seconds=self.settings.beat_dead_seconds)
-                    dead = timeline.dead_beats(conn, silent_since, self.token)
-            self._poll_count += 1
             if heartbeat is not None:
                 heartbeat.stamped()
             if refreshed:
@@ -391,8 +392,8 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
 
     def _poll_idle(self, now_m: float) -> bool:
         """The poll when nothing changed, on a raw autocommit cursor (``scheduler/idle_poll.py``):
-        the same probe and stamp (or silent-beat check) as the full poll below, at a tenth of its
-        CPU.  Returns False when the full poll must run: the log has changes or gaps, or the safety
+        the same probe, silent-beat check and stamp (when due) as the full poll below, at a tenth of
+        its CPU.  Returns False when the full poll must run: the log has changes or gaps, or the safety
         net is due and the table's marks moved since it last ran (or the scheduled-tasks gauge is
         served)."""
         if self._idle_poll is None or self._change_cursor.gaps:
@@ -401,16 +402,17 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
         if refresh and metrics.enabled():
             return False
         began = time.perf_counter()
-        heartbeat = self.heartbeat if self._poll_count % 2 == 0 else None
-        silent_since = None
-        if heartbeat is None:
-            silent_since = utcnow() - timedelta(seconds=self.settings.beat_dead_seconds)
+        heartbeat = self.heartbeat if self.heartbeat is not None and self.heartbeat.due() else None
+        now = utcnow()
+        silent_since = now - timedelta(seconds=self.settings.beat_dead_seconds)
         try:
             if refresh:
                 self._raw_marks_read = self._idle_poll.newest_marks()
                 if self._raw_marks_read != self._raw_marks_covered:
                     return False  # rows edited or added since: the safety net looks at them
-            dead = self._idle_poll.poll(self._change_cursor.last_id, self.token, utcnow(), silent_since)
+            dead = self._idle_poll.poll(
+                self._change_cursor.last_id, self.token, now, silent_since, stamp=heartbeat is not None
+            )
         except SQLAlchemyError as exc:
             self._db_failed("settling changed rows", exc)
             return True
@@ -418,7 +420,6 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
             return False
         if refresh:
             self._next_refresh = now_m + self.settings.refresh_seconds
-        self._poll_count += 1
         if heartbeat is not None:
             heartbeat.stamped()
         self._db_recovered()
@@ -516,6 +517,8 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
                 with self._engine.begin() as conn:
                     rows = timeline.due_rows(conn, horizon, limit)
                     planned, claims, writes = self._plan(rows, now, horizon)
+                    # A beat holding no claims stamps rarely: its claims commit with a fresh stamp.
+                    stamp = self._stamp_with_claims(conn, bool(claims))
                     won = store.claim_fires(conn, claims, self.token, now)
                     _note_last_status(planned, claims, won, writes)
                     store.write_task_columns(conn, writes)
@@ -528,6 +531,8 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
                 self._claim_after = time.monotonic() + self.settings.poll_seconds
                 self._claim_cap = max(CLAIM_MIN_ROWS, limit // 2)
                 return
+            if stamp and self.heartbeat is not None:
+                self.heartbeat.stamped()
             self._claim_cap = min(self.settings.claim_batch, self._claim_cap + self._claim_cap // 4 + 1)
             self._accept_claims(planned, claims, won)
             if rows:
@@ -754,10 +759,13 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
         try:
             with self._engine.begin() as conn:
                 runs = store.take_claims_of(conn, dead, self.token, now)
+                stamp = self._stamp_with_claims(conn, bool(runs))
                 timeline.forget_beats(conn, dead, now - timedelta(seconds=self.settings.beat_dead_seconds))
         except SQLAlchemyError as exc:
             self._db_failed("taking over a stopped beat's claims", exc)
             return
+        if stamp and self.heartbeat is not None:
+            self.heartbeat.stamped()
         if not runs:
             return
         logger.warning("tablebeat: beat(s) %s stopped; took over %d claimed fires", ", ".join(dead), len(runs))
@@ -788,6 +796,15 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
             self._skip_orphaned(missed, now, MISSED_CLAIM)
         except SQLAlchemyError as exc:
             self._db_failed("skipping taken-over claims", exc)  # left unpublished: the outbox sweep skips them
+
+    def _stamp_with_claims(self, conn: Any, claiming: bool) -> bool:
+        """Stamp this beat in the transaction that claims (or takes over) fires when its last stamp may
+        be old (it held no claims): others must not find a claim older than its beat's stamp."""
+        heartbeat = self.heartbeat
+        if not claiming or heartbeat is None or (heartbeat.holding and not heartbeat.due()):
+            return False
+        heartbeat.stamp_in(conn)
+        return True
 
     def _skip_orphaned(self, runs: list[store.UnpublishedRun], now: datetime, reason: str = ORPHANED_CLAIM) -> None:
         if not runs:
@@ -829,11 +846,16 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
             gc_freeze.collect_after_burst()
         assert self._engine is not None
         try:
-            with self._engine.begin() as conn:
-                busy = sweeps.anything_to_sweep(conn)
-                if now_m >= self._next_prune:
-                    self._next_prune = now_m + PRUNE_EVERY_S
+            if now_m >= self._next_prune:
+                self._next_prune = now_m + PRUNE_EVERY_S
+                with self._engine.begin() as conn:
                     store.prune_changes(conn, utcnow() - CHANGE_LOG_KEEP, self._change_cursor.settled_upto())
+                    timeline.prune_beats(conn, utcnow() - BEAT_NODE_KEEP)
+            if self._idle_poll is not None:
+                busy = self._idle_poll.anything_to_sweep()  # the raw cursor: a tenth of the CPU
+            else:
+                with self._engine.begin() as conn:
+                    busy = sweeps.anything_to_sweep(conn)
             if not busy:
                 return  # no run pending or running, no row doing or noted: the sweeps would find nothing
             self._sweep_pending()

@@ -1,14 +1,14 @@
-"""Beat's idle poll on a raw DB-API cursor: the change-log probe and the heartbeat stamp.
+"""Beat's idle poll on a raw DB-API cursor: the change-log probe, the silent-beat check and the stamp.
 
-Twice a second beat asks "did anything change?" and stamps ``beat_node`` (or looks for silent
-beats).  Nearly always the answer is no, and through SQLAlchemy's ``Connection`` each such poll
-cost 1.3-2 ms of CPU, ten times the driver's own work.  Here the same statements, compiled once
-per dialect to the driver's SQL text, run on a cursor of one pooled connection kept checked out
-in autocommit mode: the probe, the stamp and the silent-beat check are independent, so each is a
-statement of its own and no poll pays a ``COMMIT`` round trip.  A poll that finds changes (or
-needs anything more than the probe and the stamp) is left to the caller, who does it through
-SQLAlchemy; errors come out as SQLAlchemy's ``DBAPIError`` like any other statement's, so outage
-handling is the same.
+Twice a second beat asks "did anything change, and has a beat holding claims gone silent?" in one
+statement, and stamps ``beat_node`` while it holds claims itself (``scheduler/liveness.py``).
+Nearly always both answers are no, and through SQLAlchemy's ``Connection`` each such poll cost
+1.3-2 ms of CPU, ten times the driver's own work.  Here the same statements, compiled once per
+dialect to the driver's SQL text, run on a cursor of one pooled connection kept checked out in
+autocommit mode: the probe and the stamp are independent, so each is a statement of its own and
+no poll pays a ``COMMIT`` round trip.  A poll that finds changes (or needs anything more than the
+probe and the stamp) is left to the caller, who does it through SQLAlchemy; errors come out as
+SQLAlchemy's ``DBAPIError`` like any other statement's, so outage handling is the same.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from sqlalchemy import Engine, exc
 from sqlalchemy.pool import PoolProxiedConnection
 
 from models.raw_statements import RawStatement
-from scheduler import store, timeline
+from scheduler import sweeps, timeline
 
 
 class IdlePoll:
@@ -31,36 +31,37 @@ class IdlePoll:
         self.engine = engine
         dialect = engine.dialect
         self.dialect = dialect
-        self._probe = RawStatement(store.ANY_CHANGE_AFTER, dialect)
+        self._probe = RawStatement(timeline.PROBE_AND_DEAD, dialect)
         self._stamp = RawStatement(timeline.STAMP, dialect)
-        self._dead = RawStatement(timeline.DEAD, dialect)
         self._marks = RawStatement(timeline.NEWEST_MARKS, dialect)
+        self._open = RawStatement(sweeps.ANYTHING_OPEN, dialect)
         self._conn: PoolProxiedConnection | None = None
         self._cursor: Any = None
 
-    def poll(self, after: int, token: str, now: datetime, dead_since: datetime | None) -> list[str] | None:
-        """Probe the change log after id ``after``, and stamp this beat or look for silent ones.
+    def poll(self, after: int, token: str, now: datetime, dead_since: datetime, *, stamp: bool) -> list[str] | None:
+        """Probe the change log after id ``after`` and look for a beat silent since ``dead_since``
+        that holds claims (one statement); then stamp ``token`` at ``now`` if ``stamp``.
 
-        Stamps ``token`` at ``now`` when ``dead_since`` is None, else returns the tokens of other
-        beats silent since ``dead_since``.  Returns None, with nothing written, when the poll needs
-        the caller: the log has changes, or this beat's ``beat_node`` row is missing.
+        Returns the silent beat's token (a list of at most one: the next poll finds the next), or
+        None, with nothing written, when the poll needs the caller: the log has changes, or this
+        beat's ``beat_node`` row is missing.
 
         :raises sqlalchemy.exc.DBAPIError: the statement or the connection failed.
         """
         statement, params = self._probe.sql, None
         try:
             cursor = self._cursor or self._checkout()
-            params = self._probe.parameters({"after": after})
+            params = self._probe.parameters({"after": after, "b_since": dead_since, "b_token": token})
             cursor.execute(statement, params)
-            if cursor.fetchone() is not None:
+            changed, dead = cursor.fetchone() or (None, None)
+            if changed is not None:
                 return None
-            if dead_since is None:
+            if stamp:
                 statement, params = self._stamp.sql, self._stamp.parameters({"b_token": token, "b_now": now})
                 cursor.execute(statement, params)
-                return [] if cursor.rowcount else None
-            statement, params = self._dead.sql, self._dead.parameters({"b_since": dead_since, "b_token": token})
-            cursor.execute(statement, params)
-            return [str(row[0]) for row in cursor.fetchall()]
+                if not cursor.rowcount:
+                    return None
+            return [] if dead is None else [str(dead)]
         except self.dialect.loaded_dbapi.Error as err:
             raise self._failed(err, statement, params) from err
 
@@ -76,6 +77,19 @@ class IdlePoll:
             return tuple(cursor.fetchone() or ())
         except self.dialect.loaded_dbapi.Error as err:
             raise self._failed(err, self._marks.sql, None) from err
+
+    def anything_to_sweep(self) -> bool:
+        """``sweeps.anything_to_sweep`` on this cursor: housekeeping's one question when beat is idle.
+
+        :raises sqlalchemy.exc.DBAPIError: the statement or the connection failed.
+        """
+        try:
+            cursor = self._cursor or self._checkout()
+            cursor.execute(self._open.sql, self._open.parameters({}))
+            row = cursor.fetchone()
+            return bool(row and row[0])
+        except self.dialect.loaded_dbapi.Error as err:
+            raise self._failed(err, self._open.sql, None) from err
 
     def connect(self) -> None:
         """Check the connection out now (at start), not in the first ticks.

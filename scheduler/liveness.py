@@ -1,10 +1,14 @@
-"""Beat liveness: a thread that stamps ``beat_node`` so other beats know this one is alive.
+"""Beat liveness: ``beat_node`` stamps, so other beats take over the claims of one that stopped.
 
-The scheduler loop stamps in its change-log poll (one transaction for both); a thread stamps
-when the loop has not for a stamp interval, so a long tick (a 100,000-fire burst) does not look
-like a dead beat.  A frozen or killed process stops stamping and its claims are taken over.  A gap
-between two stamps longer than half the dead time means others may have taken over: the
-scheduler then re-checks its claims before publishing them.
+Only claimed, unpublished fires are lost when a beat dies, so only a beat holding some must
+look alive: while it holds claims it stamps every ``every`` seconds (the scheduler loop in its
+change-log poll; this thread when the loop has not for a third longer, so a long tick, such as a
+100,000-fire burst, does not look like a dead beat), and it stamps inside each claim's own
+transaction, so a claim is never older than its beat's stamp.  A beat holding none stamps every
+:data:`IDLE_STAMP_S` (its row is kept), and its thread sleeps.  A frozen or killed process stops
+stamping and its claims are taken over.  A gap between two stamps longer than half the dead time
+while holding claims means others may have taken over: the scheduler then re-checks its claims
+before publishing them.
 """
 
 from __future__ import annotations
@@ -22,10 +26,13 @@ from scheduler import timeline
 logger = logging.getLogger("tablebeat.beat")
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+#: A beat holding no claims stamps this often: its row stays (rows silent for far longer are pruned),
+#: and nothing is lost if it dies meanwhile.
+IDLE_STAMP_S = 30.0
 
 
 class Heartbeat:
-    """Stamps ``beat_node(token)`` every ``every`` seconds from a daemon thread."""
+    """Stamps ``beat_node(token)``: every ``every`` seconds while :meth:`hold` says claims are held."""
 
     def __init__(self, engine: Engine, token: str, every: float, dead_seconds: float) -> None:
         self.engine = engine
@@ -33,9 +40,35 @@ class Heartbeat:
         self.every = every
         self.dead_seconds = dead_seconds
         self._stop = threading.Event()
+        #: Set while this beat holds claimed, unpublished fires (the thread sleeps while it is clear).
+        self._holding = threading.Event()
+        #: Whether claims were held at any time since the last stamp (a gap then is a stall).
+        self._held_since_stamp = False
         self._stalled = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_ok: float | None = None
+
+    def hold(self, holding: bool) -> None:
+        """Whether this beat now holds claimed, unpublished fires (stamps are needed only then)."""
+        if holding:
+            self._held_since_stamp = True
+            if not self._holding.is_set():
+                self._holding.set()
+        elif self._holding.is_set():
+            self._holding.clear()
+
+    @property
+    def holding(self) -> bool:
+        return self._holding.is_set()
+
+    def due(self) -> bool:
+        """Whether the loop should stamp now: a stamp interval since the last one while holding claims
+        (less a quarter: the loop's polls are half an interval apart and must not stamp a poll late),
+        :data:`IDLE_STAMP_S` otherwise."""
+        if self._last_ok is None:
+            return True
+        every = self.every * 0.75 if self._holding.is_set() else IDLE_STAMP_S
+        return time.monotonic() - self._last_ok >= every
 
     def stamp(self) -> bool:
         """Stamp once now in a transaction of its own; returns whether the database took it."""
@@ -54,8 +87,10 @@ class Heartbeat:
     def stamped(self) -> None:
         """A stamp committed now."""
         now = time.monotonic()
-        if self._last_ok is not None and now - self._last_ok > self.dead_seconds / 2:
+        gap = None if self._last_ok is None else now - self._last_ok
+        if gap is not None and gap > self.dead_seconds / 2 and self._held_since_stamp:
             self._stalled.set()
+        self._held_since_stamp = self._holding.is_set()
         self._last_ok = now
 
     def start(self) -> None:
@@ -64,21 +99,34 @@ class Heartbeat:
         self._thread.start()
 
     def _run(self) -> None:
-        # The loop stamps every ``every`` seconds; this thread only when the loop is a third late.
-        # It sleeps until that moment rather than in fixed steps: an idle beat wakes it about
-        # once per stamp, not twice a second.
+        # The loop stamps every ``every`` seconds while holding claims; this thread only when the loop
+        # is a third late. It sleeps until that moment rather than in fixed steps, and while no claim
+        # is held it sleeps until one is (an idle beat does not wake it at all).
         late = self.every * 1.33
         wait = late
-        while not self._stop.wait(wait):
+        while not self._stop.is_set():
+            if not self._holding.is_set():
+                self._holding.wait()  # hold(True), or stop()
+                wait = late
+                continue
+            if self._stop.wait(wait):
+                break
             last, now = self._last_ok, time.monotonic()
+            if not self._holding.is_set():
+                continue
             if last is None or now - last >= late:
                 wait = late if self.stamp() else self.every / 2
             else:
                 wait = last + late - now
 
     def take_stall(self) -> bool:
-        """Whether a gap in stamping happened since the last call (others may have taken claims over)."""
-        if self._last_ok is not None and time.monotonic() - self._last_ok > self.dead_seconds / 2:
+        """Whether a gap in stamping happened while holding claims since the last call (others may have
+        taken claims over)."""
+        if (
+            self._holding.is_set()
+            and self._last_ok is not None
+            and time.monotonic() - self._last_ok > self.dead_seconds / 2
+        ):
             return True
         if self._stalled.is_set():
             self._stalled.clear()
@@ -88,6 +136,7 @@ class Heartbeat:
     def stop(self) -> None:
         """Stop stamping and mark this beat stopped, so others take over its claims at once."""
         self._stop.set()
+        self._holding.set()  # wakes the thread to see the stop
         if self._thread is not None:
             self._thread.join(timeout=5)
         try:

@@ -156,10 +156,13 @@ def mark_unconsumed_queues(
 
 #: What every sweep of housekeeping acts on: a run ``pending`` or ``running``, a task row shown
 #: ``doing``, a no-consumer note.  Three index lookups (``ix_execute_task_status``, ``ix_task_status``,
-#: ``ix_task_queue_note``).
-_ANYTHING_OPEN = select(
+#: ``ix_task_queue_note``).  No expanding ``IN``: the idle beat runs it compiled once on a raw cursor
+#: (``scheduler/idle_poll.py``).
+ANYTHING_OPEN = select(
     or_(
-        exists().where(ExecuteTask.status.in_([RunStatus.PENDING.value, RunStatus.RUNNING.value])),
+        exists().where(
+            or_(ExecuteTask.status == RunStatus.PENDING.value, ExecuteTask.status == RunStatus.RUNNING.value)
+        ),
         exists().where(Task.status == TaskStatus.DOING.value),
         exists().where(NOTED),
     )
@@ -169,4 +172,4 @@ _ANYTHING_OPEN = select(
 def anything_to_sweep(conn: Connection) -> bool:
     """Whether any sweep has something to act on; when not (an idle scheduler), housekeeping is
     this one statement instead of eight."""
-    return bool(conn.scalar(_ANYTHING_OPEN))
+    return bool(conn.scalar(ANYTHING_OPEN))

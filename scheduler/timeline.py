@@ -13,10 +13,10 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, bindparam, delete, func, insert, select, update
+from sqlalchemy import Connection, Row, bindparam, delete, exists, func, insert, select, update
 
-from models import BeatNode, ScheduleCursor, Task
-from scheduler.store import ROW_COLUMNS
+from models import BeatNode, ExecuteTask, RunStatus, ScheduleCursor, Task
+from scheduler.store import ANY_CHANGE_AFTER, ROW_COLUMNS
 
 SETTLED = "settled"
 
@@ -47,7 +47,21 @@ _NEXT_DUE = (
     .limit(1)
 )
 STAMP = update(BeatNode).where(BeatNode.token == bindparam("b_token")).values(seen_at=bindparam("b_now"))
-DEAD = select(BeatNode.token).where(BeatNode.seen_at < bindparam("b_since"), BeatNode.token != bindparam("b_token"))
+#: Other beats silent since ``b_since`` that hold claimed, unpublished fires (what a take-over takes:
+#: ``store.take_claims_of``).  A beat holding none stamps rarely (``scheduler/liveness.py``): its
+#: silence loses nothing.  One index lookup per silent beat (``ix_execute_task_claimed``).
+DEAD = select(BeatNode.token).where(
+    BeatNode.seen_at < bindparam("b_since"),
+    BeatNode.token != bindparam("b_token"),
+    exists().where(
+        ExecuteTask.claimed_by == BeatNode.token,
+        ExecuteTask.published_at.is_(None),
+        ExecuteTask.status == RunStatus.PENDING.value,
+    ),
+)
+#: The idle poll as one statement: the first change-log id after ``after`` and one silent beat
+#: holding claims (each NULL when there is none).
+PROBE_AND_DEAD = select(ANY_CHANGE_AFTER.scalar_subquery(), DEAD.limit(1).scalar_subquery())
 
 
 def next_due_at(conn: Connection) -> datetime | None:
@@ -143,7 +157,7 @@ def stamp_beat(conn: Connection, token: str, now: datetime) -> None:
 
 
 def dead_beats(conn: Connection, silent_since: datetime, token: str) -> list[str]:
-    """Tokens of other beats that have not stamped since ``silent_since``."""
+    """Tokens of other beats that have not stamped since ``silent_since`` and hold unpublished claims."""
     return list(conn.scalars(DEAD, {"b_since": silent_since, "b_token": token}))
 
 
@@ -151,6 +165,11 @@ def forget_beats(conn: Connection, tokens: Sequence[str], silent_since: datetime
     """Remove these beats' rows, unless one stamped again meanwhile (it was frozen, not dead)."""
     if tokens:
         conn.execute(delete(BeatNode).where(BeatNode.token.in_(list(tokens)), BeatNode.seen_at < silent_since))
+
+
+def prune_beats(conn: Connection, silent_since: datetime) -> None:
+    """Remove the rows of beats silent since ``silent_since`` (stopped without claims: nothing to take)."""
+    conn.execute(delete(BeatNode).where(BeatNode.seen_at < silent_since))
 
 
 def mark_stopped(conn: Connection, token: str, epoch: datetime) -> None:
