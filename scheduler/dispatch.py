@@ -107,6 +107,7 @@ class PreparedMessage:
     """
 
     dispatch: Dispatch
+    #: The Celery message; None when ``wire`` holds it (kombu then builds it again if it must publish it).
     message: Any
     route: dict[str, Any]
     #: The envelope for a Redis broker's list, when the Redis lane can publish it.
@@ -127,6 +128,7 @@ class Publisher:
         self._create: Any = None
         #: (queue option, job name) -> route, when no ``task_routes`` can make a route depend on the arguments.
         self._routes: dict[tuple[str | None, str], dict[str, Any]] | None = None
+        self._typed_routes: dict[tuple[tuple[str | None, str], str, str], dict[str, Any]] = {}
         self._serializer = "json"
         self._dumps: Any = registry.dumps
         #: False until the broker's transport is resolved; then the Redis lane, or None.
@@ -150,6 +152,18 @@ class Publisher:
 
     def prepare(self, item: Dispatch) -> PreparedMessage:
         """Build the message now (CPU work done before the fire's instant)."""
+        message, route = self._build(item)
+        lane = self._redis_lane()
+        if lane is not None and not lane.publish_hooked():
+            wire = lane.wire(message, route)
+            if wire is not None:
+                # Only the envelope is held until the instant (half the memory of both: 1.6 vs 3.3 KB);
+                # were kombu to publish it after all, the message is built again.
+                return PreparedMessage(item, None, route, wire)
+        return PreparedMessage(item, message, route)
+
+    def _build(self, item: Dispatch) -> tuple[Any, dict[str, Any]]:
+        """The Celery message of ``item`` (its body serialized) and its route."""
         if self._create is None:
             # Looked up once: each is a cached property whose lookup costs ~20 us, three per message.
             self._router = self.app.amqp.router
@@ -190,10 +204,13 @@ class Publisher:
         # Serialized now, ahead of the instant (kombu publishes a body with a content type as it is).
         content_type, encoding, body = self._dumps(message.body, serializer=self._serializer)
         message = message._replace(body=body)
-        route = {**route, "content_type": content_type, "content_encoding": encoding}
-        lane = self._redis_lane()
-        wire = lane.wire(message, route) if lane is not None and not lane.publish_hooked() else None
-        return PreparedMessage(item, message, route, wire)
+        # One route dict per queue and job, shared by their messages (nothing changes it).
+        typed = self._typed_routes.get((route_key, content_type, encoding)) if self._routes is not None else None
+        if typed is None:
+            typed = {**route, "content_type": content_type, "content_encoding": encoding}
+            if self._routes is not None:
+                self._typed_routes[(route_key, content_type, encoding)] = typed
+        return message, typed
 
     def publish(self, items: Sequence[Dispatch | PreparedMessage]) -> list[int]:
         """Publish every item (preparing those not prepared yet); return the run ids sent.
@@ -223,7 +240,8 @@ class Publisher:
                 for chunk in _chunks(kombu_sent, self.batch_size):
                     with producer.batch(max_size=self.batch_size):
                         for p in chunk:
-                            send(producer, p.dispatch.job_name, p.message, retry=False, declare=[], **p.route)
+                            message = p.message if p.message is not None else self._build(p.dispatch)[0]
+                            send(producer, p.dispatch.job_name, message, retry=False, declare=[], **p.route)
                     sent.extend(p.dispatch.run_id for p in chunk)
         except (ConnectionError, OSError) as exc:
             raise BrokerUnavailable(str(exc)) from exc

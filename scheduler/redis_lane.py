@@ -69,11 +69,14 @@ class RedisLane:
         a transport that may replay a pipeline: a replayed LPUSH would send a batch twice)."""
         if app.conf.task_compression:
             return None
-        # Imported here, not with beat: redis-py costs a few hundred ms that beat's start does not wait for.
-        from kombu.transport.redis import Channel as RedisChannel
-
         conn = app.connection_for_write()  # resolves the transport class; does not connect
         try:
+            if getattr(conn.transport, "driver_type", None) != "redis":
+                return None
+            # Imported here, not with beat, and for a Redis broker only: redis-py costs a few hundred
+            # ms (and, with OpenTelemetry installed, loads its SDK).
+            from kombu.transport.redis import Channel as RedisChannel
+
             channel_cls = getattr(conn.transport, "Channel", None)
             if not (isinstance(channel_cls, type) and issubclass(channel_cls, RedisChannel)):
                 return None
