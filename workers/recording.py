@@ -256,6 +256,11 @@ def _reset_store_after_fork(**_: Any) -> None:
     run_store.reset_after_fork()
 
 
+@signals.worker_process_shutdown.connect
+def _release_held_connection(**_: Any) -> None:
+    run_store.held.release()
+
+
 @signals.task_revoked.connect
 def _record_expired(request: Any = None, expired: bool = False, **_: Any) -> None:
     """A message past its ``expires`` is never run; its row says ``expired``."""

@@ -21,6 +21,7 @@ from models.db_errors import driver_error, is_database_error, is_deadlock, is_ou
 from models.raw_statements import RawStatement
 from models.workers import dead_before, run_worker_died
 from workers import metrics
+from workers.held_connection import HeldConnection
 from workers.message_match import (
     GUARDS_MANUAL,
     GUARDS_RUN_NOW,
@@ -79,6 +80,8 @@ class RunStore:
         self._autocommit: Engine | None = None
         self._outage_since: float | None = None
         self._hot: _HotStatements | None = None
+        #: The connection of the two writes of every run (the autocommit pool's).
+        self.held = HeldConnection(lambda: self.autocommit)
         self.task_status = TaskStatusWriter(self)
         install_flush_on_shutdown(self.task_status)
 
@@ -104,6 +107,7 @@ class RunStore:
 
     def reset_after_fork(self) -> None:
         """Drop connections inherited from the parent process."""
+        self.held.forget_after_fork()
         for engine in (self._engine, self._autocommit):
             if engine is not None:
                 engine.dispose(close=False)
@@ -226,13 +230,10 @@ class RunStore:
         statements = self._statements()
         stmt = statements.start_scheduled if message.config_at is not None else statements.start_run_now
         params = {"b_id": message.run_id, "b_worker": worker, "b_celery": celery_id, **guard_params(message)}
-        raw = self.autocommit.raw_connection()
-        try:
+        with self.held.connection() as raw:
             outcome = _take_slot(
                 max_instances, lambda slot: stmt.execute(raw, {**params, "b_slot": slot}), transaction=None
             )
-        finally:
-            raw.close()
         if outcome is _Slot.TAKEN:
             assert message.task_id is not None  # the fast path needs it
             self.task_status.started(message.task_id)
@@ -376,11 +377,8 @@ class RunStore:
             if attempt is not None and worker and from_statuses is None and trace_id is None:
                 # The common case: the prebuilt statement on a raw cursor.
                 params.update(b_attempt=attempt, b_worker=worker)
-                raw = self.autocommit.raw_connection()
-                try:
+                with self.held.connection() as raw:
                     moved = self._statements().finish_mine.execute(raw, params)
-                finally:
-                    raw.close()
             else:
                 with self.autocommit.connect() as conn:
                     moved = conn.execute(_finish_statement(attempt, worker, from_statuses, trace_id), params).rowcount
