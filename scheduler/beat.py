@@ -217,8 +217,7 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
         self._claim_due()
         self._publish_ready()
         self._housekeep(now_m)
-        if self.heartbeat is not None:
-            self.heartbeat.hold(bool(self._ready))  # stamps every second only while claims are held
+        self._hold_claims()
         return self._sleep_seconds()
 
     @property
@@ -664,6 +663,7 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
                 heapq.heappush(self._ready, (fire.scheduled_at.timestamp(), run_id, prepared))
                 self._claimed_m[run_id] = now_m
         metrics.fires_claimed(won_jobs)
+        self._hold_claims()
 
     # --- publish ------------------------------------------------------------------------
 
@@ -791,11 +791,18 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
             )
             heapq.heappush(self._ready, (run.scheduled_at.timestamp(), run.run_id, prepared))
             self._claimed_m[run.run_id] = now_m
+        self._hold_claims()
         try:
             self._skip_orphaned(orphaned, now)
             self._skip_orphaned(missed, now, MISSED_CLAIM)
         except SQLAlchemyError as exc:
             self._db_failed("skipping taken-over claims", exc)  # left unpublished: the outbox sweep skips them
+
+    def _hold_claims(self) -> None:
+        """Tell the heartbeat whether claimed fires are held: it stamps every second only while they are
+        (at once when claims are added, so a long publish in the same tick is covered)."""
+        if self.heartbeat is not None:
+            self.heartbeat.hold(bool(self._ready))
 
     def _stamp_with_claims(self, conn: Any, claiming: bool) -> bool:
         """Stamp this beat in the transaction that claims (or takes over) fires when its last stamp may
