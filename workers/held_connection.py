@@ -21,21 +21,27 @@ HOLD_SECONDS = 1.0
 
 
 class HeldConnection:
-    """One pooled raw DB-API connection per thread, reused for up to :data:`HOLD_SECONDS`."""
+    """At most one pooled raw DB-API connection per process kept between uses, for up to :data:`HOLD_SECONDS`.
+
+    One, not one per thread: a thread pool (``-P threads``) of more threads than the pool holds
+    connections would otherwise keep them all checked out while idle.
+    """
 
     def __init__(self, engine: Callable[[], Engine]) -> None:
         self._engine = engine
-        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._held: tuple[Any, float] | None = None
         #: Connections inherited from the parent process: kept referenced, so that collecting them
         #: never closes (or resets) a socket the parent still uses.
         self._inherited: list[Any] = []
 
     @contextmanager
     def connection(self) -> Iterator[Any]:
-        """A raw connection (``Engine.raw_connection``); after an error it goes back to the pool."""
-        local = self._local
-        raw, since = getattr(local, "held", (None, 0.0))
-        local.held = (None, 0.0)  # not handed out twice: a nested use gets a connection of its own
+        """A raw connection (``Engine.raw_connection``) for this caller alone; after an error it goes
+        back to the pool."""
+        with self._lock:
+            held, self._held = self._held, None
+        raw, since = held if held is not None else (None, 0.0)
         if raw is not None and time.monotonic() - since > HOLD_SECONDS:
             raw.close()
             raw = None
@@ -46,18 +52,23 @@ class HeldConnection:
         except BaseException:
             raw.close()  # an invalidated connection is discarded by the pool
             raise
-        local.held = (raw, since)
+        with self._lock:
+            kept = self._held is None  # else another caller's connection is held already
+            if kept:
+                self._held = (raw, since)
+        if not kept:
+            raw.close()
 
     def release(self) -> None:
-        """Return this thread's connection to the pool (the next use checks one out)."""
-        raw, _ = getattr(self._local, "held", (None, 0.0))
-        self._local.held = (None, 0.0)
-        if raw is not None:
-            raw.close()
+        """Return the held connection to the pool (the next use checks one out)."""
+        with self._lock:
+            held, self._held = self._held, None
+        if held is not None:
+            held[0].close()
 
     def forget_after_fork(self) -> None:
         """Drop, without touching, the connection the parent held (its socket is the parent's)."""
-        raw, _ = getattr(self._local, "held", (None, 0.0))
-        if raw is not None:
-            self._inherited.append(raw)
-        self._local = threading.local()
+        if self._held is not None:
+            self._inherited.append(self._held[0])
+        self._held = None
+        self._lock = threading.Lock()  # a parent's thread may have held it at the fork

@@ -53,10 +53,12 @@ def test_after_an_error_the_connection_goes_back_to_the_pool(engine: Engine) -> 
     assert engine.pool.checkedout() == 0
 
 
-def test_a_nested_use_gets_its_own_connection(engine: Engine) -> None:
+def test_concurrent_users_get_their_own_connections_and_one_is_kept(engine: Engine) -> None:
     held = HeldConnection(lambda: engine)
     with held.connection() as outer, held.connection() as inner:
         assert inner.dbapi_connection is not outer.dbapi_connection
+        assert engine.pool.checkedout() == 2
+    assert engine.pool.checkedout() == 1  # at most one kept, however many threads write
 
 
 def test_after_fork_the_parents_connection_is_left_alone(engine: Engine) -> None:
