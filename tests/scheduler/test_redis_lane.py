@@ -151,7 +151,7 @@ def test_unreachable_redis_is_broker_unavailable() -> None:
 
 def test_beat_process_has_no_publish_receivers() -> None:
     """Beat loads the workers' app (``-A workers``); nothing it imports may turn the lane off."""
-    import workers  # noqa: F401
+    import workers
 
     assert workers.load_job_modules() is not None
     assert not RedisLane.publish_hooked()
