@@ -2,7 +2,7 @@
 
 Only claimed, unpublished fires are lost when a beat dies, so only a beat holding some must
 look alive: while it holds claims it stamps every ``every`` seconds (the scheduler loop in its
-change-log poll; this thread when the loop has not for a third longer, so a long tick, such as a
+change-log poll; this thread when the loop has not for a tenth longer, so a long tick, such as a
 100,000-fire burst, does not look like a dead beat), and it stamps inside each claim's own
 transaction, so a claim is never older than its beat's stamp.  A beat holding none stamps every
 :data:`IDLE_STAMP_S` (its row is kept), and its thread sleeps.  A frozen or killed process stops
@@ -26,6 +26,13 @@ from scheduler import timeline
 logger = logging.getLogger("tablebeat.beat")
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+#: While holding claims the stamp interval is at most this share of ``dead_seconds``: a gap longer than
+#: half of it is taken for a stall (claims re-checked before publishing), so the loop's stamps (one per
+#: change-log poll) and the thread's (a tenth late) must stay under half. With stamps every second and
+#: 1.5 s dead, every gap was taken for a stall: a test beat firing 30 tasks a second re-checked its
+#: claims before 79-98 of its publishes in 12 s.
+STAMP_SHARE_OF_DEAD = 0.4
+
 #: A beat holding no claims stamps this often: its row stays (rows silent for far longer are pruned),
 #: and nothing is lost if it dies meanwhile.
 IDLE_STAMP_S = 30.0
@@ -37,7 +44,7 @@ class Heartbeat:
     def __init__(self, engine: Engine, token: str, every: float, dead_seconds: float) -> None:
         self.engine = engine
         self.token = token
-        self.every = every
+        self.every = min(every, dead_seconds * STAMP_SHARE_OF_DEAD)
         self.dead_seconds = dead_seconds
         self._stop = threading.Event()
         #: Set while this beat holds claimed, unpublished fires (the thread sleeps while it is clear).
@@ -100,9 +107,10 @@ class Heartbeat:
 
     def _run(self) -> None:
         # The loop stamps every ``every`` seconds while holding claims; this thread only when the loop
-        # is a third late. It sleeps until that moment rather than in fixed steps, and while no claim
-        # is held it sleeps until one is (an idle beat does not wake it at all).
-        late = self.every * 1.33
+        # is a tenth late (still under half the dead time: STAMP_SHARE_OF_DEAD). It sleeps until that
+        # moment rather than in fixed steps, and while no claim is held it sleeps until one is (an
+        # idle beat does not wake it at all).
+        late = self.every * 1.1
         wait = late
         while not self._stop.is_set():
             if not self._holding.is_set():

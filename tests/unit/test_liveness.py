@@ -79,3 +79,32 @@ def test_the_thread_sleeps_until_claims_are_held(heartbeat: Heartbeat, monkeypat
     assert len(stamps) == count
     heartbeat.stop()
     assert heartbeat._thread is not None and not heartbeat._thread.is_alive()
+
+
+def test_stamping_at_every_poll_is_no_stall_with_the_default_timing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Beat's defaults (polls every 0.5 s, ``every`` = 2 polls, 1.5 s dead): a beat holding claims and
+    polling on time is never taken for stalled. Stamping only every second made every gap one (a beat
+    firing 30 tasks a second re-checked its claims before most of its publishes)."""
+    clock = [1000.0]
+    monkeypatch.setattr(liveness.time, "monotonic", lambda: clock[0])
+    engine = create_engine("sqlite://")
+    beat = Heartbeat(engine, "me", every=1.0, dead_seconds=1.5)
+    try:
+        beat.hold(True)
+        beat.stamped()
+        stamps = 0
+        for _ in range(6):  # the scheduler loop: one change-log poll every 0.5 s
+            clock[0] += 0.5
+            if beat.due():
+                beat.stamped()
+                stamps += 1
+        assert stamps == 6
+        assert not beat.take_stall()
+        clock[0] += beat.every * 1.1  # the loop is late: the thread stamps now, still no stall
+        beat.stamped()
+        assert not beat.take_stall()
+        clock[0] += 0.8  # a real gap of more than half the dead time is one
+        beat.stamped()
+        assert beat.take_stall()
+    finally:
+        engine.dispose()
