@@ -11,7 +11,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from bench.compare.peers import PEERS
+from bench.compare.peers import DEFAULT_PEERS, PEERS
 from bench.compare.run import compare, render
 from bench.env import DEFAULT_REDIS_URL, BenchEnv
 from bench.runner import RESULTS_DIR, install_signal_cleanup, machine, source_state
@@ -26,7 +26,11 @@ def parse(argv: list[str]) -> argparse.Namespace:
         "(install the peers with pip install '.[bench]'): start, peak RSS, idle CPU, edit pickup, 1,000-fire burst.",
     )
     p.add_argument("--rows", default="10000", help="task counts, comma-separated (default 10000)")
-    p.add_argument("--peers", default=",".join(PEERS), help=f"which, comma-separated (default {','.join(PEERS)})")
+    p.add_argument(
+        "--peers",
+        default=",".join(DEFAULT_PEERS),
+        help=f"which, comma-separated (default {','.join(DEFAULT_PEERS)}; also: tablebeat-poll-5s)",
+    )
     p.add_argument("--idle-seconds", type=float, default=30.0, help="idle CPU window (default 30)")
     p.add_argument("--edits", type=int, default=5, help="edits timed per scheduler (default 5)")
     p.add_argument(

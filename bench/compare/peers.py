@@ -306,12 +306,28 @@ class RedBeat(Peer):
         bench.redis.zadd(f"{self.KEY_PREFIX}:schedule", {key: time.time()})
 
 
+class TablebeatPolling5s(Tablebeat):
+    """tablebeat looking at its change log every 5 s, as RedBeat looks at its sorted set (beat_max_loop_interval 5)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.name = "tablebeat-poll-5s"
+
+    def env(self, bench: BenchEnv) -> dict[str, str]:
+        return {**bench.process_env(), "TABLEBEAT_POLL_SECONDS": "5"}
+
+
 PEERS: dict[str, type[Peer]] = {
     "tablebeat": Tablebeat,
+    "tablebeat-poll-5s": TablebeatPolling5s,
     "django-celery-beat": DjangoCeleryBeat,
     "celery-redbeat": RedBeat,
     "sqlalchemy-celery-beat": SqlalchemyCeleryBeat,
 }
+
+
+#: Run unless --peers says otherwise (tablebeat-poll-5s is a variant of ours, asked for by name).
+DEFAULT_PEERS = ("tablebeat", "django-celery-beat", "celery-redbeat", "sqlalchemy-celery-beat")
 
 
 def unique_suffix() -> str:

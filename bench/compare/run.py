@@ -194,7 +194,7 @@ def ratios(results: list[dict[str, Any]]) -> dict[str, float | None]:
     ours = next((r for r in results if r["peer"].startswith("tablebeat")), None)
     out: dict[str, float | None] = {}
     for key, _label, _unit in COLUMNS:
-        others = [r[key] for r in results if r is not ours and r.get(key) is not None]
+        others = [r[key] for r in results if not r["peer"].startswith("tablebeat") and r.get(key) is not None]
         mine = None if ours is None else ours.get(key)
         if mine is None or not others:
             out[key] = None

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from bench.compare.peers import PEERS
+from bench.compare.peers import DEFAULT_PEERS, PEERS
 from bench.compare.run import compare, render
 from bench.env import BenchEnv
 from tests.conftest import fresh_database
@@ -22,7 +22,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.mariadb, pytest.mark.timeout(
 
 
 def test_compare_prints_a_row_per_scheduler(tmp_path: Path) -> None:
-    peers = [name for name, peer in PEERS.items() if name == "tablebeat" or peer().installed()]
+    peers = [name for name in DEFAULT_PEERS if name == "tablebeat" or PEERS[name]().installed()]
     with fresh_database("mariadb") as db_url, redis_broker_db() as broker_url:
         env = BenchEnv(db_url=db_url, redis_url=broker_url, log_dir=tmp_path / "logs")
         try:
