@@ -18,7 +18,9 @@ class Node:
 
 @pytest.fixture(autouse=True)
 def thawed() -> Iterator[None]:
+    # Before too: an in-process scheduler test run earlier in this worker may have left a burst held.
     gc.unfreeze()
+    gc_freeze._burst_frozen = False
     yield
     gc.unfreeze()
     gc_freeze._burst_frozen = False
