@@ -12,7 +12,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from celery import Celery
 from kombu.common import Broadcast
@@ -36,6 +36,8 @@ from scheduler.rows import ScheduledJob
 from telemetry import otel
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 #: Flower shows these reprs; bounded like Celery's own ``argsrepr_maxsize``.
 REPR_MAX_CHARS = 1024
@@ -229,14 +231,19 @@ class Publisher:
                 for queue in queues.values():
                     if not isinstance(queue, Broadcast):
                         producer.maybe_declare(queue, retry=False)
-                lane, kombu_sent = self._lane_for(producer.channel), prepared
-                if lane is not None:
-                    channel = producer.channel
-                    wired = [p for p in prepared if p.wire is not None and lane.accepts(channel, p.wire.queue)]
-                    kombu_sent = [p for p in prepared if p.wire is None or not lane.accepts(channel, p.wire.queue)]
-                    for chunk in _chunks(wired, self.batch_size):
-                        lane.push(channel, (p.wire for p in chunk if p.wire is not None))
-                        sent.extend(p.dispatch.run_id for p in chunk)
+                channel = producer.channel
+                lane = self._lane_for(channel)
+                wired: list[tuple[int, Wire]] = []
+                kombu_sent: list[PreparedMessage] = []
+                for p in prepared:
+                    if lane is not None and p.wire is not None and lane.accepts(channel, p.wire.queue):
+                        wired.append((p.dispatch.run_id, p.wire))
+                    else:
+                        kombu_sent.append(p)
+                for pairs in _chunks(wired, self.batch_size):
+                    assert lane is not None  # wired is empty without it
+                    lane.push(channel, [wire for _run_id, wire in pairs])
+                    sent.extend(run_id for run_id, _wire in pairs)
                 for chunk in _chunks(kombu_sent, self.batch_size):
                     with producer.batch(max_size=self.batch_size):
                         for p in chunk:
@@ -263,7 +270,7 @@ class Publisher:
         return lane
 
 
-def _chunks(items: list[PreparedMessage], size: int) -> list[list[PreparedMessage]]:
+def _chunks(items: list[T], size: int) -> list[list[T]]:
     """Batches of ``size``, the first one small so the first messages of a burst land at once."""
     first = min(FIRST_BATCH, size)
     head, rest = items[:first], items[first:]

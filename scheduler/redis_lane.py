@@ -14,7 +14,6 @@ Celery's publish signals (one may change the message). Everything else goes thro
 from __future__ import annotations
 
 import uuid
-from bisect import bisect
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -51,12 +50,9 @@ class RedisLane:
     def __init__(self, app: Celery, channel_cls: type[RedisChannel], options: Mapping[str, Any]) -> None:
         from redis.exceptions import RedisError
 
-        self.app = app
         self._redis_error = RedisError
         self.body_encoding: str | None = options.get("body_encoding", channel_cls.body_encoding)
         self._codec: Any = channel_cls.codecs.get(self.body_encoding) if self._encoded(self.body_encoding) else None
-        self.sep: str = options.get("sep", channel_cls.sep)
-        self.priority_steps: list[int] = list(options.get("priority_steps", channel_cls.priority_steps))
         self.min_priority = channel_cls.min_priority
         self.max_priority = channel_cls.max_priority
         self.default_priority = channel_cls.default_priority
@@ -76,6 +72,9 @@ class RedisLane:
             # Imported here, not with beat, and for a Redis broker only: redis-py costs a few hundred
             # ms (and, with OpenTelemetry installed, loads its SDK).
             from kombu.transport.redis import Channel as RedisChannel
+            from kombu.transport.redis import _batch_publish_retry_safe
+
+            never_replayed: Any = _batch_publish_retry_safe  # untyped
 
             channel_cls = getattr(conn.transport, "Channel", None)
             if not (isinstance(channel_cls, type) and issubclass(channel_cls, RedisChannel)):
@@ -83,7 +82,7 @@ class RedisLane:
             options = dict(conn.transport_options or {})
         finally:
             conn.release()
-        if options.get("retry_on_timeout") or options.get("retry_on_error") or options.get("retry") is not None:
+        if not never_replayed(options):  # kombu's own test of the options, as for its publish batches
             return None
         return cls(app, channel_cls, options)
 
@@ -148,7 +147,7 @@ class RedisLane:
                 for w in wires:
                     k = keys.get((w.queue, w.priority))
                     if k is None:
-                        k = keys[(w.queue, w.priority)] = self._list_key(w.queue, w.priority)
+                        k = keys[(w.queue, w.priority)] = channel._q_for_pri(w.queue, w.priority)
                     if k != key:
                         if payloads:
                             pipe.lpush(key, *payloads)
@@ -174,11 +173,6 @@ class RedisLane:
             return max(min(int(priority), self.max_priority), self.min_priority)
         except (TypeError, ValueError):
             return int(self.default_priority)
-
-    def _list_key(self, queue: str, priority: int) -> str:
-        # kombu's Channel._q_for_pri: the priority rounded down to a step; step 0 is the bare queue name.
-        step = self.priority_steps[bisect(self.priority_steps, priority) - 1]
-        return f"{queue}{self.sep}{step}" if step else queue
 
     @staticmethod
     def _encoded(encoding: str | None) -> bool:
