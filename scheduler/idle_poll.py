@@ -71,25 +71,24 @@ class IdlePoll:
 
         :raises sqlalchemy.exc.DBAPIError: the statement or the connection failed.
         """
-        try:
-            cursor = self._cursor or self._checkout()
-            cursor.execute(self._marks.sql, self._marks.parameters({}))
-            return tuple(cursor.fetchone() or ())
-        except self.dialect.loaded_dbapi.Error as err:
-            raise self._failed(err, self._marks.sql, None) from err
+        return self._one_row(self._marks)
 
     def anything_to_sweep(self) -> bool:
         """``sweeps.anything_to_sweep`` on this cursor: housekeeping's one question when beat is idle.
 
         :raises sqlalchemy.exc.DBAPIError: the statement or the connection failed.
         """
+        row = self._one_row(self._open)
+        return bool(row and row[0])
+
+    def _one_row(self, statement: RawStatement) -> tuple[Any, ...]:
+        """The first row of a statement without parameters (empty when it returns none)."""
         try:
             cursor = self._cursor or self._checkout()
-            cursor.execute(self._open.sql, self._open.parameters({}))
-            row = cursor.fetchone()
-            return bool(row and row[0])
+            cursor.execute(statement.sql, statement.parameters({}))
+            return tuple(cursor.fetchone() or ())
         except self.dialect.loaded_dbapi.Error as err:
-            raise self._failed(err, self._open.sql, None) from err
+            raise self._failed(err, statement.sql, None) from err
 
     def connect(self) -> None:
         """Check the connection out now (at start), not in the first ticks.
