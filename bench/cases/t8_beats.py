@@ -4,7 +4,8 @@ Issue 14 item 2: due fires are divided among the beats (``FOR UPDATE SKIP LOCKED
 rows), each fire once, and the database's CPU per fire with 3 beats is at most 1.5x one beat's.
 Each run reseeds the table as T5 does (one anchor: N fires due at every whole second), starts its
 beats on the same database and Redis DB, waits until all are ready plus a warm-up, and measures
-over ``seconds`` whole seconds:
+over ``seconds`` whole seconds, stretched by whole seconds while the beats' connections have used
+less than 10 ticks of CPU (small ``--rows``):
 
 * database CPU, from ``/proc``: the server threads (MariaDB: ``PROCESSLIST.TID``) or backends
   (PostgreSQL: ``pg_stat_activity.pid``) serving the beats' connections; and the whole server
@@ -46,6 +47,11 @@ LEAD_BASE_S = 3.0
 #: After the last beat is ready: the first claims and any catch-up stay out of the window.
 WARMUP_S = 2.0
 DRAIN_S = 2.0
+#: ``/proc`` counts CPU in 10 ms ticks: a window is stretched by whole seconds until the beats'
+#: connections used at least this much (a ratio of one or two ticks is noise, of none undefined) ...
+MIN_CONN_CPU_S = 0.1
+#: ... up to this many times the asked-for window.
+MAX_STRETCH = 8
 
 
 class RunCloser(threading.Thread):
@@ -117,7 +123,8 @@ def _ratio(three: dict[str, Any], one: dict[str, Any], cpu_key: str) -> float | 
 def _window(
     ctx: CaseContext, count: int, seconds: int
 ) -> tuple[int, int, dict[str, Any], dict[str, Any], dict[str, str]]:
-    """Seed, start ``count`` beats, measure ``seconds`` after a warm-up; the window, its snapshots, pid -> beat."""
+    """Seed, start ``count`` beats, measure ``seconds`` (or more, see :data:`MIN_CONN_CPU_S`) after a
+    warm-up; the window, its snapshots, pid -> beat."""
     ctx.fresh()
     first, _ = seed.seed_every_second(ctx.env, ctx.rows, LEAD_BASE_S + ctx.rows / 1000)
     beats = [ctx.env.start_beat(f"t8-{count}beat-{i + 1}") for i in range(count)]
@@ -134,10 +141,22 @@ def _window(
         with ctx.env.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             ctx.wait_until(lo)
             before = _snapshot(ctx, conn, beats, closer)
-            ctx.wait_until(lo + seconds)
-            after = _snapshot(ctx, conn, beats, closer)
+            hi = lo + seconds
+            while True:
+                ctx.wait_until(hi)
+                after = _snapshot(ctx, conn, beats, closer)
+                if _conn_cpu(before, after) >= MIN_CONN_CPU_S or hi - lo >= seconds * MAX_STRETCH:
+                    break
+                hi += 1
         time.sleep(DRAIN_S)
-    return lo, lo + seconds, before, after, {str(b.pid): b.name for b in beats}
+    return lo, hi, before, after, {str(b.pid): b.name for b in beats}
+
+
+def _conn_cpu(before: dict[str, Any], after: dict[str, Any]) -> float:
+    """CPU of the beats' connections between two snapshots. Connections opened in between count from
+    their thread's CPU at the start (zero for a new thread or backend); closed ones are lost (beats
+    keep their pools)."""
+    return sum(cpu - before["conns"].get(k, before["threads"].get(k, 0.0)) for k, cpu in after["conns"].items())
 
 
 def _fires(ctx: CaseContext, lo: int, hi: int, by_pid: dict[str, str]) -> dict[str, Any]:
@@ -185,13 +204,11 @@ def _fires(ctx: CaseContext, lo: int, hi: int, by_pid: dict[str, str]) -> dict[s
 def _run(ctx: CaseContext, count: int, seconds: int) -> dict[str, Any]:
     load = os.getloadavg()[0]
     lo, hi, before, after, by_pid = _window(ctx, count, seconds)
-    out: dict[str, Any] = {"beats": count, **_fires(ctx, lo, hi, by_pid)}
+    out: dict[str, Any] = {"beats": count, "seconds": hi - lo, **_fires(ctx, lo, hi, by_pid)}
     ctx.env.flush_broker()
     fires = out["distinct_fires"]
     server = None if None in (before["server"], after["server"]) else after["server"] - before["server"]
-    # Connections opened during the window count from their thread's CPU at the start (zero for a new
-    # thread or backend); closed ones are lost (beats keep their pools).
-    conns = sum(cpu - before["conns"].get(k, before["threads"].get(k, 0.0)) for k, cpu in after["conns"].items())
+    conns = _conn_cpu(before, after)
     beats = after["beats"] - before["beats"]
     out |= {
         "db_cpu_ms_per_fire": _per_fire_ms(conns, fires),
@@ -207,7 +224,7 @@ def _run(ctx: CaseContext, count: int, seconds: int) -> dict[str, Any]:
         "loadavg_1m": round(load, 2),
     }
     ctx.log(
-        f"  {count} beat(s): {fires:,} of {out['expected_fires']:,} fires,"
+        f"  {count} beat(s): {fires:,} of {out['expected_fires']:,} fires in {out['seconds']} s,"
         f" {out['duplicate_rows'] + out['duplicate_messages']} duplicates, by beat"
         f" {list(out['fires_by_beat'].values())} ({out['instants_shared']} of {out['instants']} instants shared);"
         f" DB CPU/fire {out['db_cpu_ms_per_fire']} ms (connections), {out['db_server_cpu_ms_per_fire']} ms (server);"

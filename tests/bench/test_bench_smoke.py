@@ -145,12 +145,14 @@ def test_t5_sustained_on_each_database(tmp_path: Path, kind: str) -> None:
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_t8_beats_share_the_work(tmp_path: Path, kind: str) -> None:
-    doc, metrics, lines = run_on(kind, tmp_path, "T8", rows=50, seconds=2)
+    doc, metrics, lines = run_on(kind, tmp_path, "T8", rows=200, seconds=2)
     assert metrics["duplicates"] == 0
     for count, run in ((1, metrics["one_beat"]), (3, metrics["three_beats"])):
         assert run["beats"] == count and len(run["fires_by_beat"]) == count, run  # every fire claimed by a beat
         assert 0 < run["distinct_fires"] == run["fires"] == sum(run["fires_by_beat"].values()), run
-        assert run["distinct_fires"] + run["missed"] == run["expected_fires"] == 50 * 2, run
+        # The window is 2 s or longer (stretched until the connections' CPU is measurable).
+        assert run["seconds"] >= 2, run
+        assert run["distinct_fires"] + run["missed"] == run["expected_fires"] == 200 * run["seconds"], run
         assert run["duplicate_rows"] == run["duplicate_messages"] == 0, run
         assert run["db_connections"] >= count, run  # the beats' connections were found on the server
     # Its rows: one summary line per run, and its checks in the table.
