@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from conf.profiles import load_settings
 from conf.urls import parse_database_url
+from models import pymysql_conversions
 from models.pymysql_import import import_pymysql
 
 __all__ = ["database_url", "make_engine", "make_sessionmaker", "parse_database_url"]
@@ -37,6 +38,8 @@ def make_engine(url: str | URL | None = None, **kwargs: Any) -> Engine:
         options["pool_recycle"] = 3600
         # Naive DATETIMEs are UTC; make CURRENT_TIMESTAMP agree whatever the server zone is.
         options["connect_args"] = {"init_command": "SET time_zone = '+00:00'"}
+        if parsed.get_driver_name() == "pymysql":
+            options["connect_args"]["conv"] = pymysql_conversions.conversions()  # C datetime text
         # REPEATABLE READ would hide other processes' edits inside a long-lived transaction.
         # Set when each connection is made (below), not as an engine isolation_level: SQLAlchemy
         # applies that on every checkout *outside* its error wrapping, so a server going away at
