@@ -27,7 +27,8 @@ from sqlalchemy.exc import IntegrityError
 
 from conf.profiles import load_settings
 from conf.settings import Settings
-from models import AlertState, ExecuteTask, RunStatus, Task, make_engine
+from models import RunStatus, make_engine
+from models.tables import alert_state_table, execute_task_table, task_table
 
 logger = logging.getLogger("tablebeat.alerts")
 
@@ -84,21 +85,25 @@ def decide_rate_limit(engine: Engine, task_id: int, now: datetime, min_interval_
         try:
             with engine.begin() as conn:
                 row = conn.execute(
-                    select(AlertState.last_sent_at, AlertState.suppressed)
-                    .where(AlertState.task_id == task_id)
+                    select(alert_state_table.c.last_sent_at, alert_state_table.c.suppressed)
+                    .where(alert_state_table.c.task_id == task_id)
                     .with_for_update()
                 ).first()
                 if row is None:
-                    conn.execute(insert(AlertState).values(task_id=task_id, last_sent_at=now, suppressed=0))
+                    conn.execute(insert(alert_state_table).values(task_id=task_id, last_sent_at=now, suppressed=0))
                     return RateDecision(True, 0)
                 due = row.last_sent_at is None or now - row.last_sent_at >= timedelta(seconds=min_interval_s)
                 if due:
                     conn.execute(
-                        update(AlertState).where(AlertState.task_id == task_id).values(last_sent_at=now, suppressed=0)
+                        update(alert_state_table)
+                        .where(alert_state_table.c.task_id == task_id)
+                        .values(last_sent_at=now, suppressed=0)
                     )
                     return RateDecision(True, int(row.suppressed or 0))
                 conn.execute(
-                    update(AlertState).where(AlertState.task_id == task_id).values(suppressed=AlertState.suppressed + 1)
+                    update(alert_state_table)
+                    .where(alert_state_table.c.task_id == task_id)
+                    .values(suppressed=alert_state_table.c.suppressed + 1)
                 )
                 return RateDecision(False, int(row.suppressed or 0) + 1)
         except IntegrityError:
@@ -240,23 +245,23 @@ class Alerter:
         with self.engine.connect() as conn:
             run = conn.execute(
                 select(
-                    ExecuteTask.id,
-                    ExecuteTask.task_id,
-                    ExecuteTask.trace_id,
-                    ExecuteTask.celery_id,
-                    ExecuteTask.worker,
-                    ExecuteTask.attempt,
-                    ExecuteTask.scheduled_at,
-                    ExecuteTask.started_at,
-                    ExecuteTask.finished_at,
-                    ExecuteTask.error,
-                    ExecuteTask.result,
-                    Task.task_key,
-                    Task.execute_func,
-                    Task.extra,
+                    execute_task_table.c.id,
+                    execute_task_table.c.task_id,
+                    execute_task_table.c.trace_id,
+                    execute_task_table.c.celery_id,
+                    execute_task_table.c.worker,
+                    execute_task_table.c.attempt,
+                    execute_task_table.c.scheduled_at,
+                    execute_task_table.c.started_at,
+                    execute_task_table.c.finished_at,
+                    execute_task_table.c.error,
+                    execute_task_table.c.result,
+                    task_table.c.task_key,
+                    task_table.c.execute_func,
+                    task_table.c.extra,
                 )
-                .outerjoin(Task, Task.id == ExecuteTask.task_id)
-                .where(ExecuteTask.id == run_id)
+                .outerjoin(task_table, task_table.c.id == execute_task_table.c.task_id)
+                .where(execute_task_table.c.id == run_id)
             ).first()
         if run is None:
             logger.warning("alert for run %s not sent: the run does not exist", run_id)

@@ -1,13 +1,13 @@
-"""The ``alert_state`` table: per-task rate limit of run alerts, shared by every process."""
+"""The ``alert_state`` table's ORM model: per-task rate limit of run alerts, shared by every process."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Integer
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped
 
-from models.base import Base, UTCDateTime
+from models.base import Base
+from models.tables import alert_state_table
 
 
 class AlertState(Base):
@@ -17,11 +17,11 @@ class AlertState(Base):
     change-log triggers, and would make beat reload the task on every alert.
     """
 
-    __tablename__ = "alert_state"
+    __table__ = alert_state_table
 
-    task_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
-    last_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    suppressed: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    task_id: Mapped[int]
+    last_sent_at: Mapped[datetime | None]
+    suppressed: Mapped[int]
 
     def __repr__(self) -> str:
         return (

@@ -1,88 +1,21 @@
-"""Declarative base and the column types shared by both tables."""
+"""Declarative base of the ORM models (the API and CLI); their tables are ``models.tables``."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import ClassVar
 
-from sqlalchemy import DateTime, Dialect, Table
-from sqlalchemy.ext.compiler import compiles
+from sqlalchemy import Table
 from sqlalchemy.orm import DeclarativeBase
-from sqlalchemy.sql.functions import FunctionElement
-from sqlalchemy.types import TypeDecorator
 
+from models.tables import metadata
+from models.types import UTCDateTime, clock_now, utcnow
 
-def utcnow() -> datetime:
-    """The current instant, UTC-aware: what every timestamp column holds (the one home of this helper)."""
-    return datetime.now(UTC)
-
-
-class UTCDateTime(TypeDecorator[datetime]):
-    """A timestamp stored as UTC and always returned timezone-aware.
-
-    MySQL and SQLite have no zone-carrying type, so values are stored naive in UTC
-    and re-tagged on the way out; PostgreSQL keeps ``timestamptz``.
-    """
-
-    impl = DateTime
-    cache_ok = True
-
-    def load_dialect_impl(self, dialect: Dialect) -> Any:
-        if dialect.name == "postgresql":
-            return dialect.type_descriptor(DateTime(timezone=True))
-        if dialect.name in ("mysql", "mariadb"):
-            from sqlalchemy.dialects.mysql import DATETIME
-
-            return dialect.type_descriptor(DATETIME(fsp=6))
-        return dialect.type_descriptor(DateTime())
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError(f"naive datetime {value!r} given; tablebeat stores aware UTC times")
-        value = value.astimezone(UTC)
-        return value if dialect.name == "postgresql" else value.replace(tzinfo=None)
-
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value.astimezone(UTC)
+__all__ = ["Base", "UTCDateTime", "clock_now", "utcnow"]
 
 
 class Base(DeclarativeBase):
     """Base class of tablebeat's ORM models."""
 
+    metadata = metadata
     #: Every model maps one declared table (SQLAlchemy types it as the wider ``FromClause``).
     __table__: ClassVar[Table]
-
-
-class clock_now(FunctionElement[datetime]):  # lower case: reads like the SQL function it renders
-    """The database clock at the moment the statement touches the row (not its start).
-
-    Used where the order of two writes must show in their timestamps: a run that takes a
-    slot freed by another run's finish is stamped after that finish, whatever the
-    workers' own clocks or scheduling did.
-    """
-
-    type = UTCDateTime()
-    inherit_cache = True
-
-
-@compiles(clock_now, "mysql")
-@compiles(clock_now, "mariadb")
-def _clock_now_mysql(element: Any, compiler: Any, **kw: Any) -> str:
-    return "SYSDATE(6)"  # unlike NOW(6), evaluated when executed (after any lock wait)
-
-
-@compiles(clock_now, "postgresql")
-def _clock_now_postgresql(element: Any, compiler: Any, **kw: Any) -> str:
-    return "clock_timestamp()"
-
-
-@compiles(clock_now)
-def _clock_now_default(element: Any, compiler: Any, **kw: Any) -> str:
-    # SQLite: text in the format SQLAlchemy's DateTime reads back (microseconds padded).
-    return "(strftime('%Y-%m-%d %H:%M:%f','now') || '000')"

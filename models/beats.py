@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, String
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped
 
-from models.base import Base, UTCDateTime
+from models.base import Base
+from models.tables import beat_node_table, schedule_cursor_table
 
 
 class BeatNode(Base):
@@ -17,11 +17,11 @@ class BeatNode(Base):
     over the fires it claimed and has not published.
     """
 
-    __tablename__ = "beat_node"
+    __table__ = beat_node_table
 
-    token: Mapped[str] = mapped_column(String(64), primary_key=True)
-    seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    token: Mapped[str]
+    seen_at: Mapped[datetime]
+    started_at: Mapped[datetime]
 
     def __repr__(self) -> str:
         return f"BeatNode(token={self.token!r}, seen_at={self.seen_at!r})"
@@ -35,10 +35,10 @@ class ScheduleCursor(Base):
     the next beat to start settles every row once.
     """
 
-    __tablename__ = "schedule_cursor"
+    __table__ = schedule_cursor_table
 
-    name: Mapped[str] = mapped_column(String(32), primary_key=True)
-    change_id: Mapped[int | None] = mapped_column(BigInteger)
+    name: Mapped[str]
+    change_id: Mapped[int | None]
 
     def __repr__(self) -> str:
         return f"ScheduleCursor(name={self.name!r}, change_id={self.change_id!r})"

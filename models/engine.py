@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL
-from sqlalchemy.orm import Session, sessionmaker
 
 from conf.profiles import load_settings
 from conf.urls import parse_database_url
 from models import pymysql_conversions
 from models.pymysql_import import import_pymysql
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session, sessionmaker
 
 __all__ = ["database_url", "make_engine", "make_sessionmaker", "parse_database_url"]
 
@@ -72,4 +74,6 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
     """A session factory that keeps loaded values usable after commit."""
+    from sqlalchemy.orm import sessionmaker  # the API's and CLI's: beat and workers never load the ORM
+
     return sessionmaker(engine, expire_on_commit=False)

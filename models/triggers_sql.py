@@ -20,7 +20,7 @@ from collections.abc import Iterable, Sequence
 
 from sqlalchemy.engine import Connection
 
-from models.schedule import CONFIG_COLUMNS
+from models.tables import CONFIG_COLUMNS
 
 #: Trigger names, the same on every dialect.
 TRIGGER_LOG_INSERT = "trg_task_change_ins"

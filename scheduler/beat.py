@@ -28,9 +28,10 @@ from alerts import webhook
 from alerts.webhook import alert_run
 from conf.celery import settings_of
 from conf.settings import Settings
-from models import RunStatus, Task, TaskStatus, make_engine
-from models.base import utcnow
+from models import RunStatus, TaskStatus, make_engine
 from models.db_errors import driver_error, is_deadlock
+from models.tables import task_table
+from models.types import utcnow
 from protocol.message import job_names
 from protocol.trace import new_celery_id, new_trace_id, trace_suffix
 from scheduler import claim_review, gc_freeze, metrics, store, sweeps, timeline
@@ -228,8 +229,8 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
         with self._engine.begin() as conn:
             rows = conn.execute(
                 select(*store.ROW_COLUMNS)
-                .where(Task.next_run_at.is_not(None), Task.is_valid == 1)
-                .order_by(Task.next_run_at)
+                .where(task_table.c.next_run_at.is_not(None), task_table.c.is_valid == 1)
+                .order_by(task_table.c.next_run_at)
                 .limit(SCHEDULE_VIEW_ROWS)
             ).all()
         entries: dict[str, TableEntry] = {}
@@ -820,7 +821,11 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
         with self._engine.begin() as conn:  # paused, deleted or invalid since the claim: recorded, never left pending
             store.skip_unpublished(conn, [run.run_id for run in runs], reason, now)
             ids = list({run.task_id for run in runs[:LOG_EACH_FIRE_UP_TO]})
-            keys = dict(conn.execute(select(Task.id, Task.task_key).where(Task.id.in_(ids))).tuples().all())
+            keys = dict(
+                conn.execute(select(task_table.c.id, task_table.c.task_key).where(task_table.c.id.in_(ids)))
+                .tuples()
+                .all()
+            )
         metrics.fire_skipped(reason, len(runs))
         for run in runs[:LOG_EACH_FIRE_UP_TO]:  # the run's one line: it ends here, never reaching a worker
             logger.warning(

@@ -23,7 +23,8 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, func, or_, select, update
 
-from models import ExecuteTask, RunStatus, Task
+from models import RunStatus
+from models.tables import execute_task_table, task_table
 from scheduler.dispatch import Dispatch
 from scheduler.planning import first_pending_instant
 from scheduler.rows import ScheduledJob
@@ -82,7 +83,7 @@ def _enabled_by_id(conn: Connection, task_ids: set[int]) -> dict[int, int]:
     """``is_valid`` of the rows with these ids that still exist."""
     if not task_ids:
         return {}
-    rows = conn.execute(select(Task.id, Task.is_valid).where(Task.id.in_(sorted(task_ids))))
+    rows = conn.execute(select(task_table.c.id, task_table.c.is_valid).where(task_table.c.id.in_(sorted(task_ids))))
     return {int(r.id): int(r.is_valid) if r.is_valid is not None else 0 for r in rows}
 
 
@@ -94,11 +95,11 @@ def skip_claims(conn: Connection, cancelled: Mapping[int, str], now: datetime) -
         by_reason.setdefault(reason, []).append(run_id)
     for reason, ids in by_reason.items():
         moved = conn.execute(
-            update(ExecuteTask)
+            update(execute_task_table)
             .where(
-                ExecuteTask.id.in_(sorted(ids)),
-                ExecuteTask.status == RunStatus.PENDING.value,
-                ExecuteTask.published_at.is_(None),
+                execute_task_table.c.id.in_(sorted(ids)),
+                execute_task_table.c.status == RunStatus.PENDING.value,
+                execute_task_table.c.published_at.is_(None),
             )
             .values(status=RunStatus.SKIPPED.value, result=reason, finished_at=now)
         ).rowcount
@@ -118,26 +119,32 @@ def rewind_last_run(conn: Connection, task_ids: Iterable[int], jobs: Mapping[int
     cancelled = (PAUSED, DELETED, RESCHEDULED)
     written = 0
     for task_id in sorted(set(task_ids)):
-        row = conn.execute(select(Task.last_run_at).where(Task.id == task_id)).first()
+        row = conn.execute(select(task_table.c.last_run_at).where(task_table.c.id == task_id)).first()
         if row is None:
             continue
         latest = conn.scalar(
-            select(func.max(ExecuteTask.scheduled_at)).where(
-                ExecuteTask.task_id == task_id,
+            select(func.max(execute_task_table.c.scheduled_at)).where(
+                execute_task_table.c.task_id == task_id,
                 or_(
-                    ExecuteTask.status != RunStatus.SKIPPED.value,
-                    ExecuteTask.result.is_(None),
-                    ~or_(*(ExecuteTask.result == reason for reason in cancelled)),
+                    execute_task_table.c.status != RunStatus.SKIPPED.value,
+                    execute_task_table.c.result.is_(None),
+                    ~or_(*(execute_task_table.c.result == reason for reason in cancelled)),
                 ),
             )
         )
         if latest == row.last_run_at:
             continue
-        values: dict[str, object] = {"last_run_at": latest, "update_at": Task.update_at}
+        values: dict[str, object] = {"last_run_at": latest, "update_at": task_table.c.update_at}
         job = jobs.get(task_id)
         if job is not None:
             job.last_run_at = latest
             values["next_run_at"] = first_pending_instant(job)
-        guard = Task.last_run_at.is_(None) if row.last_run_at is None else Task.last_run_at == row.last_run_at
-        written += conn.execute(update(Task).where(Task.id == task_id, guard).values(**values)).rowcount or 0
+        guard = (
+            task_table.c.last_run_at.is_(None)
+            if row.last_run_at is None
+            else task_table.c.last_run_at == row.last_run_at
+        )
+        written += (
+            conn.execute(update(task_table).where(task_table.c.id == task_id, guard).values(**values)).rowcount or 0
+        )
     return written

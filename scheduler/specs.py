@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import CroniterBadDateError, croniter
 
-from models.schedule import TriggerKind
+from models.states import TriggerKind
 from protocol.message import RESERVED_KWARGS
 from scheduler.errors import RowError
 

@@ -13,11 +13,12 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Row, and_, bindparam, case, delete, exists, func, or_, select, update
 
-from models import ExecuteTask, RunStatus, Task, TaskChange, TaskStatus
-from models.workers import dead_before, run_worker_died
+from models import RunStatus, TaskStatus
+from models.tables import execute_task_table, task_change_table, task_table
+from models.worker_liveness import dead_before, run_worker_died
 
-_RUNS = ExecuteTask.__table__
-_TASKS = Task.__table__
+_RUNS = execute_task_table
+_TASKS = task_table
 
 #: Rows (or ids of an IN list) per statement: well inside every backend's parameter limit
 #: (SQLite's is 32766), large enough that a burst of 10,000 fires takes ten statements.
@@ -27,31 +28,31 @@ T = TypeVar("T")
 
 #: Columns the beat needs to schedule a row.
 ROW_COLUMNS = (
-    Task.id,
-    Task.task_key,
-    Task.execute_func,
-    Task.trigger,
-    Task.spec,
-    Task.args,
-    Task.kwargs,
-    Task.timezone,
-    Task.queue,
-    Task.max_instances,
-    Task.misfire_grace_seconds,
-    Task.expires_seconds,
-    Task.start_date,
-    Task.end_date,
-    Task.jitter_seconds,
-    Task.cron_year,
-    Task.cron_week,
-    Task.is_valid,
-    Task.extra,
-    Task.status,
+    task_table.c.id,
+    task_table.c.task_key,
+    task_table.c.execute_func,
+    task_table.c.trigger,
+    task_table.c.spec,
+    task_table.c.args,
+    task_table.c.kwargs,
+    task_table.c.timezone,
+    task_table.c.queue,
+    task_table.c.max_instances,
+    task_table.c.misfire_grace_seconds,
+    task_table.c.expires_seconds,
+    task_table.c.start_date,
+    task_table.c.end_date,
+    task_table.c.jitter_seconds,
+    task_table.c.cron_year,
+    task_table.c.cron_week,
+    task_table.c.is_valid,
+    task_table.c.extra,
+    task_table.c.status,
     # Interval fires count from the last config edit; rows that never had one, from creation.
-    func.coalesce(Task.update_at, Task.create_at).label("anchor"),
-    Task.last_run_at,
-    Task.next_run_at,
-    Task.last_error,
+    func.coalesce(task_table.c.update_at, task_table.c.create_at).label("anchor"),
+    task_table.c.last_run_at,
+    task_table.c.next_run_at,
+    task_table.c.last_error,
 )
 
 
@@ -68,13 +69,13 @@ def load_rows(conn: Connection, task_ids: Iterable[int]) -> list[Row[Any]]:
     """The rows with these ids (enabled or not); missing ids were deleted."""
     rows: list[Row[Any]] = []
     for chunk in chunks(sorted(task_ids)):
-        rows.extend(conn.execute(select(*ROW_COLUMNS).where(Task.id.in_(chunk))))
+        rows.extend(conn.execute(select(*ROW_COLUMNS).where(task_table.c.id.in_(chunk))))
     return rows
 
 
 def change_cursor(conn: Connection) -> int:
     """Id of the newest change-log row (0 when empty)."""
-    return int(conn.scalar(select(func.coalesce(func.max(TaskChange.id), 0))) or 0)
+    return int(conn.scalar(select(func.coalesce(func.max(task_change_table.c.id), 0))) or 0)
 
 
 @dataclass(slots=True)
@@ -101,9 +102,9 @@ class ChangeCursor:
 
 #: The idle probe (also run as SQL text on a raw cursor by scheduler/idle_poll.py).
 CHANGES_AFTER = (
-    select(TaskChange.id, TaskChange.task_id, TaskChange.changed_at)
-    .where(TaskChange.id > bindparam("after"))
-    .order_by(TaskChange.id)
+    select(task_change_table.c.id, task_change_table.c.task_id, task_change_table.c.changed_at)
+    .where(task_change_table.c.id > bindparam("after"))
+    .order_by(task_change_table.c.id)
     .limit(bindparam("lim"))
 )
 
@@ -111,7 +112,12 @@ CHANGES_AFTER = (
 #: parses less than for :data:`CHANGES_AFTER`, whose rows only the full poll needs).  ``ORDER BY``
 #: keeps it on the primary key: without it PostgreSQL chose a sequential scan for ``LIMIT 1``, which
 #: read the whole log (50 ms with 1,000,000 changes) whenever nothing had changed.
-ANY_CHANGE_AFTER = select(TaskChange.id).where(TaskChange.id > bindparam("after")).order_by(TaskChange.id).limit(1)
+ANY_CHANGE_AFTER = (
+    select(task_change_table.c.id)
+    .where(task_change_table.c.id > bindparam("after"))
+    .order_by(task_change_table.c.id)
+    .limit(1)
+)
 
 #: How long an unseen change-log id is waited for (an open transaction that long is rare).
 GAP_WAIT_S = 600.0
@@ -125,8 +131,12 @@ def read_changes(conn: Connection, cursor: ChangeCursor, now_m: float, limit: in
     A primary-key range probe: costs the same for 100 or 1,000,000 tasks.
     """
     if cursor.gaps:
-        condition = or_(TaskChange.id > cursor.last_id, TaskChange.id.in_(list(cursor.gaps)))
-        stmt = select(TaskChange.id, TaskChange.task_id, TaskChange.changed_at).where(condition).order_by(TaskChange.id)
+        condition = or_(task_change_table.c.id > cursor.last_id, task_change_table.c.id.in_(list(cursor.gaps)))
+        stmt = (
+            select(task_change_table.c.id, task_change_table.c.task_id, task_change_table.c.changed_at)
+            .where(condition)
+            .order_by(task_change_table.c.id)
+        )
         rows = conn.execute(stmt if limit is None else stmt.limit(limit)).all()
     else:  # the idle poll: one prebuilt statement (its cache key is computed once, not every 0.5 s)
         rows = conn.execute(CHANGES_AFTER, {"after": cursor.last_id, "lim": limit or 2**31 - 1}).all()
@@ -155,7 +165,12 @@ def prune_changes(conn: Connection, before: datetime, settled: int) -> int:
     rows above ``settled`` are kept until applied (a beat starting later reads them).
     """
     newest = min(change_cursor(conn), settled + 1)
-    return conn.execute(delete(TaskChange).where(TaskChange.changed_at < before, TaskChange.id < newest)).rowcount or 0
+    return (
+        conn.execute(
+            delete(task_change_table).where(task_change_table.c.changed_at < before, task_change_table.c.id < newest)
+        ).rowcount
+        or 0
+    )
 
 
 # --- writing row state ------------------------------------------------------------------------
@@ -297,8 +312,8 @@ def mark_published(conn: Connection, run_ids: Sequence[int], now: datetime) -> N
     """Record that these runs' messages reached the broker."""
     for chunk in chunks(run_ids):
         conn.execute(
-            update(ExecuteTask)
-            .where(ExecuteTask.id.in_(chunk), ExecuteTask.published_at.is_(None))
+            update(execute_task_table)
+            .where(execute_task_table.c.id.in_(chunk), execute_task_table.c.published_at.is_(None))
             .values(published_at=now)
         )
 
@@ -329,13 +344,13 @@ def take_unpublished(
     the same time never both republish it.
     """
     candidates = conn.execute(
-        select(ExecuteTask.id, ExecuteTask.claimed_by)
+        select(execute_task_table.c.id, execute_task_table.c.claimed_by)
         .where(
-            ExecuteTask.status == RunStatus.PENDING.value,
-            ExecuteTask.published_at.is_(None),
-            ExecuteTask.update_at < older_than,
+            execute_task_table.c.status == RunStatus.PENDING.value,
+            execute_task_table.c.published_at.is_(None),
+            execute_task_table.c.update_at < older_than,
             # A claim made far ahead of a burst is not stale before its instant has passed.
-            ExecuteTask.scheduled_at < older_than,
+            execute_task_table.c.scheduled_at < older_than,
         )
         .limit(limit)
     ).all()
@@ -343,11 +358,13 @@ def take_unpublished(
     manual = {int(row.id) for row in candidates if row.claimed_by == MANUAL_CLAIM}
     for row in candidates:
         owner_matches = (
-            ExecuteTask.claimed_by.is_(None) if row.claimed_by is None else ExecuteTask.claimed_by == row.claimed_by
+            execute_task_table.c.claimed_by.is_(None)
+            if row.claimed_by is None
+            else execute_task_table.c.claimed_by == row.claimed_by
         )
         moved = conn.execute(
-            update(ExecuteTask)
-            .where(ExecuteTask.id == row.id, ExecuteTask.published_at.is_(None), owner_matches)
+            update(execute_task_table)
+            .where(execute_task_table.c.id == row.id, execute_task_table.c.published_at.is_(None), owner_matches)
             .values(claimed_by=token, update_at=now)
         ).rowcount
         if moved:
@@ -356,8 +373,12 @@ def take_unpublished(
         return []
     rows = conn.execute(
         select(
-            ExecuteTask.id, ExecuteTask.task_id, ExecuteTask.scheduled_at, ExecuteTask.trace_id, ExecuteTask.celery_id
-        ).where(ExecuteTask.id.in_(taken))
+            execute_task_table.c.id,
+            execute_task_table.c.task_id,
+            execute_task_table.c.scheduled_at,
+            execute_task_table.c.trace_id,
+            execute_task_table.c.celery_id,
+        ).where(execute_task_table.c.id.in_(taken))
     )
     return [
         UnpublishedRun(int(r.id), int(r.task_id), r.scheduled_at, r.trace_id, r.celery_id, int(r.id) in manual)
@@ -375,17 +396,21 @@ def take_claims_of(conn: Connection, owners: Sequence[str], token: str, now: dat
     for owner in owners:
         ids = list(
             conn.scalars(
-                select(ExecuteTask.id).where(
-                    ExecuteTask.claimed_by == owner,
-                    ExecuteTask.published_at.is_(None),
-                    ExecuteTask.status == RunStatus.PENDING.value,
+                select(execute_task_table.c.id).where(
+                    execute_task_table.c.claimed_by == owner,
+                    execute_task_table.c.published_at.is_(None),
+                    execute_task_table.c.status == RunStatus.PENDING.value,
                 )
             )
         )
         for chunk in chunks(ids):
             conn.execute(
-                update(ExecuteTask)
-                .where(ExecuteTask.id.in_(chunk), ExecuteTask.claimed_by == owner, ExecuteTask.published_at.is_(None))
+                update(execute_task_table)
+                .where(
+                    execute_task_table.c.id.in_(chunk),
+                    execute_task_table.c.claimed_by == owner,
+                    execute_task_table.c.published_at.is_(None),
+                )
                 .values(claimed_by=token, update_at=now)
             )
         taken.extend(ids)
@@ -395,12 +420,16 @@ def take_claims_of(conn: Connection, owners: Sequence[str], token: str, now: dat
     for chunk in chunks(taken):
         rows = conn.execute(
             select(
-                ExecuteTask.id,
-                ExecuteTask.task_id,
-                ExecuteTask.scheduled_at,
-                ExecuteTask.trace_id,
-                ExecuteTask.celery_id,
-            ).where(ExecuteTask.id.in_(chunk), ExecuteTask.claimed_by == token, ExecuteTask.published_at.is_(None))
+                execute_task_table.c.id,
+                execute_task_table.c.task_id,
+                execute_task_table.c.scheduled_at,
+                execute_task_table.c.trace_id,
+                execute_task_table.c.celery_id,
+            ).where(
+                execute_task_table.c.id.in_(chunk),
+                execute_task_table.c.claimed_by == token,
+                execute_task_table.c.published_at.is_(None),
+            )
         )
         runs.extend(UnpublishedRun(int(r.id), int(r.task_id), r.scheduled_at, r.trace_id, r.celery_id) for r in rows)
     return runs
@@ -414,11 +443,11 @@ def unpublish_pending(conn: Connection, published_before: datetime) -> int:
     """
     return (
         conn.execute(
-            update(ExecuteTask)
+            update(execute_task_table)
             .where(
-                ExecuteTask.status == RunStatus.PENDING.value,
-                ExecuteTask.published_at.is_not(None),
-                ExecuteTask.published_at < published_before,
+                execute_task_table.c.status == RunStatus.PENDING.value,
+                execute_task_table.c.published_at.is_not(None),
+                execute_task_table.c.published_at < published_before,
             )
             .values(published_at=None)
         ).rowcount
@@ -430,11 +459,11 @@ def skip_unpublished(conn: Connection, run_ids: Sequence[int], reason: str, now:
     """Record claimed, never-published runs as ``skipped`` with ``reason`` (their task is gone or paused)."""
     for chunk in chunks(run_ids):
         conn.execute(
-            update(ExecuteTask)
+            update(execute_task_table)
             .where(
-                ExecuteTask.id.in_(chunk),
-                ExecuteTask.status == RunStatus.PENDING.value,
-                ExecuteTask.published_at.is_(None),
+                execute_task_table.c.id.in_(chunk),
+                execute_task_table.c.status == RunStatus.PENDING.value,
+                execute_task_table.c.published_at.is_(None),
             )
             .values(status=RunStatus.SKIPPED.value, result=reason, finished_at=now)
         )
@@ -461,7 +490,7 @@ def still_claimed(conn: Connection, run_ids: Sequence[int], token: str) -> set[i
             held.update(int(r.id) for r in rows if r.id in wanted and r.claimed_by == token and r.published_at is None)
             continue
         for chunk in chunks(block):
-            rows = conn.execute(_RECHECK.where(ExecuteTask.id.in_(chunk)))
+            rows = conn.execute(_RECHECK.where(execute_task_table.c.id.in_(chunk)))
             held.update(int(r.id) for r in rows if r.claimed_by == token and r.published_at is None)
     return held
 
@@ -469,8 +498,8 @@ def still_claimed(conn: Connection, run_ids: Sequence[int], token: str) -> set[i
 # Looked up by primary key alone, the rest checked in Python: with the owner and published_at in the
 # WHERE clause, PostgreSQL (statistics not yet analysed after a burst's claims) scanned the
 # (claimed_by, published_at) index, every run of the burst per chunk of 1,000: minutes for 100,000.
-_RECHECK = select(ExecuteTask.id, ExecuteTask.claimed_by, ExecuteTask.published_at)
-_RECHECK_RANGE = _RECHECK.where(ExecuteTask.id.between(bindparam("lo"), bindparam("hi")))
+_RECHECK = select(execute_task_table.c.id, execute_task_table.c.claimed_by, execute_task_table.c.published_at)
+_RECHECK_RANGE = _RECHECK.where(execute_task_table.c.id.between(bindparam("lo"), bindparam("hi")))
 
 
 # --- lost runs --------------------------------------------------------------------------------------
@@ -479,15 +508,18 @@ _RECHECK_RANGE = _RECHECK.where(ExecuteTask.id.between(bindparam("lo"), bindpara
 def mark_lost_runs(conn: Connection, dead_before: datetime, now: datetime) -> list[Row[Any]]:
     """Runs ``running`` on a dead worker (``models.workers.run_worker_died``) become ``lost``."""
     stuck = conn.execute(
-        select(ExecuteTask.id, ExecuteTask.task_id, ExecuteTask.trace_id, ExecuteTask.worker).where(
-            ExecuteTask.status == RunStatus.RUNNING.value, run_worker_died(dead_before)
-        )
+        select(
+            execute_task_table.c.id,
+            execute_task_table.c.task_id,
+            execute_task_table.c.trace_id,
+            execute_task_table.c.worker,
+        ).where(execute_task_table.c.status == RunStatus.RUNNING.value, run_worker_died(dead_before))
     ).all()
     marked: list[Any] = []
     for run in stuck:  # one guarded write each (rare): a run that finished meanwhile is not reported lost
         if conn.execute(
-            update(ExecuteTask)
-            .where(ExecuteTask.id == run.id, ExecuteTask.status == RunStatus.RUNNING.value)
+            update(execute_task_table)
+            .where(execute_task_table.c.id == run.id, execute_task_table.c.status == RunStatus.RUNNING.value)
             .values(
                 status=RunStatus.LOST.value,
                 running_slot=None,

@@ -19,7 +19,8 @@ from datetime import datetime
 
 from sqlalchemy import Connection, exists, literal_column, or_, select, update
 
-from models import ExecuteTask, RunStatus, Task, TaskStatus, WorkerHeartbeat
+from models import RunStatus, TaskStatus
+from models.tables import execute_task_table, task_table, worker_heartbeat_table
 
 #: ``extra`` of a run beat claimed, and of one this sweep has republished (at most once).
 CLAIMED_EXTRA = "{}"
@@ -32,11 +33,11 @@ def republish_stale(conn: Connection, published_before: datetime, limit: int = 5
     ids = [
         int(r.id)
         for r in conn.execute(
-            select(ExecuteTask.id)
+            select(execute_task_table.c.id)
             .where(
-                ExecuteTask.status == RunStatus.PENDING.value,
-                ExecuteTask.published_at < published_before,
-                ExecuteTask.extra == CLAIMED_EXTRA,
+                execute_task_table.c.status == RunStatus.PENDING.value,
+                execute_task_table.c.published_at < published_before,
+                execute_task_table.c.extra == CLAIMED_EXTRA,
             )
             .limit(limit)
         )
@@ -45,8 +46,8 @@ def republish_stale(conn: Connection, published_before: datetime, limit: int = 5
         return 0
     return (
         conn.execute(
-            update(ExecuteTask)
-            .where(ExecuteTask.id.in_(ids), ExecuteTask.status == RunStatus.PENDING.value)
+            update(execute_task_table)
+            .where(execute_task_table.c.id.in_(ids), execute_task_table.c.status == RunStatus.PENDING.value)
             .values(published_at=None, extra=REPUBLISHED_EXTRA)
         ).rowcount
         or 0
@@ -69,9 +70,17 @@ def expire_unstarted(
 ) -> list[ExpiredRun]:
     """Close ``pending`` runs whose instant is before ``scheduled_before``: ``expired`` with the reason."""
     rows = conn.execute(
-        select(ExecuteTask.id, ExecuteTask.task_id, ExecuteTask.trace_id, Task.task_key, Task.queue)
-        .join(Task, Task.id == ExecuteTask.task_id, isouter=True)
-        .where(ExecuteTask.status == RunStatus.PENDING.value, ExecuteTask.scheduled_at < scheduled_before)
+        select(
+            execute_task_table.c.id,
+            execute_task_table.c.task_id,
+            execute_task_table.c.trace_id,
+            task_table.c.task_key,
+            task_table.c.queue,
+        )
+        .join(task_table, task_table.c.id == execute_task_table.c.task_id, isouter=True)
+        .where(
+            execute_task_table.c.status == RunStatus.PENDING.value, execute_task_table.c.scheduled_at < scheduled_before
+        )
         .limit(limit)
     ).all()
     closed: list[ExpiredRun] = []
@@ -81,8 +90,8 @@ def expire_unstarted(
             f"consumes queue {row.queue or 'celery'!r}, or the workers were busy for that long"
         )
         if conn.execute(
-            update(ExecuteTask)
-            .where(ExecuteTask.id == row.id, ExecuteTask.status == RunStatus.PENDING.value)
+            update(execute_task_table)
+            .where(execute_task_table.c.id == row.id, execute_task_table.c.status == RunStatus.PENDING.value)
             .values(status=RunStatus.EXPIRED.value, result=reason, finished_at=now)
         ).rowcount:
             closed.append(ExpiredRun(int(row.id), int(row.task_id), row.trace_id, row.task_key, row.queue))
@@ -92,7 +101,7 @@ def expire_unstarted(
 NO_CONSUMER_PREFIX = "runs wait on queue "
 #: Rows noted so: the pattern is literal SQL, the predicate of the partial index ``ix_task_queue_note``
 #: (migration 0009; a bound parameter would not match it), so finding notes reads only noted rows.
-NOTED = Task.last_error.like(literal_column(f"'{NO_CONSUMER_PREFIX}%'"))
+NOTED = task_table.c.last_error.like(literal_column(f"'{NO_CONSUMER_PREFIX}%'"))
 
 
 def no_consumer_message(queue: str) -> str:
@@ -119,17 +128,21 @@ def mark_unconsumed_queues(
     version) might consume anything, so then nothing is said.
     """
     live = [
-        r.queues for r in conn.execute(select(WorkerHeartbeat.queues).where(WorkerHeartbeat.seen_at >= alive_after))
+        r.queues
+        for r in conn.execute(
+            select(worker_heartbeat_table.c.queues).where(worker_heartbeat_table.c.seen_at >= alive_after)
+        )
     ]
     if any(q is None for q in live):
         return []
     consumed = {name for queues in live for name in queues.split(",") if name}
     waiting = conn.execute(
-        select(Task.id, Task.task_key, Task.queue, Task.last_error)
+        select(task_table.c.id, task_table.c.task_key, task_table.c.queue, task_table.c.last_error)
         .where(
-            Task.id.in_(
-                select(ExecuteTask.task_id).where(
-                    ExecuteTask.status == RunStatus.PENDING.value, ExecuteTask.scheduled_at < waiting_before
+            task_table.c.id.in_(
+                select(execute_task_table.c.task_id).where(
+                    execute_task_table.c.status == RunStatus.PENDING.value,
+                    execute_task_table.c.scheduled_at < waiting_before,
                 )
             )
         )
@@ -143,13 +156,19 @@ def mark_unconsumed_queues(
         message = no_consumer_message(queue)
         if row.last_error == message:
             continue
-        conn.execute(update(Task).where(Task.id == row.id).values(last_error=message, update_at=Task.update_at))
+        conn.execute(
+            update(task_table)
+            .where(task_table.c.id == row.id)
+            .values(last_error=message, update_at=task_table.c.update_at)
+        )
         noted.append(UnconsumedQueue(int(row.id), row.task_key, queue))
-    stale = conn.execute(select(Task.id, Task.queue).where(NOTED)).all()
+    stale = conn.execute(select(task_table.c.id, task_table.c.queue).where(NOTED)).all()
     for task in stale:
         if ((task.queue or "").strip() or default_queue) in consumed:
             conn.execute(
-                update(Task).where(Task.id == task.id, NOTED).values(last_error=None, update_at=Task.update_at)
+                update(task_table)
+                .where(task_table.c.id == task.id, NOTED)
+                .values(last_error=None, update_at=task_table.c.update_at)
             )
     return noted
 
@@ -161,9 +180,12 @@ def mark_unconsumed_queues(
 ANYTHING_OPEN = select(
     or_(
         exists().where(
-            or_(ExecuteTask.status == RunStatus.PENDING.value, ExecuteTask.status == RunStatus.RUNNING.value)
+            or_(
+                execute_task_table.c.status == RunStatus.PENDING.value,
+                execute_task_table.c.status == RunStatus.RUNNING.value,
+            )
         ),
-        exists().where(Task.status == TaskStatus.DOING.value),
+        exists().where(task_table.c.status == TaskStatus.DOING.value),
         exists().where(NOTED),
     )
 )

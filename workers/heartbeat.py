@@ -14,7 +14,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from conf.celery import settings_of
 from conf.profiles import load_settings
 from conf.settings import Settings
-from models import WorkerHeartbeat, make_engine
+from models import make_engine
+from models.tables import worker_heartbeat_table
 
 logger = logging.getLogger(__name__)
 
@@ -53,11 +54,13 @@ class HeartbeatThread(threading.Thread):
         try:
             with self.engine.begin() as conn:
                 moved = conn.execute(
-                    update(WorkerHeartbeat).where(WorkerHeartbeat.hostname == self.hostname).values(**values)
+                    update(worker_heartbeat_table)
+                    .where(worker_heartbeat_table.c.hostname == self.hostname)
+                    .values(**values)
                 ).rowcount
                 if not moved:
                     conn.execute(
-                        WorkerHeartbeat.__table__.insert().values(
+                        worker_heartbeat_table.insert().values(
                             hostname=self.hostname, seen_at=now, started_at=started, queues=self.queues
                         )
                     )
@@ -76,7 +79,7 @@ class HeartbeatThread(threading.Thread):
         self._stop_event.set()
         try:
             with self.engine.begin() as conn:
-                conn.execute(delete(WorkerHeartbeat).where(WorkerHeartbeat.hostname == self.hostname))
+                conn.execute(delete(worker_heartbeat_table).where(worker_heartbeat_table.c.hostname == self.hostname))
         except SQLAlchemyError:
             logger.warning("could not remove heartbeat row of %s", self.hostname)
 

@@ -17,10 +17,11 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Integer, String, bindparam, exists, func, or_, select
 
-from models import ExecuteTask, Task, UTCDateTime
+from models import UTCDateTime
+from models.tables import execute_task_table, task_table
 
-_RUNS = ExecuteTask.__table__
-_TASKS = Task.__table__
+_RUNS = execute_task_table
+_TASKS = task_table
 
 #: Config stamps are compared with this tolerance: SQLite keeps milliseconds (and none at all
 #: for a row's default ``CURRENT_TIMESTAMP``), MySQL/PostgreSQL microseconds.

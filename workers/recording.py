@@ -34,7 +34,7 @@ from workers import metrics
 from workers.celery_app import settings
 from workers.message_match import RunMessage
 from workers.runs import RunStore, StartDecision
-from workers.tracing import TracedRequest, current_run_id, current_task_key, current_trace_id
+from workers.tracing import current_run_id, current_task_key, current_trace_id
 
 logger = logging.getLogger("tablebeat.run")
 
@@ -48,7 +48,8 @@ class RecordedTask(Task):  # type: ignore[misc]  # Celery is untyped
     """Runs a registered job function and moves its run row through its states."""
 
     abstract = True
-    Request = TracedRequest
+    #: By path: Celery resolves it in the worker only (beat, loading the same tasks, never imports it).
+    Request = "workers.traced_request:TracedRequest"
     #: Marks the Celery task of a registered job (beat finds job names by it: ``protocol.message.job_names``).
     tablebeat_job = True
 

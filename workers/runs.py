@@ -15,11 +15,12 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import IntegrityError
 
 from conf.settings import default
-from models import ExecuteTask, RunStatus, Task, make_engine
-from models.base import clock_now, utcnow
+from models import RunStatus, make_engine
 from models.db_errors import driver_error, is_database_error, is_deadlock, is_outage
 from models.raw_statements import RawStatement
-from models.workers import dead_before, run_worker_died
+from models.tables import execute_task_table, task_table
+from models.types import clock_now, utcnow
+from models.worker_liveness import dead_before, run_worker_died
 from workers import metrics
 from workers.held_connection import HeldConnection
 from workers.message_match import (
@@ -164,10 +165,10 @@ class RunStore:
 
         def write() -> int:
             with self.engine.begin() as conn:
-                task_id = conn.scalar(select(Task.id).where(Task.task_key == task_key)) or 0
+                task_id = conn.scalar(select(task_table.c.id).where(task_table.c.task_key == task_key)) or 0
                 now = utcnow()
                 key = conn.execute(
-                    insert(ExecuteTask).values(
+                    insert(execute_task_table).values(
                         task_id=task_id,
                         status=RunStatus.PENDING.value,
                         trace_id=trace_id,
@@ -239,7 +240,7 @@ class RunStore:
             self.task_status.started(message.task_id)
             return StartResult(StartDecision.RUN, "", 1)
         if outcome is _Slot.FULL:
-            fresh = (ExecuteTask.status == RunStatus.PENDING.value, ExecuteTask.attempt == 1)
+            fresh = (execute_task_table.c.status == RunStatus.PENDING.value, execute_task_table.c.attempt == 1)
             with self.autocommit.connect() as conn:
                 guard = (*fresh, *row_guards(message))
                 return self._skip_full(
@@ -269,9 +270,9 @@ class RunStore:
             if fresh:
                 return self._skip_changed(conn, message, reason)
         row = conn.execute(
-            select(ExecuteTask.worker, ExecuteTask.started_at, Task.max_instances)
-            .join(Task, Task.id == ExecuteTask.task_id, isouter=True)
-            .where(ExecuteTask.id == run_id)
+            select(execute_task_table.c.worker, execute_task_table.c.started_at, task_table.c.max_instances)
+            .join(task_table, task_table.c.id == execute_task_table.c.task_id, isouter=True)
+            .where(execute_task_table.c.id == run_id)
         ).first()
         status = facts.status
         if status == RunStatus.RUNNING.value and row is not None and self._worker_died(conn, run_id):
@@ -280,11 +281,11 @@ class RunStore:
             return StartResult(StartDecision.DUPLICATE, f"run {run_id} is already {facts.status}")
         previous = facts.attempt
         next_attempt = previous if status == RunStatus.PENDING.value else previous + 1
-        unchanged = (ExecuteTask.status == facts.status, ExecuteTask.attempt == facts.attempt)
+        unchanged = (execute_task_table.c.status == facts.status, execute_task_table.c.attempt == facts.attempt)
         limit = 1 if row is None or row.max_instances is None else int(row.max_instances)
         # The task-side guards again: an edit committed since the read above still wins.
         guards = row_guards(message) if fresh else GUARDS_MANUAL
-        stmt = update(ExecuteTask).where(ExecuteTask.id == run_id, *unchanged, *guards)
+        stmt = update(execute_task_table).where(execute_task_table.c.id == run_id, *unchanged, *guards)
         retaken = {**values, "attempt": next_attempt}
         params = guard_params(message)
         outcome = _take_slot(
@@ -303,12 +304,12 @@ class RunStore:
     def _skip_changed(conn: Connection, message: RunMessage, reason: str) -> StartResult:
         """A fresh run whose task was paused, deleted or edited since its claim: ``skipped``, not run."""
         moved = conn.execute(
-            update(ExecuteTask)
+            update(execute_task_table)
             .where(
-                ExecuteTask.id == message.run_id,
-                ExecuteTask.status == RunStatus.PENDING.value,
-                ExecuteTask.attempt == 1,
-                ExecuteTask.trace_id == message.trace_id,
+                execute_task_table.c.id == message.run_id,
+                execute_task_table.c.status == RunStatus.PENDING.value,
+                execute_task_table.c.attempt == 1,
+                execute_task_table.c.trace_id == message.trace_id,
             )
             .values(status=RunStatus.SKIPPED.value, result=reason, finished_at=clock_now())
         ).rowcount
@@ -328,8 +329,8 @@ class RunStore:
     ) -> StartResult:
         reason = f"max_instances={limit} reached ({limit} running)"
         conn.execute(
-            update(ExecuteTask)
-            .where(ExecuteTask.id == run_id, *guard)
+            update(execute_task_table)
+            .where(execute_task_table.c.id == run_id, *guard)
             .values(status=RunStatus.SKIPPED.value, result=reason, finished_at=utcnow(), worker=worker),
             params or {},
         )
@@ -338,7 +339,7 @@ class RunStore:
     def _worker_died(self, conn: Connection, run_id: int) -> bool:
         """Whether the worker a ``running`` row names is dead (``models.workers.run_worker_died``)."""
         cutoff = dead_before(utcnow(), self.worker_dead_seconds)
-        died = select(ExecuteTask.id).where(ExecuteTask.id == run_id, run_worker_died(cutoff))
+        died = select(execute_task_table.c.id).where(execute_task_table.c.id == run_id, run_worker_died(cutoff))
         return conn.scalar(died) is not None
 
     def finish_run(
@@ -388,7 +389,7 @@ class RunStore:
                 self.task_status.finished(task_id, status)
             else:
                 with self.engine.connect() as conn:
-                    found = conn.scalar(select(ExecuteTask.task_id).where(ExecuteTask.id == run_id))
+                    found = conn.scalar(select(execute_task_table.c.task_id).where(execute_task_table.c.id == run_id))
                 if found is not None:
                     self.task_status.finished(int(found), status)
             return True
@@ -406,7 +407,7 @@ class RunStore:
 _STARTABLE = (RunStatus.PENDING.value, RunStatus.RETRYING.value, RunStatus.LOST.value)
 
 
-_RUNS = ExecuteTask.__table__
+_RUNS = execute_task_table
 
 #: A fresh run (pending, first attempt) -> running in one slot: the hot path of every fire.
 _START_FRESH = (

@@ -20,8 +20,9 @@ from celery import signals
 from sqlalchemy import Engine, case, exists, update
 from sqlalchemy.exc import SQLAlchemyError
 
-from models import ExecuteTask, RunStatus, Task, TaskStatus
+from models import RunStatus, TaskStatus
 from models.db_errors import driver_error, is_deadlock
+from models.tables import execute_task_table, task_table
 
 logger = logging.getLogger(__name__)
 
@@ -30,8 +31,8 @@ logger = logging.getLogger(__name__)
 FLUSH_EVERY_S = 0.5
 #: Attempts of one flush when the database picks it as a deadlock victim.
 DEADLOCK_RETRIES = 5
-_TASKS = Task.__table__
-_RUNS = ExecuteTask.__table__
+_TASKS = task_table
+_RUNS = execute_task_table
 _STARTED = "__started__"
 
 

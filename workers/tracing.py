@@ -8,10 +8,9 @@ from contextvars import ContextVar
 from typing import Any, NamedTuple
 
 from celery import signals
-from celery.worker.request import Request
 
 from conf.celery import settings_of
-from protocol.message import SUB_TASK_ID, TASK_KEY_HEADER, TRACE_HEADER, TRACE_KWARG
+from protocol.message import TRACE_HEADER
 from protocol.trace import trace_suffix
 from telemetry import otel
 from telemetry.logs import use_json
@@ -30,26 +29,7 @@ class RunTags(NamedTuple):
     run_id: int | None
 
 
-_received: OrderedDict[str, RunTags] = OrderedDict()
-
-
-class TracedRequest(Request):  # type: ignore[misc]  # Celery is untyped
-    """The worker's view of a delivered message; remembers the run it names for log lines.
-
-    Celery logs "Task ... received" in the main process before any run context exists;
-    the trace filter finds that line's run by the Celery task id it carries.
-    """
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        headers, body_kwargs = self.request_dict, self.kwargs or {}
-        trace_id = headers.get(TRACE_HEADER) or body_kwargs.get(TRACE_KWARG)
-        if trace_id:
-            run_id = body_kwargs.get(SUB_TASK_ID)
-            key = headers.get(TASK_KEY_HEADER) or (str(self.args[0]) if self.args else None)
-            _received[self.id] = RunTags(key, str(trace_id), None if run_id is None else int(run_id))
-            while len(_received) > RECEIVED_REMEMBERED:
-                _received.popitem(last=False)
+received_runs: OrderedDict[str, RunTags] = OrderedDict()
 
 
 def _tags_of_celery_line(record: logging.LogRecord) -> RunTags | None:
@@ -58,7 +38,7 @@ def _tags_of_celery_line(record: logging.LogRecord) -> RunTags | None:
     if not isinstance(data, dict):
         data = record.args if isinstance(record.args, dict) else None
     celery_id = data.get("id") if data else None
-    return _received.get(celery_id) if isinstance(celery_id, str) else None
+    return received_runs.get(celery_id) if isinstance(celery_id, str) else None
 
 
 class TraceLogFilter(logging.Filter):

@@ -10,8 +10,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy.engine import Connection
 
-import models  # noqa: F401  (registers every table on Base.metadata)
-from models.base import Base
+from models import Base  # imports every ORM model: Base.metadata holds every table
 from models.engine import database_url, make_engine
 
 config = context.config
