@@ -34,7 +34,7 @@ from models.tables import task_table
 from models.types import utcnow
 from protocol.message import job_names
 from protocol.trace import new_celery_id, new_trace_id, trace_suffix
-from scheduler import claim_review, gc_freeze, metrics, store, sweeps, timeline
+from scheduler import claim_review, gc_freeze, metrics, store, sweeps, tick_log, timeline
 from scheduler.dispatch import BrokerUnavailable, Dispatch, PreparedMessage, Publisher
 from scheduler.entries import TableEntry, TableSchedule
 from scheduler.errors import RowError
@@ -181,6 +181,7 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
 
     def setup_schedule(self) -> None:
         started = time.monotonic()
+        tick_log.install()  # Celery's "Waking up now." before each of the twice-a-second ticks: once a minute
         metrics.start(self.settings)
         otel.start(self.settings.otel, "tablebeat-beat")
         # No pre-ping: a checkout ping doubles the round trips of the idle poll; a connection the
