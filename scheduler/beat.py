@@ -47,8 +47,10 @@ from telemetry import otel
 
 logger = logging.getLogger("tablebeat.beat")
 
-#: Housekeeping that need not run every refresh.
+#: Housekeeping that need not run every refresh; the first prune waits PRUNE_FIRST_S after the start
+#: (its two DELETE commits made the first tick 47 ms longer, and a beat restarted in a loop pruned each time).
 PRUNE_EVERY_S = 600.0
+PRUNE_FIRST_S = 60.0
 CHANGE_LOG_KEEP = timedelta(hours=1)
 #: Rows of beats silent this long are removed (a live beat stamps every IDLE_STAMP_S at least; one
 #: holding claims is taken over within seconds).
@@ -159,7 +161,7 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
         self._raw_marks_read: tuple[Any, ...] | None = None
         self._next_poll = 0.0
         self._next_refresh = 0.0
-        self._next_prune = 0.0
+        self._next_prune = time.monotonic() + PRUNE_FIRST_S
         self._next_housekeep = 0.0
         self._next_broker_probe = 0.0
         self._db_down_since: float | None = None
@@ -173,6 +175,8 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
         self._start_began: float | None = None
         self.heartbeat: Heartbeat | None = None
         self._idle_poll: IdlePoll | None = None
+        #: Whether the first tick started :meth:`_warm_up`.
+        self._warming = False
         self.publisher = Publisher(app, self.settings.publish_batch_size)
         kwargs.pop("schedule_filename", None)
         super().__init__(app, *args, **kwargs)
@@ -195,16 +199,13 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
             self._engine, self.token, 2 * self.settings.poll_seconds, self.settings.beat_dead_seconds
         )
         self.heartbeat.start()
+        self._start(started)
         try:
-            # The poll's connection is taken before the start's statements, so the pool's next one is
-            # made before ready too, not in the first ticks: a new connection costs ~40 ms of CPU
-            # (PyMySQL loads the CA store) and delayed fires due right after the start.
+            # The connection the start just used: one connection before the first tick (each costs
+            # ~40 ms of CPU, PyMySQL loading the CA store); the pool's next one is made by _warm_up.
             self._idle_poll.connect()
         except SQLAlchemyError:
             pass  # the first poll connects again and reports an outage
-        self._start(started)
-        # The broker transport is first needed to publish: loaded beside the first ticks, not before them.
-        threading.Thread(target=self.publisher.load_transport, name="tablebeat-transport", daemon=True).start()
 
     def tick(self, *args: Any, **kwargs: Any) -> float:
         """One pass of the loop; returns seconds to sleep before the next."""
@@ -220,7 +221,22 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
         self._publish_ready()
         self._housekeep(now_m)
         self._hold_claims()
+        if not self._warming:
+            self._warming = True
+            threading.Thread(target=self._warm_up, name="tablebeat-warm-up", daemon=True).start()
         return self._sleep_seconds()
+
+    def _warm_up(self) -> None:
+        """After the first tick, beside the next ones: load the broker transport (redis-py: ~0.1 s of
+        imports), first needed to publish, and make the pool's second connection, first needed to
+        claim or settle while the idle poll holds the first.  A fire due sooner does either itself."""
+        self.publisher.load_transport()
+        assert self._engine is not None
+        try:
+            with self._engine.connect():
+                pass
+        except SQLAlchemyError:
+            pass  # the next statement connects again and reports an outage
 
     @property
     def schedule(self) -> dict[str, TableEntry]:

@@ -34,6 +34,9 @@ class RecordingPublisher:
         self.sent.extend(dispatches)
         return [d.run_id for d in dispatches]
 
+    def load_transport(self) -> None:
+        """No broker: nothing to load (beat's warm-up thread calls it after the first tick)."""
+
 
 T = TypeVar("T")
 
