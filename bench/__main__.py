@@ -42,6 +42,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
         help="tiny sizes for a check of the harness: rows=200, seconds=3, reps=5, t4 period 10",
     )
     p.add_argument("--worker-loglevel", default="info", help="T6 worker log level, same for both runs (info)")
+    p.add_argument("--beats", type=int, default=1, help="T5: beats sharing the fires on the same database (1)")
     p.add_argument(
         "--beat-launcher",
         choices=("lean", "celery"),
@@ -64,6 +65,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     )
     p.add_argument("--json", type=Path, help=f"results file (default {RESULTS_DIR}/bench-<time>.json)")
     args = p.parse_args(argv)
+    if args.beats < 1:
+        p.error(f"--beats: must be at least 1, got {args.beats}")
     if args.quick:
         args.rows = args.rows or 200
         args.seconds = args.seconds or 3.0
@@ -102,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
             reps=args.reps,
             t4_period=args.t4_period,
             worker_loglevel=args.worker_loglevel,
+            beats=args.beats,
             log=console.print,
         )
     finally:

@@ -27,6 +27,8 @@ class CaseContext:
     t4_period: int = 60
     #: T6 worker log level (same for both runs).
     worker_loglevel: str = "info"
+    #: Beats sharing T5's fires (issue 14 item 2: several beats divide the due rows).
+    beats: int = 1
     log: Callable[[str], None] = print
     state: dict[str, Any] = field(default_factory=dict)
 

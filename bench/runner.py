@@ -74,6 +74,7 @@ def run_bench(
     reps: int | None = None,
     t4_period: int = 60,
     worker_loglevel: str = "info",
+    beats: int = 1,
     log: Callable[[str], None] = print,
     recreate: bool = True,
 ) -> dict[str, Any]:
@@ -98,6 +99,7 @@ def run_bench(
             reps=reps,
             t4_period=t4_period,
             worker_loglevel=worker_loglevel,
+            beats=beats,
             log=log,
             state=state,
         )
@@ -130,6 +132,7 @@ def run_bench(
             "reps": reps,
             "t4_period": t4_period,
             "worker_loglevel": worker_loglevel,
+            "beats": beats,
             "db": env.db_url.rsplit("@", 1)[-1],
             "broker": env.redis_url,
         },

@@ -7,6 +7,7 @@ Counted afterwards in ``execute_task`` for fires scheduled inside [S, S+seconds)
 * fires/s = published runs / seconds; the lowest single second is reported too;
 * lateness = ``published_at - scheduled_at`` (beat writes ``published_at`` after the batch publish,
   so it is an upper bound of when the message reached Redis); p50/p99/max;
+* with ``--beats N``, N beats share the fires on the same database and Redis DB (their CPU summed);
 * broker arrival, from outside: ``LLEN celery`` sampled every 5 ms; for each second k, the time the
   list reached N*(k+1) messages minus S+k (when the last message of that burst arrived).
 """
@@ -14,6 +15,7 @@ Counted afterwards in ``execute_task`` for fires scheduled inside [S, S+seconds)
 from __future__ import annotations
 
 import time
+from contextlib import ExitStack
 from datetime import timedelta
 from typing import Any
 
@@ -37,18 +39,21 @@ def run(ctx: CaseContext) -> dict[str, Any]:
     start, seed_s = seed.seed_every_second(ctx.env, n, LEAD_BASE_S + n / 1000)
     s_ts = start.timestamp()
     broker = ctx.env.new_redis()
-    beat = ctx.env.start_beat("t5-beat")
-    with running(ctx.env, beat):
-        beat.wait_ready()
+    beats = [ctx.env.start_beat("t5-beat" if ctx.beats == 1 else f"t5-beat-{i + 1}") for i in range(ctx.beats)]
+    with ExitStack() as stack:
+        for beat in beats:
+            stack.enter_context(running(ctx.env, beat))
+        for beat in beats:
+            beat.wait_ready()
         ready_before_s = s_ts - time.time()
         msgs = measure.Sampler(lambda: measure.llen(broker), 0.005)
         ctx.wait_until(s_ts - 0.5)
         msgs.start()
         ctx.wait_until(s_ts)
-        cpu0 = measure.cpu_seconds(beat.pid)
+        cpu0 = sum(measure.cpu_seconds(b.pid) for b in beats)
         ctx.wait_until(s_ts + seconds)
-        cpu1 = measure.cpu_seconds(beat.pid)
-        rss = measure.peak_rss_mb(beat.pid)
+        cpu1 = sum(measure.cpu_seconds(b.pid) for b in beats)
+        rss = max(measure.peak_rss_mb(b.pid) for b in beats)
         time.sleep(DRAIN_S)
         msgs.stop()
         if msgs.error:
@@ -89,6 +94,8 @@ def run(ctx: CaseContext) -> dict[str, Any]:
         "broker_burst_complete_p50_s": round(measure.percentile(arrivals, 50), 4) if arrivals else None,
         "broker_burst_complete_p99_s": round(measure.percentile(arrivals, 99), 4) if arrivals else None,
         "broker_bursts_complete": len(arrivals),
+        "beats": ctx.beats,
+        # Summed over the beats (CPU-seconds per second); peak RSS is the largest beat's.
         "beat_cpu_util": round((cpu1 - cpu0) / seconds, 3),
         "beat_peak_rss_mb": round(rss, 1),
         "beat_ready_before_start_s": round(ready_before_s, 2),
