@@ -44,6 +44,11 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--worker-loglevel", default="info", help="T6 worker log level, same for both runs (info)")
     p.add_argument("--beats", type=int, default=1, help="T5: beats sharing the fires on the same database (1)")
     p.add_argument(
+        "--close-runs",
+        action="store_true",
+        help="T5: a stand-in for workers marks published runs 'success' twice a second (no pending backlog)",
+    )
+    p.add_argument(
         "--beat-launcher",
         choices=("lean", "celery"),
         default="lean",
@@ -106,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
             t4_period=args.t4_period,
             worker_loglevel=args.worker_loglevel,
             beats=args.beats,
+            close_runs=args.close_runs,
             log=console.print,
         )
     finally:

@@ -29,6 +29,8 @@ class CaseContext:
     worker_loglevel: str = "info"
     #: Beats sharing T5's fires (issue 14 item 2: several beats divide the due rows).
     beats: int = 1
+    #: T5: a stand-in for workers closes published runs (``bench/run_closer.py``).
+    close_runs: bool = False
     log: Callable[[str], None] = print
     state: dict[str, Any] = field(default_factory=dict)
 

@@ -75,6 +75,7 @@ def run_bench(
     t4_period: int = 60,
     worker_loglevel: str = "info",
     beats: int = 1,
+    close_runs: bool = False,
     log: Callable[[str], None] = print,
     recreate: bool = True,
 ) -> dict[str, Any]:
@@ -100,6 +101,7 @@ def run_bench(
             t4_period=t4_period,
             worker_loglevel=worker_loglevel,
             beats=beats,
+            close_runs=close_runs,
             log=log,
             state=state,
         )
@@ -133,6 +135,7 @@ def run_bench(
             "t4_period": t4_period,
             "worker_loglevel": worker_loglevel,
             "beats": beats,
+            "close_runs": close_runs,
             "db": env.db_url.rsplit("@", 1)[-1],
             "broker": env.redis_url,
         },

@@ -8,6 +8,8 @@ Counted afterwards in ``execute_task`` for fires scheduled inside [S, S+seconds)
 * lateness = ``published_at - scheduled_at`` (beat writes ``published_at`` after the batch publish,
   so it is an upper bound of when the message reached Redis); p50/p99/max;
 * with ``--beats N``, N beats share the fires on the same database and Redis DB (their CPU summed);
+* with ``--close-runs``, a stand-in for workers closes published runs (``bench/run_closer.py``): no
+  pending backlog for housekeeping to scan, no task noted as waiting on an unconsumed queue;
 * broker arrival, from outside: ``LLEN celery`` sampled every 5 ms; for each second k, the time the
   list reached N*(k+1) messages minus S+k (when the last message of that burst arrived).
 """
@@ -24,6 +26,7 @@ from sqlalchemy import select
 from bench import measure, seed
 from bench.context import CaseContext
 from bench.env import running
+from bench.run_closer import RunCloser
 from models.execution import ExecuteTask
 
 RUNS = ExecuteTask.__table__
@@ -41,6 +44,10 @@ def run(ctx: CaseContext) -> dict[str, Any]:
     broker = ctx.env.new_redis()
     beats = [ctx.env.start_beat("t5-beat" if ctx.beats == 1 else f"t5-beat-{i + 1}") for i in range(ctx.beats)]
     with ExitStack() as stack:
+        if ctx.close_runs:
+            closer = RunCloser(ctx)
+            closer.start()
+            stack.callback(closer.close)
         for beat in beats:
             stack.enter_context(running(ctx.env, beat))
         for beat in beats:
@@ -95,6 +102,7 @@ def run(ctx: CaseContext) -> dict[str, Any]:
         "broker_burst_complete_p99_s": round(measure.percentile(arrivals, 99), 4) if arrivals else None,
         "broker_bursts_complete": len(arrivals),
         "beats": ctx.beats,
+        "runs_closed_by_stand_in": ctx.close_runs,
         # Summed over the beats (CPU-seconds per second); peak RSS is the largest beat's.
         "beat_cpu_util": round((cpu1 - cpu0) / seconds, 3),
         "beat_peak_rss_mb": round(rss, 1),

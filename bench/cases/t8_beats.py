@@ -28,18 +28,16 @@ from __future__ import annotations
 
 import math
 import os
-import threading
 import time
 from collections import Counter
 from contextlib import ExitStack
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import create_engine
-
 from bench import measure, seed
 from bench.context import CaseContext
 from bench.env import CeleryProcess, running
+from bench.run_closer import RunCloser
 from protocol.message import RUN_ID_HEADER
 
 BEATS = (1, 3)
@@ -52,34 +50,6 @@ DRAIN_S = 2.0
 MIN_CONN_CPU_S = 0.1
 #: ... up to this many times the asked-for window.
 MAX_STRETCH = 8
-
-
-class RunCloser(threading.Thread):
-    """Stands in for workers: closes the beats' published runs twice a second on its own connection."""
-
-    def __init__(self, ctx: CaseContext) -> None:
-        super().__init__(name="t8-run-closer", daemon=True)
-        self.engine = create_engine(ctx.env.db_url)
-        self.conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
-        #: The server's id of this connection (MariaDB connection id, PostgreSQL backend pid).
-        self.server_id = int(
-            self.conn.exec_driver_sql(
-                "SELECT pg_backend_pid()" if ctx.env.is_postgresql else "SELECT CONNECTION_ID()"
-            ).scalar_one()
-        )
-        self._stop_event = threading.Event()
-
-    def run(self) -> None:
-        while not self._stop_event.wait(0.5):
-            self.conn.exec_driver_sql(
-                "UPDATE execute_task SET status = 'success' WHERE status = 'pending' AND published_at IS NOT NULL"
-            )
-
-    def close(self) -> None:
-        self._stop_event.set()
-        self.join()
-        self.conn.close()
-        self.engine.dispose()
 
 
 def _snapshot(ctx: CaseContext, conn: Any, beats: list[CeleryProcess], closer: RunCloser) -> dict[str, Any]:
