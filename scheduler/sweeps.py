@@ -136,18 +136,29 @@ def mark_unconsumed_queues(
     if any(q is None for q in live):
         return []
     consumed = {name for queues in live for name in queues.split(",") if name}
-    waiting = conn.execute(
-        select(task_table.c.id, task_table.c.task_key, task_table.c.queue, task_table.c.last_error)
-        .where(
-            task_table.c.id.in_(
-                select(execute_task_table.c.task_id).where(
-                    execute_task_table.c.status == RunStatus.PENDING.value,
-                    execute_task_table.c.scheduled_at < waiting_before,
-                )
+    # The tasks first, from the pending runs alone (``ix_execute_task_status``). As one semi-join,
+    # MariaDB walked every run of each task through the (task_id, ...) index: O(run history), 0.17 s
+    # at 325,000 runs and growing by the fire rate.
+    task_ids = list(
+        conn.scalars(
+            select(execute_task_table.c.task_id)
+            .where(
+                execute_task_table.c.status == RunStatus.PENDING.value,
+                execute_task_table.c.scheduled_at < waiting_before,
             )
+            .distinct()
+            .limit(1000)
         )
-        .limit(1000)
-    ).all()
+    )
+    waiting = (
+        conn.execute(
+            select(task_table.c.id, task_table.c.task_key, task_table.c.queue, task_table.c.last_error).where(
+                task_table.c.id.in_(task_ids)
+            )
+        ).all()
+        if task_ids
+        else []
+    )
     noted: list[UnconsumedQueue] = []
     by_queue: dict[str, list[int]] = {}
     for row in waiting:
