@@ -16,7 +16,7 @@ from sqlalchemy import Connection, Row, and_, bindparam, case, delete, exists, f
 from models import RunStatus, TaskStatus
 from models.tables import execute_task_table, task_change_table, task_table
 from models.worker_liveness import dead_before, run_worker_died
-from scheduler import claim_literals
+from scheduler import claim_arrays, claim_literals
 
 _RUNS = execute_task_table
 _TASKS = task_table
@@ -286,8 +286,9 @@ def claim_fires(conn: Connection, claims: Sequence[FireClaim], token: str, now: 
         return {}
     ordered = sorted(claims, key=lambda c: (c.task_id, c.scheduled_at))  # one lock order for every beat
     ours = {c.trace_id for c in ordered}
-    if claim_literals.applies(conn):
-        returned = claim_literals.insert_claims(conn, ordered, token, now)
+    if claim_literals.applies(conn) or claim_arrays.applies(conn):
+        bulk = claim_literals if claim_literals.applies(conn) else claim_arrays
+        returned = bulk.insert_claims(conn, ordered, token, now)
         return {trace_id: run_id for run_id, trace_id in returned if trace_id in ours}
     rows = conn.execute(
         _insert_ignoring_duplicates(conn).returning(_RUNS.c.id, _RUNS.c.trace_id),
@@ -316,6 +317,9 @@ def mark_published(conn: Connection, run_ids: Sequence[int], now: datetime) -> N
     """Record that these runs' messages reached the broker."""
     if claim_literals.applies(conn):
         claim_literals.mark_published(conn, run_ids, now)
+        return
+    if claim_arrays.applies(conn):
+        claim_arrays.mark_published(conn, run_ids, now)
         return
     for chunk in chunks(run_ids):
         conn.execute(

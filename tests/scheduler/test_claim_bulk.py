@@ -1,9 +1,10 @@
-"""scheduler/claim_literals.py: the literal-SQL claim and publish mark write what SQLAlchemy's statements write.
+"""scheduler/claim_literals.py (MariaDB) and claim_arrays.py (PostgreSQL): the bulk claim and publish
+mark write what SQLAlchemy's statements write.
 
-Run on MariaDB (the only backend the literal path serves), each batch is claimed twice into
-fresh rows, once through the literal SQL and once through SQLAlchemy's statements, and every
-column of the two results must agree; texts with quotes, backslashes, percent signs and
-non-ASCII characters, and the server's ``NO_BACKSLASH_ESCAPES`` mode, included.
+On each server each batch is claimed twice into fresh rows, once through the bulk statements
+and once through SQLAlchemy's, and every column of the two results must agree; texts with
+quotes, backslashes, percent signs and non-ASCII characters, and MariaDB's
+``NO_BACKSLASH_ESCAPES`` mode, included.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import pytest
 from sqlalchemy import Engine, text
 
 from models import make_engine
-from scheduler import claim_literals, store
+from scheduler import claim_arrays, claim_literals, store
 from tests.conftest import migrated_database
 from tests.scheduler.test_sql_scheduler import add_task
 
@@ -29,11 +30,19 @@ COLUMNS = (
 )
 
 
-@pytest.fixture
-def engine() -> Iterator[Engine]:
-    with migrated_database("mariadb") as url:
+SERVERS = [
+    pytest.param(("mariadb", claim_literals), marks=pytest.mark.mariadb, id="mariadb"),
+    pytest.param(("postgresql", claim_arrays), marks=pytest.mark.postgresql, id="postgresql"),
+]
+
+
+@pytest.fixture(params=SERVERS)
+def server(request: pytest.FixtureRequest) -> Iterator[tuple[Engine, Any]]:
+    """An engine on a fresh migrated database, and the bulk module that serves it."""
+    kind, module = request.param
+    with migrated_database(kind) as url:
         eng = make_engine(url)
-        yield eng
+        yield eng, module
         eng.dispose()
 
 
@@ -51,22 +60,22 @@ def _claims(task_id: int, count: int, salt: str) -> list[store.FireClaim]:
 
 
 def _claim(
-    engine: Engine, claims: list[store.FireClaim], token: str, literal: bool, sql_mode: str | None = None
+    server: tuple[Engine, Any], claims: list[store.FireClaim], token: str, bulk: bool, sql_mode: str | None = None
 ) -> dict[str, int]:
+    """Claim through the bulk module (``bulk``) or through SQLAlchemy's statements (the module
+    told it does not apply)."""
+    engine, module = server
     with engine.begin() as conn:
         if sql_mode is not None:
             conn.exec_driver_sql(f"SET SESSION sql_mode = '{sql_mode}'")
-        assert claim_literals.applies(conn)
+        assert module.applies(conn)
+        original = module.applies
+        if not bulk:
+            module.applies = lambda _conn: False
         try:
-            if literal:
-                return store.claim_fires(conn, claims, token, NOW)
-            original = claim_literals.applies
-            claim_literals.applies = lambda _conn: False  # type: ignore[assignment]
-            try:
-                return store.claim_fires(conn, claims, token, NOW)
-            finally:
-                claim_literals.applies = original  # type: ignore[assignment]
+            return store.claim_fires(conn, claims, token, NOW)
         finally:
+            module.applies = original
             if sql_mode is not None:
                 conn.exec_driver_sql("SET SESSION sql_mode = DEFAULT")
 
@@ -79,15 +88,17 @@ def _rows(engine: Engine, task_id: int) -> list[tuple[Any, ...]]:
     return [tuple(r)[1:] for r in rows]  # without task_id: the two batches are claimed for two tasks
 
 
-@pytest.mark.mariadb
 @pytest.mark.parametrize("sql_mode", [None, "NO_BACKSLASH_ESCAPES"])
-def test_literal_claim_writes_what_sqlalchemy_writes(engine: Engine, sql_mode: str | None) -> None:
+def test_bulk_claim_writes_what_sqlalchemy_writes(server: tuple[Engine, Any], sql_mode: str | None) -> None:
+    engine, module = server
+    if sql_mode is not None and module is not claim_literals:
+        pytest.skip("a MariaDB session mode")
     by_literal = add_task(engine, "by_literal", "test_interval", "interval", "1")
     by_orm = add_task(engine, "by_orm", "test_interval", "interval", "1")
-    count = claim_literals.INSERT_ROWS + 7  # two statements
+    count = module.INSERT_ROWS + 7  # two statements
     token = "host:1:it's"
-    won_literal = _claim(engine, _claims(by_literal, count, "a"), token, True, sql_mode)
-    won_orm = _claim(engine, _claims(by_orm, count, "a"), token, False, sql_mode)
+    won_literal = _claim(server, _claims(by_literal, count, "a"), token, True, sql_mode)
+    won_orm = _claim(server, _claims(by_orm, count, "a"), token, False, sql_mode)
     assert len(won_literal) == len(won_orm) == count
     literal_rows, orm_rows = _rows(engine, by_literal), _rows(engine, by_orm)
     assert literal_rows == orm_rows
@@ -95,12 +106,12 @@ def test_literal_claim_writes_what_sqlalchemy_writes(engine: Engine, sql_mode: s
     assert [r[2] for r in literal_rows[::3]] == [ODD_TEXTS[i % len(ODD_TEXTS)] for i in range(0, count, 3)]
 
 
-@pytest.mark.mariadb
-def test_a_fire_another_beat_claimed_is_not_won(engine: Engine) -> None:
+def test_a_fire_another_beat_claimed_is_not_won(server: tuple[Engine, Any]) -> None:
+    engine = server[0]
     task_id = add_task(engine, "shared", "test_interval", "interval", "1")
-    first = _claim(engine, _claims(task_id, 5, "a"), "beat-a", True)
+    first = _claim(server, _claims(task_id, 5, "a"), "beat-a", True)
     again = _claims(task_id, 8, "b")  # the first five are beat-a's
-    second = _claim(engine, again, "beat-b", True)
+    second = _claim(server, again, "beat-b", True)
     assert set(second) == {c.trace_id for c in again[5:]}
     assert not set(first.values()) & set(second.values())
     with engine.connect() as conn:
@@ -108,16 +119,21 @@ def test_a_fire_another_beat_claimed_is_not_won(engine: Engine) -> None:
     assert all(owners[t] == "beat-a" for t in first) and all(owners[t] == "beat-b" for t in second)
 
 
-@pytest.mark.mariadb
-def test_mark_published_marks_each_run_once(engine: Engine) -> None:
+def test_mark_published_marks_each_run_once(server: tuple[Engine, Any]) -> None:
+    engine, module = server
     task_id = add_task(engine, "published", "test_interval", "interval", "1")
-    ids = sorted(_claim(engine, _claims(task_id, claim_literals.UPDATE_IDS + 3, "p"), "me", True).values())
+    ids = sorted(_claim(server, _claims(task_id, module.UPDATE_IDS + 3, "p"), "me", True).values())
     first, later = datetime(2026, 11, 30, 12, 0, 1, 123456, tzinfo=UTC), datetime(2026, 11, 30, 12, 0, 9, tzinfo=UTC)
     with engine.begin() as conn:
         store.mark_published(conn, ids[:10], first)
     with engine.begin() as conn:
         store.mark_published(conn, ids, later)
     with engine.connect() as conn:
-        marks = dict(conn.execute(text("SELECT id, published_at FROM execute_task")).all())
-    assert {marks[i] for i in ids[:10]} == {first.replace(tzinfo=None)}
-    assert {marks[i] for i in ids[10:]} == {later.replace(tzinfo=None)}
+        marks = {i: _utc(at) for i, at in conn.execute(text("SELECT id, published_at FROM execute_task"))}
+    assert {marks[i] for i in ids[:10]} == {first}
+    assert {marks[i] for i in ids[10:]} == {later}
+
+
+def _utc(value: datetime) -> datetime:
+    # MariaDB gives naive UTC, PostgreSQL aware values.
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
