@@ -43,6 +43,7 @@ from scheduler.liveness import Heartbeat
 from scheduler.planning import PlannedFire, first_pending_instant, plan_due
 from scheduler.rows import ScheduledJob, registered_set
 from scheduler.settle import Settler
+from scheduler.stop_guard import StopGuard
 from telemetry import otel
 
 logger = logging.getLogger("tablebeat.beat")
@@ -174,6 +175,7 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
         #: When the start began, until the start has read the settled cursor (None once ready).
         self._start_began: float | None = None
         self.heartbeat: Heartbeat | None = None
+        self._stop_guard = StopGuard()
         self._idle_poll: IdlePoll | None = None
         #: Whether the first tick started :meth:`_warm_up`.
         self._warming = False
@@ -186,6 +188,7 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
     def setup_schedule(self) -> None:
         started = time.monotonic()
         tick_log.install()  # Celery's "Waking up now." before each of the twice-a-second ticks: once a minute
+        self._stop_guard.install()  # after Celery's beat installed its SIGTERM/SIGINT handler
         metrics.start(self.settings)
         otel.start(self.settings.otel, "tablebeat-beat")
         # No pre-ping: a checkout ping doubles the round trips of the idle poll; a connection the
@@ -277,6 +280,7 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
         return None
 
     def close(self) -> None:
+        self._stop_guard.uninstall()
         if self.heartbeat is not None:
             self.heartbeat.stop()
         if self._idle_poll is not None:
@@ -688,6 +692,10 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
     def _publish_ready(self) -> None:
         """Publish the held fires whose instant has come: the first :data:`PUBLISH_STEP`, then the
         rest; the first messages of a big burst go out after one step's checks, not after all."""
+        with self._stop_guard.holding():  # a stop waits for the published mark (scheduler/stop_guard.py)
+            self._publish_due()
+
+    def _publish_due(self) -> None:
         if not self._ready:
             return
         now_ts = time.time()
@@ -954,6 +962,10 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
             alert_run(run.run_id, RunStatus.EXPIRED)
 
     def _republish_unpublished(self) -> None:
+        with self._stop_guard.holding():
+            self._republish_now()
+
+    def _republish_now(self) -> None:
         if self._broker_down_since is not None:
             return  # nothing can be published; the sweep runs again once the broker is back
         assert self._engine is not None
