@@ -16,6 +16,17 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def stored_utc(value: datetime, dialect_name: str) -> datetime:
+    """An aware instant as a ``UTCDateTime`` column stores it: naive UTC, or aware UTC on PostgreSQL.
+
+    :raises ValueError: for a naive value (its zone is unknown).
+    """
+    if value.tzinfo is None:
+        raise ValueError(f"naive datetime {value!r} given; tablebeat stores aware UTC times")
+    value = value.astimezone(UTC)
+    return value if dialect_name == "postgresql" else value.replace(tzinfo=None)
+
+
 class UTCDateTime(TypeDecorator[datetime]):
     """A timestamp stored as UTC and always returned timezone-aware.
 
@@ -36,12 +47,7 @@ class UTCDateTime(TypeDecorator[datetime]):
         return dialect.type_descriptor(DateTime())
 
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError(f"naive datetime {value!r} given; tablebeat stores aware UTC times")
-        value = value.astimezone(UTC)
-        return value if dialect.name == "postgresql" else value.replace(tzinfo=None)
+        return None if value is None else stored_utc(value, dialect.name)
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:

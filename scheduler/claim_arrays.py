@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Connection
 
 from models import RunStatus
+from models.types import stored_utc
 
 if TYPE_CHECKING:
     from scheduler.store import FireClaim
@@ -46,15 +47,9 @@ def applies(conn: Connection) -> bool:
     return conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg"
 
 
-def _aware(value: datetime) -> datetime:
-    if value.tzinfo is None:
-        raise ValueError(f"naive datetime {value!r} given; tablebeat stores aware UTC times")
-    return value
-
-
 def insert_claims(conn: Connection, claims: Sequence[FireClaim], token: str, now: datetime) -> list[tuple[int, str]]:
     """Insert one run row per claim (in the given order); ``(id, trace_id)`` of the rows inserted."""
-    stamp = _aware(now)
+    stamp = stored_utc(now, "postgresql")
     pending, skipped = RunStatus.PENDING.value, RunStatus.SKIPPED.value
     out: list[tuple[int, str]] = []
     for start in range(0, len(claims), INSERT_ROWS):
@@ -63,7 +58,7 @@ def insert_claims(conn: Connection, claims: Sequence[FireClaim], token: str, now
             "token": token,
             "now": stamp,
             "task_id": [int(c.task_id) for c in chunk],
-            "scheduled_at": [_aware(c.scheduled_at) for c in chunk],
+            "scheduled_at": [stored_utc(c.scheduled_at, "postgresql") for c in chunk],
             "status": [pending if c.skip_reason is None else skipped for c in chunk],
             "result": [c.skip_reason for c in chunk],
             "finished_at": [None if c.skip_reason is None else stamp for c in chunk],
@@ -76,6 +71,6 @@ def insert_claims(conn: Connection, claims: Sequence[FireClaim], token: str, now
 
 def mark_published(conn: Connection, run_ids: Sequence[int], now: datetime) -> None:
     """``published_at = now`` on these runs not marked yet."""
-    stamp = _aware(now)
+    stamp = stored_utc(now, "postgresql")
     for start in range(0, len(run_ids), UPDATE_IDS):
         conn.exec_driver_sql(_MARK, {"now": stamp, "ids": [int(i) for i in run_ids[start : start + UPDATE_IDS]]})

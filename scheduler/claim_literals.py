@@ -12,13 +12,14 @@ other backends keep SQLAlchemy's (``scheduler/store.py``).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection
 
 from models import RunStatus
 from models.pymysql_conversions import escape_datetime
+from models.types import stored_utc
 
 if TYPE_CHECKING:
     from scheduler.store import FireClaim
@@ -35,6 +36,8 @@ _COLUMNS = (
 _INSERT = f"INSERT INTO execute_task ({_COLUMNS}) VALUES "
 # A duplicate (another beat's claim) is kept as that beat wrote it; RETURNING gives its trace id.
 _ON_DUPLICATE = " ON DUPLICATE KEY UPDATE claimed_by = execute_task.claimed_by RETURNING id, trace_id"
+#: How ``models.types.stored_utc`` stores a timestamp here (naive UTC).
+_DIALECT = "mysql"
 #: Literal SQL may hold '%': the driver must not format it as a parameter string.
 _NO_PARAMETERS = {"no_parameters": True}
 
@@ -44,19 +47,12 @@ def applies(conn: Connection) -> bool:
     return conn.dialect.name in ("mysql", "mariadb") and conn.dialect.driver == "pymysql"
 
 
-def _naive(value: datetime) -> datetime:
-    # As models.base.UTCDateTime stores it: naive UTC.
-    if value.tzinfo is None:
-        raise ValueError(f"naive datetime {value!r} given; tablebeat stores aware UTC times")
-    return value.astimezone(UTC).replace(tzinfo=None)
-
-
 def insert_claims(conn: Connection, claims: Sequence[FireClaim], token: str, now: datetime) -> list[tuple[int, str]]:
     """Insert one run row per claim (in the given order); ``(id, trace_id)`` of every row the
     statements returned: this beat's new rows, and another beat's row for a fire it already had."""
     driver: Any = conn.connection.dbapi_connection
     escape = driver.escape
-    stamp = escape_datetime(_naive(now))
+    stamp = escape_datetime(stored_utc(now, _DIALECT))
     pending = f",'{RunStatus.PENDING.value}',NULL,NULL,"
     common = f",{escape(token)},'{{}}',1,{stamp},{stamp})"
     skipped = RunStatus.SKIPPED.value
@@ -66,7 +62,7 @@ def insert_claims(conn: Connection, claims: Sequence[FireClaim], token: str, now
         for c in claims[start : start + INSERT_ROWS]:
             middle = pending if c.skip_reason is None else f",'{skipped}',{escape(c.skip_reason)},{stamp},"
             values.append(
-                f"({int(c.task_id)},{escape_datetime(_naive(c.scheduled_at))}{middle}"
+                f"({int(c.task_id)},{escape_datetime(stored_utc(c.scheduled_at, _DIALECT))}{middle}"
                 f"{escape(c.trace_id)},{escape(c.celery_id)}{common}"
             )
         result = conn.exec_driver_sql(_INSERT + ",".join(values) + _ON_DUPLICATE, execution_options=_NO_PARAMETERS)
@@ -76,7 +72,7 @@ def insert_claims(conn: Connection, claims: Sequence[FireClaim], token: str, now
 
 def mark_published(conn: Connection, run_ids: Sequence[int], now: datetime) -> None:
     """``published_at = now`` on these runs not marked yet."""
-    stamp = escape_datetime(_naive(now))
+    stamp = escape_datetime(stored_utc(now, _DIALECT))
     for start in range(0, len(run_ids), UPDATE_IDS):
         ids = ",".join(str(int(i)) for i in run_ids[start : start + UPDATE_IDS])
         conn.exec_driver_sql(

@@ -286,8 +286,8 @@ def claim_fires(conn: Connection, claims: Sequence[FireClaim], token: str, now: 
         return {}
     ordered = sorted(claims, key=lambda c: (c.task_id, c.scheduled_at))  # one lock order for every beat
     ours = {c.trace_id for c in ordered}
-    if claim_literals.applies(conn) or claim_arrays.applies(conn):
-        bulk = claim_literals if claim_literals.applies(conn) else claim_arrays
+    bulk = _bulk_statements(conn)
+    if bulk is not None:
         returned = bulk.insert_claims(conn, ordered, token, now)
         return {trace_id: run_id for run_id, trace_id in returned if trace_id in ours}
     rows = conn.execute(
@@ -313,13 +313,20 @@ def claim_fires(conn: Connection, claims: Sequence[FireClaim], token: str, now: 
     return {trace_id: int(run_id) for run_id, trace_id in rows if trace_id in ours}
 
 
+def _bulk_statements(conn: Connection) -> Any:
+    """The claim's bulk statements for this driver (``claim_literals``: PyMySQL, ``claim_arrays``:
+    psycopg), or None: SQLAlchemy's statements (SQLite, other drivers)."""
+    for module in (claim_literals, claim_arrays):
+        if module.applies(conn):
+            return module
+    return None
+
+
 def mark_published(conn: Connection, run_ids: Sequence[int], now: datetime) -> None:
     """Record that these runs' messages reached the broker."""
-    if claim_literals.applies(conn):
-        claim_literals.mark_published(conn, run_ids, now)
-        return
-    if claim_arrays.applies(conn):
-        claim_arrays.mark_published(conn, run_ids, now)
+    bulk = _bulk_statements(conn)
+    if bulk is not None:
+        bulk.mark_published(conn, run_ids, now)
         return
     for chunk in chunks(run_ids):
         conn.execute(

@@ -21,6 +21,7 @@ from sqlalchemy import Connection, exists, literal_column, or_, select, update
 
 from models import RunStatus, TaskStatus
 from models.tables import execute_task_table, task_table, worker_heartbeat_table
+from scheduler.store import chunks
 
 #: ``extra`` of a run beat claimed, and of one this sweep has republished (at most once).
 CLAIMED_EXTRA = "{}"
@@ -109,6 +110,11 @@ def no_consumer_message(queue: str) -> str:
     return f"{NO_CONSUMER_PREFIX}{queue!r}, which no live worker consumes (start a worker with -Q {queue})"
 
 
+def _queue_name(queue: str | None, default_queue: str) -> str:
+    """The queue a task's runs go to: its ``queue`` column, or the default when blank."""
+    return (queue or "").strip() or default_queue
+
+
 @dataclass(frozen=True, slots=True)
 class UnconsumedQueue:
     """A task whose runs wait on a queue no live worker consumes."""
@@ -162,7 +168,7 @@ def mark_unconsumed_queues(
     noted: list[UnconsumedQueue] = []
     by_queue: dict[str, list[int]] = {}
     for row in waiting:
-        queue = (row.queue or "").strip() or default_queue
+        queue = _queue_name(row.queue, default_queue)
         if queue in consumed or row.last_error == no_consumer_message(queue):
             continue
         by_queue.setdefault(queue, []).append(int(row.id))
@@ -176,11 +182,11 @@ def mark_unconsumed_queues(
             .values(last_error=no_consumer_message(queue), update_at=task_table.c.update_at)
         )
     stale = conn.execute(select(task_table.c.id, task_table.c.queue).where(NOTED)).all()
-    cleared = [int(t.id) for t in stale if ((t.queue or "").strip() or default_queue) in consumed]
-    for start in range(0, len(cleared), 1000):
+    cleared = [int(t.id) for t in stale if _queue_name(t.queue, default_queue) in consumed]
+    for chunk in chunks(cleared):
         conn.execute(
             update(task_table)
-            .where(task_table.c.id.in_(cleared[start : start + 1000]), NOTED)
+            .where(task_table.c.id.in_(chunk), NOTED)
             .values(last_error=None, update_at=task_table.c.update_at)
         )
     return noted
