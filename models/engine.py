@@ -9,7 +9,7 @@ from sqlalchemy.engine import URL
 
 from conf.profiles import load_settings
 from conf.urls import parse_database_url
-from models import pymysql_conversions
+from models import pymysql_conversions, pymysql_tls
 from models.pymysql_import import import_pymysql
 
 if TYPE_CHECKING:
@@ -55,6 +55,8 @@ def make_engine(url: str | URL | None = None, **kwargs: Any) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
     elif backend in ("mysql", "mariadb") and "isolation_level" not in kwargs:
         event.listen(engine, "connect", _mysql_read_committed)
+    if backend in ("mysql", "mariadb") and parsed.get_driver_name() == "pymysql":
+        event.listen(engine, "do_connect", pymysql_tls.connect)  # no CA store loaded per connection
     return engine
 
 
