@@ -83,6 +83,16 @@ _UNCHANGED = (
 GUARDS_MANUAL: tuple[ColumnElement[bool], ...] = (_MINE,)
 GUARDS_RUN_NOW: tuple[ColumnElement[bool], ...] = (_MINE, _OF_TASK, _task_wants())
 GUARDS_SCHEDULED: tuple[ColumnElement[bool], ...] = (_MINE, _OF_TASK, _task_wants(*_UNCHANGED))
+#: GUARDS_RUN_NOW and GUARDS_SCHEDULED with the task's conditions as a join: a statement using them
+#: reads ``task`` beside ``execute_task`` (a multi-table UPDATE); the task is the run's, by primary
+#: key, so the same rows match as with the EXISTS.
+JOINED_GUARDS_RUN_NOW: tuple[ColumnElement[bool], ...] = (
+    _MINE,
+    _OF_TASK,
+    _TASKS.c.id == _RUNS.c.task_id,
+    _TASKS.c.execute_func == bindparam("m_job", type_=String()),
+)
+JOINED_GUARDS_SCHEDULED: tuple[ColumnElement[bool], ...] = (*JOINED_GUARDS_RUN_NOW, *_UNCHANGED)
 _GUARDS_NO_TASK_ID = (_MINE, _task_wants())
 _GUARDS_NO_TASK_ID_SCHEDULED = (_MINE, _task_wants(*_UNCHANGED))
 

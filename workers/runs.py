@@ -15,8 +15,9 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import IntegrityError
 
 from conf.settings import default
-from models import RunStatus, make_engine
+from models import RunStatus, literal_statements, make_engine
 from models.db_errors import driver_error, is_database_error, is_deadlock, is_outage
+from models.literal_statements import LiteralStatement
 from models.raw_statements import RawStatement
 from models.tables import execute_task_table, task_table
 from models.types import clock_now, utcnow
@@ -27,6 +28,8 @@ from workers.message_match import (
     GUARDS_MANUAL,
     GUARDS_RUN_NOW,
     GUARDS_SCHEDULED,
+    JOINED_GUARDS_RUN_NOW,
+    JOINED_GUARDS_SCHEDULED,
     Refusal,
     RunMessage,
     guard_params,
@@ -366,20 +369,23 @@ class RunStore:
         Returns whether the row was written.
         """
 
+        final = status is not RunStatus.RETRYING
+
         def write() -> bool:
             params = {
                 "b_id": run_id,
                 "b_status": status.value,
                 "b_result": None if result is None else result[:RESULT_MAX_CHARS],
                 "b_error": None if error is None else error[-ERROR_MAX_CHARS:],
-                "b_final": status is not RunStatus.RETRYING,
+                "b_final": final,
             }
             # One guarded statement: no transaction needed (autocommit: durable when it returns).
             if attempt is not None and worker and from_statuses is None and trace_id is None:
                 # The common case: the prebuilt statement on a raw cursor.
                 params.update(b_attempt=attempt, b_worker=worker)
+                stmt = self._statements().finish_mine(result is not None, error is not None, final)
                 with self.held.connection() as raw:
-                    moved = self._statements().finish_mine.execute(raw, params)
+                    moved = stmt.execute(raw, params)
             else:
                 with self.autocommit.connect() as conn:
                     moved = conn.execute(_finish_statement(attempt, worker, from_statuses, trace_id), params).rowcount
@@ -427,6 +433,11 @@ _START_FRESH = (
 _START_FRESH_RUN_NOW = _START_FRESH.where(*GUARDS_RUN_NOW)
 #: The fresh start of a fire beat scheduled: also, the task is unchanged since the claim.
 _START_FRESH_SCHEDULED = _START_FRESH.where(*GUARDS_SCHEDULED)
+#: The same two with the task's conditions as a join (``UPDATE execute_task, task ... WHERE``), for
+#: MariaDB/MySQL: the same rows match, and the server spends ~0.05 ms less CPU on each than on the
+#: correlated EXISTS (T6).
+_START_FRESH_RUN_NOW_JOINED = _START_FRESH.where(*JOINED_GUARDS_RUN_NOW)
+_START_FRESH_SCHEDULED_JOINED = _START_FRESH.where(*JOINED_GUARDS_SCHEDULED)
 
 #: A run's outcome; result/error/finished_at keep their value when not given (NULL).
 _FINISH_VALUES: dict[str, Any] = {
@@ -438,26 +449,51 @@ _FINISH_VALUES: dict[str, Any] = {
     "running_slot": None,
 }
 
-#: This attempt's running row -> its outcome.
-_FINISH_MINE = (
-    update(_RUNS)
-    .where(
-        _RUNS.c.id == bindparam("b_id"),
-        _RUNS.c.status == RunStatus.RUNNING.value,
-        _RUNS.c.attempt == bindparam("b_attempt"),
-        _RUNS.c.worker == bindparam("b_worker"),
-    )
-    .values(_FINISH_VALUES)
+#: This attempt's running row.
+_MINE_RUNNING = (
+    _RUNS.c.id == bindparam("b_id"),
+    _RUNS.c.status == RunStatus.RUNNING.value,
+    _RUNS.c.attempt == bindparam("b_attempt"),
+    _RUNS.c.worker == bindparam("b_worker"),
 )
 
 
+def _finish_mine(result: bool, error: bool, final: bool) -> Any:
+    """This attempt's running row -> its outcome, for one shape of outcome: the row gets what
+    :data:`_FINISH_VALUES` would give it, and the columns that would keep their value (its COALESCE
+    and CASE) are left out of the statement, so the server evaluates less."""
+    values: dict[str, Any] = {"status": bindparam("b_status"), "running_slot": None}
+    if result:
+        values["result"] = bindparam("b_result", type_=Text())
+    if error:
+        values["error"] = bindparam("b_error", type_=Text())
+    if final:
+        values["finished_at"] = clock_now()
+    return update(_RUNS).where(*_MINE_RUNNING).values(values)
+
+
 class _HotStatements:
-    """:data:`_START_FRESH_SCHEDULED`, :data:`_START_FRESH_RUN_NOW` and :data:`_FINISH_MINE`, compiled."""
+    """The fresh starts and this attempt's finish, compiled for one database (once per process).
+
+    On PyMySQL they are literal SQL (:mod:`models.literal_statements`) and the starts join the task.
+    """
 
     def __init__(self, dialect: Dialect) -> None:
-        self.start_scheduled = RawStatement(_START_FRESH_SCHEDULED, dialect)
-        self.start_run_now = RawStatement(_START_FRESH_RUN_NOW, dialect)
-        self.finish_mine = RawStatement(_FINISH_MINE, dialect)
+        self._dialect = dialect
+        literal = literal_statements.applies(dialect)
+        self._kind: type[RawStatement] = LiteralStatement if literal else RawStatement
+        joined = dialect.name in ("mysql", "mariadb")
+        self.start_scheduled = self._kind(_START_FRESH_SCHEDULED_JOINED if joined else _START_FRESH_SCHEDULED, dialect)
+        self.start_run_now = self._kind(_START_FRESH_RUN_NOW_JOINED if joined else _START_FRESH_RUN_NOW, dialect)
+        self._finishes: dict[tuple[bool, bool, bool], RawStatement] = {}
+
+    def finish_mine(self, result: bool, error: bool, final: bool) -> RawStatement:
+        """This attempt's finish writing a result (``result``), an error, and ``finished_at`` (``final``)."""
+        key = (result, error, final)
+        stmt = self._finishes.get(key)
+        if stmt is None:
+            stmt = self._finishes[key] = self._kind(_finish_mine(*key), self._dialect)
+        return stmt
 
 
 def _finish_statement(
