@@ -35,12 +35,13 @@ from models.types import utcnow
 from protocol.message import job_names
 from protocol.trace import new_celery_id, new_trace_id, trace_suffix
 from scheduler import claim_review, gc_freeze, metrics, store, sweeps, tick_log, timeline
+from scheduler.claim_ahead import ClaimAhead, ClaimedBatch, Planned
 from scheduler.dispatch import BrokerUnavailable, Dispatch, PreparedMessage, Publisher
 from scheduler.entries import TableEntry, TableSchedule
 from scheduler.errors import RowError
 from scheduler.idle_poll import IdlePoll
 from scheduler.liveness import Heartbeat
-from scheduler.planning import PlannedFire, first_pending_instant, plan_due
+from scheduler.planning import first_pending_instant, plan_due
 from scheduler.rows import ScheduledJob, registered_set
 from scheduler.settle import Settler
 from scheduler.stop_guard import StopGuard
@@ -102,8 +103,6 @@ MISSED_CLAIM = "misfire: not published before its misfire_grace_seconds ran out 
 #: ``scheduler.schedule`` (Celery's view, not used to dispatch) lists this many next fires.
 SCHEDULE_VIEW_ROWS = 1000
 
-Planned = tuple[ScheduledJob, list[PlannedFire], datetime | None]
-
 
 def _ts(value: datetime | None) -> float | None:
     return None if value is None else value.timestamp()
@@ -153,6 +152,9 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
         #: No claim before this (monotonic): the due rows were all locked by other beats.
         self._claim_after = 0.0
         self._locked_wait = LOCKED_WAIT_S
+        self._claim_ahead = ClaimAhead()
+        #: Whether the next claim batch may run beside the last one's messages (not on SQLite: one writer).
+        self._pipelined = False
         self._gc_collected_m = time.monotonic()
         #: The safety net's marks: newest config edit and highest id already looked at.
         self._marks: tuple[datetime | None, int] = (None, 0)
@@ -194,6 +196,7 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
         # No pre-ping: a checkout ping doubles the round trips of the idle poll; a connection the
         # server dropped fails its statement, is discarded, and the next tick gets a new one.
         self._engine = make_engine(self.settings.database_url or None, pool_pre_ping=False)
+        self._pipelined = self._engine.dialect.name != "sqlite"
         _limit_idle_transactions(self._engine, self.settings.beat_dead_seconds)
         self._idle_poll = IdlePoll(self._engine)
         names = self._registered if self._registered is not None else job_names(self.app.tasks)
@@ -280,6 +283,7 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
         return None
 
     def close(self) -> None:
+        self._claim_ahead.close()
         self._stop_guard.uninstall()
         if self.heartbeat is not None:
             self.heartbeat.stop()
@@ -525,63 +529,112 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
         lookahead = self._lead
         if self._next_due_ts is None or self._next_due_ts - now_ts > lookahead or time.monotonic() < self._claim_after:
             return
-        assert self._engine is not None
+        try:
+            self._claim_batches(lookahead)
+        finally:
+            if self._claim_ahead.in_flight:
+                self._claim_ahead.close()  # only after an exception: its claims go to the other beats
+
+    def _claim_batches(self, lookahead: float) -> None:
+        """Claim batch after batch (the next one on the claim thread while this one's messages are
+        built: scheduler/claim_ahead.py) until the timeline's due rows are all claimed, the claim
+        budget is spent, or a claimed fire comes due."""
         started = time.monotonic()
+        ahead = self._claim_ahead
         while True:
-            limit = self._batch_rows()
-            if not limit:
-                return  # claimed fires are about to be due: publish them first, claim right after
-            now = utcnow()
-            horizon = now + timedelta(seconds=lookahead)
-            batch_began = time.perf_counter()
-            try:
-                with self._engine.begin() as conn:
-                    rows = timeline.due_rows(conn, horizon, limit)
-                    planned, claims, writes = self._plan(rows, now, horizon)
-                    # A beat holding no claims stamps rarely: its claims commit with a fresh stamp.
-                    stamp = self._stamp_with_claims(conn, bool(claims))
-                    won = store.claim_fires(conn, claims, self.token, now)
-                    _note_last_status(planned, claims, won, writes)
-                    store.write_task_columns(conn, writes)
-                    full = len(rows) >= limit
-                    if not full:
-                        self._set_next_due(conn)
-                self._db_recovered()
-            except SQLAlchemyError as exc:
-                self._db_failed("claiming due fires", exc)
-                self._claim_after = time.monotonic() + self.settings.poll_seconds
-                self._claim_cap = max(CLAIM_MIN_ROWS, limit // 2)
+            if ahead.in_flight:
+                batch = ahead.take()
+            else:
+                limit = self._batch_rows()
+                if not limit:
+                    return  # claimed fires are about to be due: publish them first, claim right after
+                batch = self._claim_batch(limit, lookahead)
+            if not self._took_batch(batch):
                 return
-            if stamp and self.heartbeat is not None:
-                self.heartbeat.stamped()
-            self._claim_cap = min(self.settings.claim_batch, self._claim_cap + self._claim_cap // 4 + 1)
-            self._accept_claims(planned, claims, won)
-            if rows:
+            more = batch.full and time.monotonic() - started <= CLAIM_BUDGET_S
+            if more and self._pipelined:
+                limit = self._batch_rows(batch.earliest)
+                if limit:
+                    ahead.submit(self._claim_batch, limit, lookahead)
+            self._accept_claims(batch.planned, batch.claims, batch.won)
+            if batch.rows:
                 self._locked_wait = LOCKED_WAIT_S
             if len(self._ready) > GC_FREEZE_ABOVE:
                 gc_freeze.hold_burst()  # collected once housekeeping runs (the burst is out by then)
-            if full and len(rows) >= min(CLAIM_FLOOR_ROWS, self.settings.claim_batch):
-                rate = len(rows) / max(time.perf_counter() - batch_began, 1e-3)
-                self._claim_rate = 0.7 * self._claim_rate + 0.3 * rate
-            if not full:
-                if not rows and self._next_due_ts is not None and self._next_due_ts <= horizon.timestamp():
+            if not batch.full:
+                if not batch.rows and self._next_due_ts is not None and self._next_due_ts <= batch.horizon_ts:
                     # Due rows exist but another beat holds them: let it finish instead of spinning.
                     self._claim_after = time.monotonic() + self._locked_wait
                     self._locked_wait = min(self._locked_wait * 2, LOCKED_WAIT_MAX_S)
                 return
-            if time.monotonic() - started > CLAIM_BUDGET_S or (self._ready and self._ready[0][0] <= time.time()):
+            if not ahead.in_flight and (
+                time.monotonic() - started > CLAIM_BUDGET_S or (self._ready and self._ready[0][0] <= time.time())
+            ):
                 return  # publish what has come due; the next tick claims the rest
 
-    def _batch_rows(self) -> int:
+    def _claim_batch(self, limit: int, lookahead: float) -> ClaimedBatch:
+        """One claim transaction of up to ``limit`` due rows (on the main or the claim thread: it reads
+        the scheduler's settings and compiles rows, and changes no scheduler state)."""
+        assert self._engine is not None
+        batch = ClaimedBatch(limit)
+        now = utcnow()
+        horizon = now + timedelta(seconds=lookahead)
+        batch.horizon_ts = horizon.timestamp()
+        began = time.perf_counter()
+        try:
+            with self._engine.begin() as conn:
+                rows = timeline.due_rows(conn, horizon, limit)
+                batch.rows = len(rows)
+                batch.planned, batch.claims, writes = self._plan(rows, now, horizon)
+                # A beat holding no claims stamps rarely: its claims commit with a fresh stamp.
+                stamp = self._stamp_with_claims(conn, bool(batch.claims))
+                batch.won = store.claim_fires(conn, batch.claims, self.token, now)
+                _note_last_status(batch.planned, batch.claims, batch.won, writes)
+                store.write_task_columns(conn, writes)
+                if not batch.full:
+                    batch.next_due_read = True
+                    batch.next_due_ts, batch.due_with_it = self._read_next_due(conn)
+        except SQLAlchemyError as exc:
+            batch.error = exc
+            return batch
+        if stamp and self.heartbeat is not None:
+            self.heartbeat.stamped()
+        batch.seconds = time.perf_counter() - began
+        return batch
+
+    def _took_batch(self, batch: ClaimedBatch) -> bool:
+        """Take a claim transaction's outcome into the scheduler's state (not its fires: those go to
+        ``_accept_claims``); False when it failed."""
+        if batch.error is not None:
+            self._db_failed("claiming due fires", batch.error)
+            self._claim_after = time.monotonic() + self.settings.poll_seconds
+            self._claim_cap = max(CLAIM_MIN_ROWS, batch.limit // 2)
+            return False
+        self._db_recovered()
+        if batch.next_due_read:
+            self._next_due_ts = batch.next_due_ts
+            self._lead = self.settings.lookahead_seconds
+            self._lead_counted_for = None
+            if batch.due_with_it is not None:
+                self._burst_counted(batch.next_due_ts, batch.due_with_it)
+        self._claim_cap = min(self.settings.claim_batch, self._claim_cap + self._claim_cap // 4 + 1)
+        if batch.full and batch.rows >= min(CLAIM_FLOOR_ROWS, self.settings.claim_batch):
+            rate = batch.rows / max(batch.seconds, 1e-3)
+            self._claim_rate = 0.7 * self._claim_rate + 0.3 * rate
+        return True
+
+    def _batch_rows(self, earliest: float | None = None) -> int:
         """Rows the next claim batch may take: what the measured claim rate does in
         :data:`CLAIM_BATCH_S`, at most ``claim_batch`` (less after a failed batch), and no more
         than it does in half the time left before the first claimed fire is due (0: publish
-        first), so a publish never waits behind a claim."""
+        first), so a publish never waits behind a claim.  ``earliest``: the first instant of a batch
+        claimed but not yet taken in."""
         least = min(CLAIM_MIN_ROWS, self.settings.claim_batch)
         rows = min(self._claim_cap, max(CLAIM_FLOOR_ROWS, int(CLAIM_BATCH_S * self._claim_rate)))
-        if not self._ready:
+        first = [t for t in (self._ready[0][0] if self._ready else None, earliest) if t is not None]
+        if not first:
             return rows
-        room = self._ready[0][0] - time.time() - PUBLISH_MARGIN_S
+        room = min(first) - time.time() - PUBLISH_MARGIN_S
         rows = min(rows, int(room * self._claim_rate / 2))
         return rows if rows >= least else 0
 
@@ -592,23 +645,38 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
         instant (at most :data:`MAX_LEAD_S`), so 100,000 fires at one instant are claimed, and their
         messages built, before it comes.
         """
-        self._next_due_ts = _ts(timeline.next_due_at(conn))
+        due_ts, due = self._read_next_due(conn)
+        self._next_due_ts = due_ts
         self._lead = self.settings.lookahead_seconds
         self._lead_counted_for = None
-        self._count_burst(conn)
+        if due is not None:
+            self._burst_counted(due_ts, due)
+
+    def _read_next_due(self, conn: Any) -> tuple[float | None, int | None]:
+        """The timeline's first instant, and the rows due with it when it is within the longest lead
+        (not before: a count of a burst an hour away would be repeated on every edit for nothing)."""
+        due_ts = _ts(timeline.next_due_at(conn))
+        if due_ts is None or due_ts - time.time() > MAX_LEAD_S + self.settings.lookahead_seconds:
+            return due_ts, None
+        return due_ts, self._count_due_with(conn, due_ts)
+
+    def _count_due_with(self, conn: Any, due_ts: float) -> int:
+        horizon = datetime.fromtimestamp(due_ts + self.settings.lookahead_seconds, UTC)
+        return timeline.count_due_until(conn, horizon, MAX_EARLY_ROWS)
 
     def _count_burst(self, conn: Any) -> None:
-        """Count the rows due with the first one, once, when it is within the longest lead (not before:
-        a count of a burst an hour away would be repeated on every edit for nothing)."""
+        """Count the rows due with the first one, once, when it is within the longest lead."""
         due_ts = self._next_due_ts
         lookahead = self.settings.lookahead_seconds
         if due_ts is None or self._lead_counted_for == due_ts or due_ts - time.time() > MAX_LEAD_S + lookahead:
             return
+        self._burst_counted(due_ts, self._count_due_with(conn, due_ts))
+
+    def _burst_counted(self, due_ts: float | None, due: int) -> None:
+        """``due`` rows are due with the first instant ``due_ts``: claim that much earlier than the lookahead."""
         self._lead_counted_for = due_ts
-        horizon = datetime.fromtimestamp(due_ts + lookahead, UTC)
-        due = timeline.count_due_until(conn, horizon, MAX_EARLY_ROWS)
         if due > self.settings.claim_batch:
-            self._lead = min(MAX_LEAD_S, lookahead + due / self._claim_rate)
+            self._lead = min(MAX_LEAD_S, self.settings.lookahead_seconds + due / self._claim_rate)
 
     def _plan(
         self, rows: list[Any], now: datetime, horizon: datetime

@@ -1,0 +1,91 @@
+"""The next claim batch, run on a second connection while beat builds the messages of the last one.
+
+A sustained load claims several batches a tick: each is a transaction (lock the due rows, plan,
+insert the runs, move the rows) followed by building one Celery message per won fire.  One after
+the other, beat waited on the database while the database waited on beat.  With the next batch's
+transaction in this one thread, the database works on batch k+1 while beat's main thread builds
+batch k's messages (the GIL is released while the driver waits on its socket).  The main thread
+still takes every batch in, in order, and never returns from a claim pass with one in flight:
+whatever a transaction committed is taken in before anything else looks at the claims.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from scheduler import store
+from scheduler.planning import PlannedFire
+from scheduler.rows import ScheduledJob
+
+Planned = tuple[ScheduledJob, list[PlannedFire], datetime | None]
+
+
+@dataclass(slots=True)
+class ClaimedBatch:
+    """What one claim transaction did, for the main thread to take in."""
+
+    limit: int
+    #: Due rows the transaction locked (a batch as big as ``limit`` means more may be due).
+    rows: int = 0
+    planned: list[Planned] = field(default_factory=list)
+    claims: list[store.FireClaim] = field(default_factory=list)
+    won: dict[str, int] = field(default_factory=dict)
+    #: Seconds the transaction took (the claim rate is measured on it).
+    seconds: float = 0.0
+    #: The lookahead horizon it claimed up to (epoch seconds).
+    horizon_ts: float = 0.0
+    #: Read when the batch was not full: the timeline's first instant (epoch seconds, None when empty)
+    #: and, when that is within the longest lead, how many rows are due with it.
+    next_due_read: bool = False
+    next_due_ts: float | None = None
+    due_with_it: int | None = None
+    error: SQLAlchemyError | None = None
+
+    @property
+    def full(self) -> bool:
+        return self.rows >= self.limit
+
+    @property
+    def earliest(self) -> float | None:
+        """The earliest instant among the fires planned (epoch seconds)."""
+        instants = (fire.scheduled_at.timestamp() for _job, fires, _nxt in self.planned for fire in fires)
+        return min(instants, default=None)
+
+
+class ClaimAhead:
+    """One thread that runs the next claim transaction; at most one batch in flight."""
+
+    def __init__(self) -> None:
+        self._pool: ThreadPoolExecutor | None = None
+        self._flight: Future[ClaimedBatch] | None = None
+
+    @property
+    def in_flight(self) -> bool:
+        return self._flight is not None
+
+    def submit(self, claim: Callable[..., ClaimedBatch], *args: Any) -> None:
+        """Start ``claim(*args)`` on the claim thread (the previous batch must have been taken)."""
+        assert self._flight is None, "take the batch in flight first"
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tablebeat-claim")
+        self._flight = self._pool.submit(claim, *args)
+
+    def take(self) -> ClaimedBatch:
+        """Wait for the batch in flight and return it (its own errors are in ``error``; others raise)."""
+        flight, self._flight = self._flight, None
+        assert flight is not None
+        return flight.result()
+
+    def close(self) -> None:
+        """Let a batch in flight commit or fail, then stop the thread (its claims, if any, are held by a
+        beat that is stopping: the others take them over once it is marked stopped)."""
+        self._flight = None
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
