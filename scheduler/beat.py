@@ -536,19 +536,24 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
                 self._claim_ahead.close()  # only after an exception: its claims go to the other beats
 
     def _claim_batches(self, lookahead: float) -> None:
-        """Claim batch after batch (the next one on the claim thread while this one's messages are
-        built: scheduler/claim_ahead.py) until the timeline's due rows are all claimed, the claim
-        budget is spent, or a claimed fire comes due."""
+        """Claim batch after batch until the timeline's due rows are all claimed, the claim budget is
+        spent, or a claimed fire comes due.  On MariaDB and PostgreSQL each batch's transaction runs on
+        the claim thread (scheduler/claim_ahead.py): the next one beside this one's messages, and the
+        fires that come due meanwhile are published without waiting for it."""
         started = time.monotonic()
         ahead = self._claim_ahead
         while True:
             if ahead.in_flight:
-                batch = ahead.take()
+                batch = self._take_publishing()
             else:
                 limit = self._batch_rows()
                 if not limit:
                     return  # claimed fires are about to be due: publish them first, claim right after
-                batch = self._claim_batch(limit, lookahead)
+                if self._pipelined:
+                    ahead.submit(self._claim_batch, limit, lookahead)
+                    batch = self._take_publishing()
+                else:
+                    batch = self._claim_batch(limit, lookahead)
             if not self._took_batch(batch):
                 return
             more = batch.full and time.monotonic() - started <= CLAIM_BUDGET_S
@@ -571,6 +576,15 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
                 time.monotonic() - started > CLAIM_BUDGET_S or (self._ready and self._ready[0][0] <= time.time())
             ):
                 return  # publish what has come due; the next tick claims the rest
+
+    def _take_publishing(self) -> ClaimedBatch:
+        """The batch in flight, once its transaction ends; held fires that come due meanwhile are published."""
+        while True:
+            wait = max(0.0, self._ready[0][0] - time.time()) if self._ready else None
+            batch = self._claim_ahead.take(wait)
+            if batch is not None:
+                return batch
+            self._publish_ready()
 
     def _claim_batch(self, limit: int, lookahead: float) -> ClaimedBatch:
         """One claim transaction of up to ``limit`` due rows (on the main or the claim thread: it reads

@@ -1,18 +1,21 @@
-"""The next claim batch, run on a second connection while beat builds the messages of the last one.
+"""Claim transactions on a thread of their own, so beat's main thread publishes while the database claims.
 
 A sustained load claims several batches a tick: each is a transaction (lock the due rows, plan,
-insert the runs, move the rows) followed by building one Celery message per won fire.  One after
-the other, beat waited on the database while the database waited on beat.  With the next batch's
-transaction in this one thread, the database works on batch k+1 while beat's main thread builds
-batch k's messages (the GIL is released while the driver waits on its socket).  The main thread
-still takes every batch in, in order, and never returns from a claim pass with one in flight:
-whatever a transaction committed is taken in before anything else looks at the claims.
+insert the runs, move the rows) followed by building one Celery message per won fire.  On one
+thread, beat waited on the database while the database waited on beat, and a fire that came due
+during a claim waited for its end.  Here each transaction runs on this one thread with a connection
+of its own: the database works on batch k+1 while the main thread builds batch k's messages (the
+GIL is released while the driver waits on its socket), and the main thread publishes fires as they
+come due while it waits for a batch.  It still takes every batch in, in order, and never leaves a
+claim pass with one in flight: whatever a transaction committed is taken in before anything else
+looks at the claims.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -76,11 +79,16 @@ class ClaimAhead:
             self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tablebeat-claim")
         self._flight = self._pool.submit(claim, *args)
 
-    def take(self) -> ClaimedBatch:
-        """Wait for the batch in flight and return it (its own errors are in ``error``; others raise)."""
-        flight, self._flight = self._flight, None
-        assert flight is not None
-        return flight.result()
+    def take(self, timeout: float | None = None) -> ClaimedBatch | None:
+        """The batch in flight once its transaction ends (its database errors are in ``error``; others
+        raise), or None if it is still running after ``timeout`` seconds."""
+        assert self._flight is not None
+        try:
+            batch = self._flight.result(timeout)
+        except FutureTimeout:
+            return None
+        self._flight = None
+        return batch
 
     def close(self) -> None:
         """Let a batch in flight commit or fail, then stop the thread (its claims, if any, are held by a

@@ -122,3 +122,33 @@ def test_an_error_while_a_batch_is_in_flight_waits_for_it(
             .where(execute_task_table.c.claimed_by == beat.token, execute_task_table.c.published_at.is_(None))
         )
     assert held and held > 0
+
+
+def test_fires_come_out_while_a_batch_is_being_claimed(
+    engine: Engine, schedulers: Callable[..., SqlScheduler], db_kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A held fire whose instant comes during a claim transaction is published at its instant, not after."""
+    if db_kind == "sqlite":
+        pytest.skip("SQLite claims on the main thread only")
+    early = add_task(engine, "early", "test_date", "date", "2099-01-01 00:00:00+00:00")
+    _at_one_instant(engine, seconds_ahead=2.0)
+    at = (datetime.now(UTC) + timedelta(seconds=1.2)).isoformat(sep=" ")
+    with engine.begin() as conn:
+        conn.execute(update(task_table).where(task_table.c.id == early).values(spec=at))
+    real_claim = store.claim_fires
+    blocked: list[bool] = []  # per blocked claim: whether the held fire went out meanwhile
+    beat = schedulers(claim_batch=50, lookahead_seconds=1.5)
+
+    def claim_blocking(conn: Any, claims: Any, token: str, now: Any) -> dict[str, int]:
+        if threading.current_thread().name.startswith("tablebeat-claim") and beat._ready and not sent(beat):
+            deadline = time.monotonic() + 10
+            while not sent(beat) and time.monotonic() < deadline:
+                time.sleep(0.01)  # the transaction is open, its rows locked: the main thread must not wait for it
+            blocked.append(bool(sent(beat)))
+        return real_claim(conn, claims, token, now)
+
+    monkeypatch.setattr(store, "claim_fires", claim_blocking)
+    tick_until(lambda: len(sent(beat)) >= TASKS + 1, beat, what="every fire published", timeout=30)
+    assert blocked, "no claim ran while the early fire was held"
+    assert all(blocked), "a held fire waited for a claim transaction"
+    assert sent(beat)[0].task_id == early
