@@ -118,6 +118,9 @@ execute_task_table = Table(
     UniqueConstraint("task_id", "scheduled_at", name="uq_execute_task_fire"),
     Index("ix_execute_task_trace_id", "trace_id"),
     Index("ix_execute_task_status", "status", "task_id"),
+    # Housekeeping's sweeps of pending runs read only their candidates (old, or unpublished), not the
+    # whole backlog of runs no worker has taken yet (migration 0011).
+    Index("ix_execute_task_status_scheduled", "status", "scheduled_at", "published_at"),
     Index("ix_execute_task_created", "create_at"),
     Index("ix_execute_task_claimed", "claimed_by", "published_at"),
     Index("uq_execute_task_running_slot", "task_id", "running_slot", unique=True),

@@ -37,6 +37,9 @@ def republish_stale(conn: Connection, published_before: datetime, limit: int = 5
             select(execute_task_table.c.id)
             .where(
                 execute_task_table.c.status == RunStatus.PENDING.value,
+                # Implied (a fire is published at its instant or later), and what bounds the read to
+                # the old runs of ix_execute_task_pending (status, scheduled_at, published_at).
+                execute_task_table.c.scheduled_at < published_before,
                 execute_task_table.c.published_at < published_before,
                 execute_task_table.c.extra == CLAIMED_EXTRA,
             )

@@ -123,7 +123,12 @@ def test_schema_created(migrated_url: str) -> None:
         task_indexes = {i["name"] for i in inspector.get_indexes("task")}
         assert {"ix_task_update_at", "ix_task_status", "ix_task_next_run_at", "ix_task_queue_note"} <= task_indexes
         exec_indexes = {i["name"] for i in inspector.get_indexes("execute_task")}
-        assert {"ix_execute_task_trace_id", "ix_execute_task_status", "ix_execute_task_created"} <= exec_indexes
+        assert {
+            "ix_execute_task_trace_id",
+            "ix_execute_task_status",
+            "ix_execute_task_created",
+            "ix_execute_task_status_scheduled",
+        } <= exec_indexes
 
 
 def test_test_copies_equal_a_migrated_database(db_kind: str, migrated_url: str) -> None:
