@@ -17,7 +17,6 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from sqlalchemy.engine import Dialect
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import ClauseElement
 
 from models.raw_statements import _PER_CALL, RawStatement
@@ -76,21 +75,8 @@ class LiteralStatement(RawStatement):
 
         :raises sqlalchemy.exc.DBAPIError: as :meth:`RawStatement.execute`.
         """
-        sql = self.literal_sql(connection.dbapi_connection.escape, values)
-        cursor = connection.cursor()
-        try:
-            cursor.execute(sql)  # no parameters: PyMySQL sends the text as it is
-            return int(cursor.rowcount)
-        except self._dialect.loaded_dbapi.Error as exc:
-            gone = self._dialect.is_disconnect(exc, connection.dbapi_connection, cursor)
-            if gone:
-                connection.invalidate(exc)
-            raise DBAPIError.instance(
-                sql, None, exc, self._dialect.loaded_dbapi.Error, connection_invalidated=gone, dialect=self._dialect
-            ) from exc
-        finally:
-            if connection.is_valid:  # an invalidated connection took its cursor with it
-                cursor.close()
+        # No parameters: PyMySQL sends the text as it is.
+        return self._run(connection, self.literal_sql(connection.dbapi_connection.escape, values), None)
 
 
 def _constant_literal(value: Any, processor: Callable[[Any], Any] | None) -> str | None:

@@ -57,22 +57,23 @@ class RawStatement:
         :raises sqlalchemy.exc.DBAPIError: the driver's error wrapped as SQLAlchemy wraps it; a
             disconnect invalidates ``connection`` (the pool will not hand it out again).
         """
-        params = self.parameters(values)
+        return self._run(connection, self.sql, self.parameters(values))
+
+    def _run(self, connection: Any, sql: str, params: Any) -> int:
+        """``sql`` with ``params`` (None: none) on a cursor of ``connection``; rowcount, errors as :meth:`execute`."""
         cursor = connection.cursor()
         try:
-            cursor.execute(self.sql, params)
+            if params is None:
+                cursor.execute(sql)
+            else:
+                cursor.execute(sql, params)
             return int(cursor.rowcount)
         except self._dialect.loaded_dbapi.Error as exc:
             gone = self._dialect.is_disconnect(exc, connection.dbapi_connection, cursor)
             if gone:
                 connection.invalidate(exc)
             raise DBAPIError.instance(
-                self.sql,
-                params,
-                exc,
-                self._dialect.loaded_dbapi.Error,
-                connection_invalidated=gone,
-                dialect=self._dialect,
+                sql, params, exc, self._dialect.loaded_dbapi.Error, connection_invalidated=gone, dialect=self._dialect
             ) from exc
         finally:
             if connection.is_valid:  # an invalidated connection took its cursor with it
