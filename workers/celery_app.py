@@ -5,10 +5,16 @@ from __future__ import annotations
 import sys
 
 from celery import Celery
+from kombu.transport import TRANSPORT_ALIASES
 
 from conf.celery import settings_of
 from conf.settings import Settings
 from protocol.signing import SigningError, enable_signing
+
+# kombu's SQLAlchemy broker transport, made safe for processes creating a queue at once; by name, so
+# kombu imports it (and SQLAlchemy's ORM) only for an sqla+ broker URL.
+SQLA_TRANSPORT = "protocol.sqla_transport:Transport"
+TRANSPORT_ALIASES.update(sqla=SQLA_TRANSPORT, sqlalchemy=SQLA_TRANSPORT)
 
 app = Celery("tablebeat")
 app.config_from_object("celeryconfig")
