@@ -517,7 +517,7 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
         if (
             self._next_due_ts is not None
             and self._lead_counted_for != self._next_due_ts
-            and self._next_due_ts - now_ts <= MAX_LEAD_S + self.settings.lookahead_seconds
+            and self._within_longest_lead(self._next_due_ts)
         ):
             assert self._engine is not None
             try:
@@ -606,7 +606,6 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
                 _note_last_status(batch.planned, batch.claims, batch.won, writes)
                 store.write_task_columns(conn, writes)
                 if not batch.full:
-                    batch.next_due_read = True
                     batch.next_due_ts, batch.due_with_it = self._read_next_due(conn)
         except SQLAlchemyError as exc:
             batch.error = exc
@@ -625,12 +624,8 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
             self._claim_cap = max(CLAIM_MIN_ROWS, batch.limit // 2)
             return False
         self._db_recovered()
-        if batch.next_due_read:
-            self._next_due_ts = batch.next_due_ts
-            self._lead = self.settings.lookahead_seconds
-            self._lead_counted_for = None
-            if batch.due_with_it is not None:
-                self._burst_counted(batch.next_due_ts, batch.due_with_it)
+        if not batch.full:
+            self._next_due_read(batch.next_due_ts, batch.due_with_it)
         self._claim_cap = min(self.settings.claim_batch, self._claim_cap + self._claim_cap // 4 + 1)
         if batch.full and batch.rows >= min(CLAIM_FLOOR_ROWS, self.settings.claim_batch):
             rate = batch.rows / max(batch.seconds, 1e-3)
@@ -659,7 +654,11 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
         instant (at most :data:`MAX_LEAD_S`), so 100,000 fires at one instant are claimed, and their
         messages built, before it comes.
         """
-        due_ts, due = self._read_next_due(conn)
+        self._next_due_read(*self._read_next_due(conn))
+
+    def _next_due_read(self, due_ts: float | None, due: int | None) -> None:
+        """The timeline's first instant was read (and ``due`` rows due with it, when counted): the
+        lead starts again from the lookahead."""
         self._next_due_ts = due_ts
         self._lead = self.settings.lookahead_seconds
         self._lead_counted_for = None
@@ -670,9 +669,13 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
         """The timeline's first instant, and the rows due with it when it is within the longest lead
         (not before: a count of a burst an hour away would be repeated on every edit for nothing)."""
         due_ts = _ts(timeline.next_due_at(conn))
-        if due_ts is None or due_ts - time.time() > MAX_LEAD_S + self.settings.lookahead_seconds:
+        if due_ts is None or not self._within_longest_lead(due_ts):
             return due_ts, None
         return due_ts, self._count_due_with(conn, due_ts)
+
+    def _within_longest_lead(self, due_ts: float) -> bool:
+        """Whether an instant is close enough that a burst due with it may be claimed early."""
+        return due_ts - time.time() <= MAX_LEAD_S + self.settings.lookahead_seconds
 
     def _count_due_with(self, conn: Any, due_ts: float) -> int:
         horizon = datetime.fromtimestamp(due_ts + self.settings.lookahead_seconds, UTC)
@@ -681,8 +684,7 @@ class SqlScheduler(beat.Scheduler):  # type: ignore[misc]
     def _count_burst(self, conn: Any) -> None:
         """Count the rows due with the first one, once, when it is within the longest lead."""
         due_ts = self._next_due_ts
-        lookahead = self.settings.lookahead_seconds
-        if due_ts is None or self._lead_counted_for == due_ts or due_ts - time.time() > MAX_LEAD_S + lookahead:
+        if due_ts is None or self._lead_counted_for == due_ts or not self._within_longest_lead(due_ts):
             return
         self._burst_counted(due_ts, self._count_due_with(conn, due_ts))
 

@@ -45,7 +45,6 @@ class ClaimedBatch:
     horizon_ts: float = 0.0
     #: Read when the batch was not full: the timeline's first instant (epoch seconds, None when empty)
     #: and, when that is within the longest lead, how many rows are due with it.
-    next_due_read: bool = False
     next_due_ts: float | None = None
     due_with_it: int | None = None
     error: SQLAlchemyError | None = None

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection
 
-from models import RunStatus
+from models import RunStatus, literal_statements
 from models.pymysql_conversions import escape_datetime
 from models.types import stored_utc
 
@@ -44,7 +44,7 @@ _NO_PARAMETERS = {"no_parameters": True}
 
 def applies(conn: Connection) -> bool:
     """Whether this connection is PyMySQL on MariaDB/MySQL (the driver whose escaping is used)."""
-    return conn.dialect.name in ("mysql", "mariadb") and conn.dialect.driver == "pymysql"
+    return literal_statements.applies(conn.dialect)
 
 
 def insert_claims(conn: Connection, claims: Sequence[FireClaim], token: str, now: datetime) -> list[tuple[int, str]]:

@@ -38,7 +38,7 @@ def republish_stale(conn: Connection, published_before: datetime, limit: int = 5
             .where(
                 execute_task_table.c.status == RunStatus.PENDING.value,
                 # Implied (a fire is published at its instant or later), and what bounds the read to
-                # the old runs of ix_execute_task_pending (status, scheduled_at, published_at).
+                # the old runs of ix_execute_task_status_scheduled (status, scheduled_at, published_at).
                 execute_task_table.c.scheduled_at < published_before,
                 execute_task_table.c.published_at < published_before,
                 execute_task_table.c.extra == CLAIMED_EXTRA,
@@ -145,7 +145,7 @@ def mark_unconsumed_queues(
     if any(q is None for q in live):
         return []
     consumed = {name for queues in live for name in queues.split(",") if name}
-    # The tasks first, from the pending runs alone (``ix_execute_task_status``). As one semi-join,
+    # The tasks first, from the pending runs alone (``ix_execute_task_status_scheduled``). As one semi-join,
     # MariaDB walked every run of each task through the (task_id, ...) index: O(run history), 0.17 s
     # at 325,000 runs and growing by the fire rate.
     task_ids = list(

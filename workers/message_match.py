@@ -60,13 +60,13 @@ def config_stamp() -> ColumnElement[Any]:
     return func.coalesce(_TASKS.c.update_at, _TASKS.c.create_at)
 
 
+#: The run's task, running this job: the conditions on ``task`` of every guard (as EXISTS or as a join).
+_TASK_RUNS_JOB = (_TASKS.c.id == _RUNS.c.task_id, _TASKS.c.execute_func == bindparam("m_job", type_=String()))
+
+
 def _task_wants(*more: ColumnElement[bool]) -> ColumnElement[bool]:
     """EXISTS: the run's task still exists and runs this job (and ``more``)."""
-    return exists(
-        select(_TASKS.c.id).where(
-            _TASKS.c.id == _RUNS.c.task_id, _TASKS.c.execute_func == bindparam("m_job", type_=String()), *more
-        )
-    )
+    return exists(select(_TASKS.c.id).where(*_TASK_RUNS_JOB, *more))
 
 
 _MINE = _RUNS.c.trace_id == bindparam("m_trace", type_=String())
@@ -86,12 +86,7 @@ GUARDS_SCHEDULED: tuple[ColumnElement[bool], ...] = (_MINE, _OF_TASK, _task_want
 #: GUARDS_RUN_NOW and GUARDS_SCHEDULED with the task's conditions as a join: a statement using them
 #: reads ``task`` beside ``execute_task`` (a multi-table UPDATE); the task is the run's, by primary
 #: key, so the same rows match as with the EXISTS.
-JOINED_GUARDS_RUN_NOW: tuple[ColumnElement[bool], ...] = (
-    _MINE,
-    _OF_TASK,
-    _TASKS.c.id == _RUNS.c.task_id,
-    _TASKS.c.execute_func == bindparam("m_job", type_=String()),
-)
+JOINED_GUARDS_RUN_NOW: tuple[ColumnElement[bool], ...] = (_MINE, _OF_TASK, *_TASK_RUNS_JOB)
 JOINED_GUARDS_SCHEDULED: tuple[ColumnElement[bool], ...] = (*JOINED_GUARDS_RUN_NOW, *_UNCHANGED)
 _GUARDS_NO_TASK_ID = (_MINE, _task_wants())
 _GUARDS_NO_TASK_ID_SCHEDULED = (_MINE, _task_wants(*_UNCHANGED))
