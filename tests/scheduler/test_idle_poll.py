@@ -3,6 +3,7 @@ check and stamp as the SQLAlchemy path, autocommit statements, errors as ``DBAPI
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -162,6 +163,12 @@ def test_newest_marks_move_with_an_added_and_an_edited_row(engine: Engine, poll:
         task_id = conn.execute(insert(Task).values(**row, spec="60", is_valid=1)).inserted_primary_key[0]
     added = poll.newest_marks()  # autocommit: no snapshot from the first read hides the insert
     assert added != empty
+    with engine.connect() as conn:
+        inserted_at = conn.scalar(select(Task.update_at).where(Task.id == task_id))
+    # A config edit's trigger stamps update_at with the database's clock (SQLite: milliseconds), so
+    # an edit in the insert's own millisecond would leave MAX(update_at) where it was: edit after it.
+    while datetime.now(UTC) <= inserted_at + timedelta(milliseconds=1):
+        time.sleep(0.001)
     with engine.begin() as conn:
         conn.execute(update(Task).where(Task.id == task_id).values(spec="120", update_at=T0 + timedelta(days=3650)))
     assert poll.newest_marks() != added
